@@ -1,0 +1,5 @@
+"""The small HTTP client shared by the node agent and the customer CLI."""
+
+from rigshift_client.client import ApiClient, ApiError
+
+__all__ = ["ApiClient", "ApiError"]

@@ -1,0 +1,136 @@
+"""The deal: jobs (bookings) with requirements, their timeline, and leases on GPU slots."""
+
+from django.db import models
+
+from marketplace.models import Customer, GPUModel, Node, Tier
+
+
+class JobState(models.TextChoices):
+    PENDING = "pending", "Pending"
+    MATCHED = "matched", "Matched"
+    RUNNING = "running", "Running"
+    COMPLETED = "completed", "Completed"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+    PREEMPTED = "preempted", "Preempted"
+
+
+TERMINAL_JOB_STATES = frozenset({JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED})
+
+
+class JobMode(models.TextChoices):
+    ON_DEMAND = "on_demand", "On demand"
+    INTERRUPTIBLE = "interruptible", "Interruptible"
+    RESERVED = "reserved", "Reserved"
+
+
+class Job(models.Model):
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="jobs")
+    name = models.CharField(max_length=200)
+    state = models.CharField(max_length=12, choices=JobState.choices, default=JobState.PENDING, db_index=True)
+    # Requirements.
+    gpu_count = models.PositiveSmallIntegerField()
+    min_gpu_ram = models.DecimalField(max_digits=6, decimal_places=1, null=True, blank=True)
+    gpu_models = models.ManyToManyField(GPUModel, blank=True, related_name="+")
+    min_compute_cap = models.DecimalField(max_digits=3, decimal_places=1, null=True, blank=True)
+    min_tier = models.CharField(max_length=12, choices=Tier.choices, blank=True)
+    regions = models.JSONField(default=list, blank=True)
+    min_reliability = models.FloatField(null=True, blank=True)
+    verified_only = models.BooleanField(default=True)
+    min_inet_down = models.PositiveIntegerField(null=True, blank=True)
+    min_cpu_cores_per_gpu = models.PositiveIntegerField(null=True, blank=True)
+    min_ram_gb_per_gpu = models.PositiveIntegerField(null=True, blank=True)
+    min_disk_gb_per_gpu = models.PositiveIntegerField(null=True, blank=True)
+    # Workload.
+    image = models.CharField(max_length=300)
+    command = models.TextField(blank=True)
+    env = models.JSONField(default=dict, blank=True)
+    ports = models.JSONField(default=list, blank=True)
+    # Mode and price (micro-USD per GPU-hour).
+    mode = models.CharField(max_length=14, choices=JobMode.choices, default=JobMode.ON_DEMAND)
+    max_price_micros = models.BigIntegerField(null=True, blank=True)
+    bid_micros = models.BigIntegerField(null=True, blank=True)
+    earliest_start = models.DateTimeField(null=True, blank=True)
+    latest_start = models.DateTimeField(null=True, blank=True)
+    duration_seconds = models.PositiveIntegerField()
+    # Money and bookkeeping.
+    idempotency_key = models.CharField(max_length=200, blank=True)
+    held_micros = models.BigIntegerField(default=0, help_text="Escrow held for this job")
+    retries = models.PositiveSmallIntegerField(default=0)
+    max_retries = models.PositiveSmallIntegerField(default=3)
+    pending_reason = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["customer", "idempotency_key"],
+                condition=~models.Q(idempotency_key=""),
+                name="job_idempotency_key_unique_per_customer",
+            ),
+            models.CheckConstraint(condition=models.Q(gpu_count__gte=1), name="job_gpu_count_positive"),
+            models.CheckConstraint(condition=models.Q(held_micros__gte=0), name="job_held_non_negative"),
+        ]
+        indexes = [models.Index(fields=["state", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"job {self.pk} {self.name} ({self.state})"
+
+    @property
+    def price_limit_micros(self) -> int | None:
+        return self.bid_micros if self.mode == JobMode.INTERRUPTIBLE else self.max_price_micros
+
+
+class JobEvent(models.Model):
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="events")
+    at = models.DateTimeField(auto_now_add=True)
+    from_state = models.CharField(max_length=12, blank=True)
+    to_state = models.CharField(max_length=12)
+    note = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["at", "id"]
+
+
+class LeaseState(models.TextChoices):
+    RESERVED = "reserved", "Reserved"
+    ACTIVE = "active", "Active"
+    ENDED = "ended", "Ended"
+    PREEMPTED = "preempted", "Preempted"
+    FAILED = "failed", "Failed"
+
+
+class Lease(models.Model):
+    job = models.ForeignKey(Job, on_delete=models.PROTECT, related_name="leases")
+    node = models.ForeignKey(Node, on_delete=models.PROTECT, related_name="leases")
+    gpu_slots = models.JSONField(default=list, help_text="GPU indices on the node")
+    gpu_count = models.PositiveSmallIntegerField()
+    price_micros = models.BigIntegerField(help_text="Agreed price per GPU-hour, micro-USD")
+    starts_at = models.DateTimeField()
+    ends_at = models.DateTimeField()
+    state = models.CharField(max_length=10, choices=LeaseState.choices, default=LeaseState.RESERVED, db_index=True)
+    activated_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    end_reason = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(ends_at__gt=models.F("starts_at")), name="lease_period_valid")
+        ]
+
+
+class LeaseSlot(models.Model):
+    """One GPU of one node held by a lease for a period. PostgreSQL forbids overlaps outright."""
+
+    lease = models.ForeignKey(Lease, on_delete=models.CASCADE, related_name="slots")
+    node = models.ForeignKey(Node, on_delete=models.PROTECT, related_name="+")
+    slot = models.PositiveSmallIntegerField()
+    starts_at = models.DateTimeField()
+    ends_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["node", "ends_at"])]

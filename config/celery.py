@@ -1,0 +1,11 @@
+"""The Celery application. Broker: Redis when REDIS_URL is set, else a filesystem transport."""
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+app = Celery("rigshift")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()

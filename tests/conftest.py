@@ -1,0 +1,61 @@
+"""Shared fixtures: API clients per role."""
+
+from typing import Any
+
+import pytest
+from rest_framework.test import APIClient
+
+from common.services import api_token_create
+from tests.factories import CustomerFactory, ProviderFactory
+
+
+def client_for(user: Any) -> APIClient:
+    _, raw = api_token_create(user=user)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    return client
+
+
+@pytest.fixture
+def api_client() -> APIClient:
+    return APIClient()
+
+
+@pytest.fixture
+def provider(db: Any) -> Any:
+    return ProviderFactory()
+
+
+@pytest.fixture
+def other_provider(db: Any) -> Any:
+    return ProviderFactory()
+
+
+@pytest.fixture
+def customer(db: Any) -> Any:
+    return CustomerFactory()
+
+
+@pytest.fixture
+def other_customer(db: Any) -> Any:
+    return CustomerFactory()
+
+
+@pytest.fixture
+def provider_client(provider: Any) -> APIClient:
+    return client_for(provider.user)
+
+
+@pytest.fixture
+def other_provider_client(other_provider: Any) -> APIClient:
+    return client_for(other_provider.user)
+
+
+@pytest.fixture
+def customer_client(customer: Any) -> APIClient:
+    return client_for(customer.user)
+
+
+@pytest.fixture
+def other_customer_client(other_customer: Any) -> APIClient:
+    return client_for(other_customer.user)

@@ -1,3 +1,6 @@
-from django.urls import URLPattern, URLResolver
+from django.urls import include, path
 
-urlpatterns: list[URLPattern | URLResolver] = []
+urlpatterns = [
+    path("", include("billing.api.wallet_urls")),  # wallet, top-ups
+    path("", include("billing.api.billing_urls")),  # invoices, payouts, ledger
+]

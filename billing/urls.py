@@ -1,3 +1,5 @@
-from django.urls import URLPattern, URLResolver
+"""Billing pages (invoices, lender portal) and the Stripe webhook, mounted at the site root."""
 
-urlpatterns: list[URLPattern | URLResolver] = []
+from billing.views import page_urls
+
+urlpatterns = [*page_urls.urlpatterns]

@@ -1,5 +1,7 @@
-from django.urls import URLPattern, URLResolver
+"""Customer portal pages under /app/ (namespace "app")."""
+
+from broker.views import app_urls
 
 app_name = "app"
 
-urlpatterns: list[URLPattern | URLResolver] = []
+urlpatterns = [*app_urls.urlpatterns]

@@ -1,5 +1,7 @@
-from django.urls import URLPattern, URLResolver
+"""Admin matching console under /console/ (namespace "console"), staff only."""
+
+from broker.views import console_urls
 
 app_name = "console"
 
-urlpatterns: list[URLPattern | URLResolver] = []
+urlpatterns = [*console_urls.urlpatterns]

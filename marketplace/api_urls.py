@@ -1,3 +1,6 @@
-from django.urls import URLPattern, URLResolver
+from django.urls import include, path
 
-urlpatterns: list[URLPattern | URLResolver] = []
+urlpatterns = [
+    path("", include("marketplace.api.catalog_urls")),  # GPU catalog, fleet assessments
+    path("", include("marketplace.api.provider_urls")),  # provider signup, nodes
+]

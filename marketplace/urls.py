@@ -1,5 +1,7 @@
-from django.urls import URLPattern, URLResolver
+"""Provider portal pages under /provider/ (namespace "provider")."""
+
+from marketplace.views import assessment_urls, portal_urls
 
 app_name = "provider"
 
-urlpatterns: list[URLPattern | URLResolver] = []
+urlpatterns = [*portal_urls.urlpatterns, *assessment_urls.urlpatterns]

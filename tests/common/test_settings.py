@@ -1,0 +1,48 @@
+"""Production settings refuse to start without their secrets; the embedded defaults need none."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _check(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "SECRET_KEY"}}
+    clean.update({"DJANGO_SETTINGS_MODULE": "config.settings", **env})
+    return subprocess.run(
+        [sys.executable, "manage.py", "check", *args], cwd=ROOT, env=clean, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_production_refuses_to_start_without_secret_key(tmp_path: Path) -> None:
+    result = _check({"DJANGO_DEBUG": "0", "RIGSHIFT_VAR_DIR": str(tmp_path)})
+    assert result.returncode != 0
+    assert "SECRET_KEY must be set" in result.stderr
+
+
+def test_stripe_key_without_webhook_secret_is_refused(tmp_path: Path) -> None:
+    result = _check({"STRIPE_SECRET_KEY": "sk_test_x", "RIGSHIFT_VAR_DIR": str(tmp_path)})
+    assert result.returncode != 0
+    assert "STRIPE_WEBHOOK_SECRET" in result.stderr
+
+
+def test_production_settings_pass_check_deploy(tmp_path: Path) -> None:
+    result = _check(
+        {
+            "DJANGO_DEBUG": "0",
+            "SECRET_KEY": "a-long-random-production-secret-for-the-deploy-check-0123456789",
+            "ALLOWED_HOSTS": "rigshift.example.com",
+            "RIGSHIFT_VAR_DIR": str(tmp_path),
+        },
+        "--deploy",
+        "--fail-level",
+        "WARNING",
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_embedded_defaults_need_no_environment(tmp_path: Path) -> None:
+    result = _check({"RIGSHIFT_VAR_DIR": str(tmp_path)})
+    assert result.returncode == 0, result.stderr

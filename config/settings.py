@@ -122,6 +122,17 @@ CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {}
+# Node liveness: mark nodes whose heartbeats stopped offline (failover listens), refresh reliability.
+CELERY_BEAT_SCHEDULE["marketplace-nodes-mark-offline"] = {
+    "task": "marketplace.tasks.nodes_mark_offline",
+    "schedule": 15.0,
+    "options": {"expires": 15},
+}
+CELERY_BEAT_SCHEDULE["marketplace-nodes-reliability-refresh"] = {
+    "task": "marketplace.tasks.nodes_reliability_refresh",
+    "schedule": 300.0,
+    "options": {"expires": 300},
+}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 8}},

@@ -1,0 +1,161 @@
+"""Node liveness and reliability: uptime buckets from heartbeats, the rolling 30-day score, offline sweep.
+
+Reliability is uptime over a rolling 30-day window::
+
+    reliability = sum(up_seconds of the node's hourly buckets in the window) / seconds the node existed in it
+
+where the window is `min(30 days, now - node.created_at)`. Uptime is added per heartbeat as the gap
+since the previous heartbeat, but only when that gap is at most `RIGSHIFT_NODE_OFFLINE_AFTER_S`
+(a longer silence is downtime). Gaps are measured between whole Unix seconds, so the sum of many
+15-second gaps is exact (no rounding drift) and heartbeating faster never earns more uptime.
+"""
+
+import logging
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from functools import partial
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q, Sum
+from django.utils import timezone
+
+from marketplace.models import Node, NodeStatus, NodeUptime
+from marketplace.signals import node_went_offline
+
+logger = logging.getLogger(__name__)
+
+RELIABILITY_WINDOW = timedelta(days=30)
+HOUR_S = 3600
+
+
+def hour_floor(at: datetime) -> datetime:
+    """The start of the UTC hour containing `at` (the key of its uptime bucket)."""
+    return at.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def uptime_split(*, start: datetime, end: datetime) -> list[tuple[datetime, int]]:
+    """Split the whole seconds between `start` and `end` into (hour bucket, seconds) pairs.
+
+    Both ends are floored to whole Unix seconds, so consecutive splits telescope exactly.
+    """
+    first = int(start.timestamp())
+    last = int(end.timestamp())
+    parts: list[tuple[datetime, int]] = []
+    cursor = first
+    while cursor < last:
+        bucket_start = cursor - cursor % HOUR_S
+        bucket_end = min(bucket_start + HOUR_S, last)
+        parts.append((datetime.fromtimestamp(bucket_start, tz=UTC), bucket_end - cursor))
+        cursor = bucket_end
+    return parts
+
+
+def node_uptime_add(*, node_id: int, previous: datetime | None, now: datetime) -> int:
+    """Credit the node with the time since its previous heartbeat, split over hour buckets.
+
+    Nothing is added for the first heartbeat, for a gap longer than `RIGSHIFT_NODE_OFFLINE_AFTER_S`
+    or for a clock that went backwards. Callers hold the node row lock (see the agent heartbeat
+    service), so buckets are updated without races. Returns the seconds added.
+    """
+    if previous is None or now <= previous:
+        return 0
+    if (now - previous).total_seconds() > settings.RIGSHIFT_NODE_OFFLINE_AFTER_S:
+        return 0
+    added = 0
+    for hour, seconds in uptime_split(start=previous, end=now):
+        updated = NodeUptime.objects.filter(node_id=node_id, hour=hour).update(up_seconds=F("up_seconds") + seconds)
+        if not updated:
+            NodeUptime.objects.create(node_id=node_id, hour=hour, up_seconds=seconds)
+        added += seconds
+    return added
+
+
+def _window(*, created_at: datetime, now: datetime) -> tuple[datetime, float]:
+    start = max(now - RELIABILITY_WINDOW, created_at)
+    return start, max((now - start).total_seconds(), 0.0)
+
+
+def reliability_ratio(*, up_seconds: int, created_at: datetime, now: datetime) -> float:
+    """Uptime share of the window the node existed in, clamped to 0–1 (0 for a node just created)."""
+    _, existed = _window(created_at=created_at, now=now)
+    if existed < 1:
+        return 0.0
+    return max(0.0, min(1.0, up_seconds / existed))
+
+
+def node_reliability_compute(*, node: Node, now: datetime | None = None) -> float:
+    """The node's reliability now, from its uptime buckets (one aggregate query)."""
+    now = now or timezone.now()
+    start, _ = _window(created_at=node.created_at, now=now)
+    up = NodeUptime.objects.filter(node_id=node.pk, hour__gte=hour_floor(start), hour__lte=now).aggregate(
+        total=Sum("up_seconds")
+    )["total"]
+    return reliability_ratio(up_seconds=up or 0, created_at=node.created_at, now=now)
+
+
+def node_reliability_refresh(*, node: Node, now: datetime | None = None) -> float:
+    """Recompute and store `Node.reliability` for one node."""
+    value = node_reliability_compute(node=node, now=now)
+    Node.objects.filter(pk=node.pk).update(reliability=value)
+    node.reliability = value
+    return value
+
+
+def nodes_reliability_refresh(*, now: datetime | None = None, batch_size: int = 1000) -> int:
+    """Recompute `Node.reliability` for every node (the periodic task). Returns how many changed.
+
+    One grouped aggregate over the window's buckets, then updates only where the value moved.
+    """
+    now = now or timezone.now()
+    totals = dict(
+        NodeUptime.objects.filter(hour__gte=hour_floor(now - RELIABILITY_WINDOW), hour__lte=now)
+        .values_list("node_id")
+        .annotate(total=Sum("up_seconds"))
+        .values_list("node_id", "total")
+    )
+    changed: list[Node] = []
+    for node in Node.objects.only("id", "created_at", "reliability").iterator(chunk_size=batch_size):
+        value = reliability_ratio(up_seconds=totals.get(node.pk) or 0, created_at=node.created_at, now=now)
+        if abs(value - node.reliability) > 1e-9:
+            node.reliability = value
+            changed.append(node)
+    for offset in range(0, len(changed), batch_size):
+        Node.objects.bulk_update(changed[offset : offset + batch_size], ["reliability"])
+    return len(changed)
+
+
+def _send_offline(node_ids: Iterable[int]) -> None:
+    for node_id in node_ids:
+        for receiver, result in node_went_offline.send_robust(sender=Node, node_id=node_id):
+            if isinstance(result, Exception):
+                logger.error(
+                    "node_went_offline receiver %r failed for node %s",
+                    receiver,
+                    node_id,
+                    exc_info=(type(result), result, result.__traceback__),
+                )
+
+
+def nodes_mark_offline(*, now: datetime | None = None) -> list[int]:
+    """Mark online nodes whose last heartbeat is older than `RIGSHIFT_NODE_OFFLINE_AFTER_S` offline.
+
+    Rows being written by a concurrent heartbeat are skipped (that node is alive). After commit,
+    `marketplace.signals.node_went_offline(node_id=…)` is sent once per node marked, for failover.
+    A node online with no heartbeat at all counts from its creation. Returns the ids marked.
+    """
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=settings.RIGSHIFT_NODE_OFFLINE_AFTER_S)
+    stale = Q(status=NodeStatus.ONLINE) & (
+        Q(last_heartbeat_at__lt=cutoff) | Q(last_heartbeat_at__isnull=True, created_at__lt=cutoff)
+    )
+    with transaction.atomic():
+        ids = list(
+            Node.objects.select_for_update(skip_locked=True).filter(stale).order_by("pk").values_list("pk", flat=True)
+        )
+        if not ids:
+            return []
+        Node.objects.filter(stale, pk__in=ids).update(status=NodeStatus.OFFLINE, updated_at=now)
+        transaction.on_commit(partial(_send_offline, ids))
+    logger.info("marked %d node(s) offline: %s", len(ids), ids[:20])
+    return ids

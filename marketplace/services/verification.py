@@ -1,0 +1,230 @@
+"""Hardware verification: compare what the agent reports with what the provider registered.
+
+- `node_agent_report_apply` stores the agent's report on the node (register call), sets
+  `hardware_mismatch` (GPU model, count and VRAM against the registration) and `benchmark_flag`
+  (a measured figure far from the catalog), and takes verification away while a mismatch stands.
+- `node_verify` / `node_deverify` are the staff actions; verification is refused while the agent
+  has never reported or a hardware mismatch stands.
+"""
+
+import re
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db import transaction
+from django.utils import timezone
+
+from common.errors import Conflict, PermissionDenied
+from common.services import audit_log
+from marketplace.models import GPUModel, Node, NodeStatus
+
+# A measured benchmark below this share of the catalog figure is flagged for staff.
+BENCHMARK_LOW_SHARE = 0.5
+# ... and above this multiple (a spoofed or mis-scaled figure).
+BENCHMARK_HIGH_MULTIPLE = 2.0
+# Reported VRAM per GPU may be this much below the catalog figure (driver reserve, GiB vs GB).
+VRAM_TOLERANCE = 0.10
+
+_VENDOR_WORDS = re.compile(r"\b(nvidia|geforce|amd|radeon|ati|graphics|corporation|corp|inc)\b")
+
+
+def name_normalise(name: str) -> str:
+    """A forgiving key for a GPU name: vendor words and punctuation removed, lower case.
+
+    "NVIDIA GeForce RTX 4090" and "GeForce RTX 4090" both become "rtx4090".
+    """
+    lowered = _VENDOR_WORDS.sub(" ", name.lower())
+    return re.sub(r"[^a-z0-9]", "", lowered)
+
+
+def _catalog_match(name: str) -> GPUModel | None:
+    """The catalog's forgiving matcher when it exists (marketplace.services.catalog), else None."""
+    try:
+        from marketplace.services.catalog import gpu_model_match  # optional: lands separately
+    except ImportError:
+        return None
+    result: GPUModel | None = gpu_model_match(name=name)
+    return result
+
+
+def gpu_name_matches(*, name: str, gpu_model: GPUModel) -> bool:
+    """Does a GPU name as the agent reports it ("NVIDIA GeForce RTX 4090") denote `gpu_model`?"""
+    matched = _catalog_match(name)
+    if matched is not None:
+        return matched.slug == gpu_model.slug
+    key = name_normalise(name)
+    if not key:
+        return False
+    candidates = {name_normalise(gpu_model.name), name_normalise(gpu_model.slug)}
+    candidates.update(name_normalise(str(alias)) for alias in (gpu_model.aliases or []))
+    return key in candidates
+
+
+def _display_name(name: str, gpu_model: GPUModel) -> str:
+    if gpu_name_matches(name=name, gpu_model=gpu_model):
+        return gpu_model.name
+    matched = _catalog_match(name)
+    return matched.name if matched is not None else name.strip() or "unnamed GPU"
+
+
+def hardware_mismatch_describe(*, gpu_model: GPUModel, gpu_count: int, gpus: list[dict[str, Any]]) -> str:
+    """'' when the agent's GPUs are the registered ones, else one sentence for the provider and staff.
+
+    Example: "registered 8× GeForce RTX 4090, agent sees 6× GeForce RTX 4090".
+    """
+    registered = f"registered {gpu_count}× {gpu_model.name}"
+    if not gpus:
+        return f"{registered}, agent sees no GPUs"
+    seen = Counter(_display_name(str(gpu.get("name", "")), gpu_model) for gpu in gpus)
+    all_match = all(gpu_name_matches(name=str(gpu.get("name", "")), gpu_model=gpu_model) for gpu in gpus)
+    if not all_match or len(gpus) != gpu_count:
+        parts = [f"{count}× {name}" for name, count in sorted(seen.items(), key=lambda item: (-item[1], item[0]))]
+        return f"{registered}, agent sees {' + '.join(parts)}"
+    catalog_vram = float(gpu_model.vram_gb)
+    short = [
+        gpu
+        for gpu in gpus
+        if gpu.get("vram_gb") is not None and float(gpu["vram_gb"]) < catalog_vram * (1 - VRAM_TOLERANCE)
+    ]
+    if short:
+        smallest = min(float(gpu["vram_gb"]) for gpu in short)
+        return (
+            f"{registered} with {catalog_vram:g} GB each, agent sees {len(short)} GPU(s) with only {smallest:g} GB VRAM"
+        )
+    return ""
+
+
+def benchmark_flag_describe(*, gpu_model: GPUModel, benchmark: dict[str, Any] | None) -> str:
+    """'' when the measured figures are plausible for the model, else a note for staff.
+
+    `benchmark.tflops` is the measured dense FP16 TFLOPS of one GPU; `mem_bandwidth_gbs` its
+    memory bandwidth. Below half the catalog figure (or above twice it) is flagged.
+    """
+    if not benchmark:
+        return ""
+    notes: list[str] = []
+    checks = (
+        ("tflops", float(gpu_model.fp16_tflops), "FP16 TFLOPS"),
+        ("mem_bandwidth_gbs", float(gpu_model.mem_bandwidth_gbs), "GB/s memory bandwidth"),
+    )
+    for key, catalog, unit in checks:
+        value = benchmark.get(key)
+        if value is None or catalog <= 0:
+            continue
+        measured = float(value)
+        if measured < catalog * BENCHMARK_LOW_SHARE:
+            notes.append(
+                f"measured {measured:g} {unit} per GPU is {measured / catalog:.0%} of the catalog "
+                f"{catalog:g} for {gpu_model.name}"
+            )
+        elif measured > catalog * BENCHMARK_HIGH_MULTIPLE:
+            notes.append(f"measured {measured:g} {unit} per GPU is implausibly above the catalog {catalog:g}")
+    return "; ".join(notes)[:300]
+
+
+@dataclass(frozen=True)
+class AgentReportResult:
+    node: Node
+    hardware_mismatch: str
+    benchmark_flag: str
+    deverified: bool
+
+
+_MEASURED_SPECS = ("cpu_cores", "ram_gb", "disk_gb", "inet_down_mbps", "inet_up_mbps")
+
+
+def node_agent_report_apply(*, node: Node, report: dict[str, Any], now: datetime | None = None) -> AgentReportResult:
+    """Store a validated agent hardware report on `node` and check it against the registration.
+
+    `report` is the agent's register body (see the agent API). Measured CPU, RAM, disk and network
+    figures replace the declared ones (customers filter on them). The node goes online. A
+    hardware mismatch takes verification away (audit-logged) until a later report matches and
+    staff verify again.
+    """
+    now = now or timezone.now()
+    gpu_model = node.gpu_model
+    gpus = list(report.get("gpus") or [])
+    mismatch = hardware_mismatch_describe(gpu_model=gpu_model, gpu_count=node.gpu_count, gpus=gpus)
+    benchmark = report.get("benchmark") or {}
+    flag = benchmark_flag_describe(gpu_model=gpu_model, benchmark=benchmark)
+    with transaction.atomic():
+        locked = Node.objects.select_for_update().get(pk=node.pk)
+        deverified = bool(mismatch) and locked.verified
+        fields = {
+            "agent_report": report,
+            "agent_registered_at": now,
+            "hardware_mismatch": mismatch[:500],
+            "benchmark_flag": flag,
+            "dlperf": float(benchmark["tflops"]) if benchmark.get("tflops") is not None else None,
+            "status": NodeStatus.ONLINE,
+            "last_heartbeat_at": now,
+            "verified": locked.verified and not mismatch,
+        }
+        for spec in _MEASURED_SPECS:
+            if report.get(spec) is not None:
+                fields[spec] = int(report[spec])
+        for name, value in fields.items():
+            setattr(node, name, value)
+        node.updated_at = now
+        Node.objects.filter(pk=node.pk).update(updated_at=now, **fields)
+        if deverified:
+            audit_log(
+                actor=None,
+                action="node.deverify",
+                target=f"node:{node.pk}",
+                details={"reason": "hardware mismatch reported by the agent", "mismatch": mismatch},
+            )
+    return AgentReportResult(node=node, hardware_mismatch=mismatch, benchmark_flag=flag, deverified=deverified)
+
+
+def _require_staff(by: AbstractBaseUser | AnonymousUser) -> None:
+    if not (by.is_authenticated and getattr(by, "is_staff", False)):
+        raise PermissionDenied("Only staff may verify or deverify nodes.")
+
+
+def node_verify(*, node: Node, by: Any) -> Node:
+    """Staff: mark `node` verified. Refused (409) while the agent has never reported or a hardware
+    mismatch stands. Verifying a verified node changes nothing."""
+    _require_staff(by)
+    with transaction.atomic():
+        locked = Node.objects.select_for_update().get(pk=node.pk)
+        if locked.agent_registered_at is None:
+            raise Conflict(
+                f"Node {locked.name!r} cannot be verified: its agent has never reported its hardware.",
+                code="agent_not_registered",
+            )
+        if locked.hardware_mismatch:
+            raise Conflict(
+                f"Node {locked.name!r} cannot be verified while its hardware does not match the "
+                f"registration: {locked.hardware_mismatch}.",
+                code="hardware_mismatch",
+            )
+        if not locked.verified:
+            now = timezone.now()
+            Node.objects.filter(pk=locked.pk).update(verified=True, verified_at=now, updated_at=now)
+            locked.verified, locked.verified_at = True, now
+            audit_log(
+                actor=by,
+                action="node.verify",
+                target=f"node:{locked.pk}",
+                details={
+                    "agent_report_at": locked.agent_registered_at.isoformat(),
+                    "benchmark_flag": locked.benchmark_flag,
+                },
+            )
+    node.verified, node.verified_at = locked.verified, locked.verified_at
+    return node
+
+
+def node_deverify(*, node: Node, by: Any, reason: str = "") -> Node:
+    """Staff: take verification away from `node` (audit-logged with the reason)."""
+    _require_staff(by)
+    with transaction.atomic():
+        updated = Node.objects.filter(pk=node.pk, verified=True).update(verified=False, updated_at=timezone.now())
+        if updated:
+            audit_log(actor=by, action="node.deverify", target=f"node:{node.pk}", details={"reason": reason[:500]})
+    node.verified = False
+    return node

@@ -1,0 +1,18 @@
+"""Marketplace Celery tasks: thin wrappers that call one service each."""
+
+from celery import shared_task
+
+from marketplace.services.reliability import nodes_mark_offline as nodes_mark_offline_service
+from marketplace.services.reliability import nodes_reliability_refresh as nodes_reliability_refresh_service
+
+
+@shared_task(name="marketplace.tasks.nodes_mark_offline", ignore_result=True)
+def nodes_mark_offline() -> int:
+    """Beat (every 15 s): mark nodes whose heartbeats stopped offline; sends `node_went_offline` on commit."""
+    return len(nodes_mark_offline_service())
+
+
+@shared_task(name="marketplace.tasks.nodes_reliability_refresh", ignore_result=True)
+def nodes_reliability_refresh() -> int:
+    """Beat (every 5 min): recompute every node's rolling 30-day reliability."""
+    return nodes_reliability_refresh_service()

@@ -134,3 +134,28 @@ class LeaseSlot(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["node", "ends_at"])]
+
+
+class MatchRound(models.Model):
+    """One matching round: what it considered, what it placed, how long each phase took, why the rest did not."""
+
+    shard = models.CharField(max_length=40, default="default")
+    started_at = models.DateTimeField(db_index=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    jobs_considered = models.PositiveIntegerField(default=0)
+    nodes_considered = models.PositiveIntegerField(default=0)
+    placed = models.PositiveIntegerField(default=0)
+    preempted = models.PositiveIntegerField(default=0)
+    snapshot_ms = models.FloatField(default=0.0)
+    engine_ms = models.FloatField(default=0.0)
+    commit_ms = models.FloatField(default=0.0)
+    total_ms = models.FloatField(default=0.0)
+    unplaced_reasons = models.JSONField(default=dict, blank=True, help_text="reason code → number of jobs")
+    phases = models.JSONField(default=dict, blank=True, help_text="finer timings, ms")
+    note = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"round {self.pk} {self.shard}: {self.placed}/{self.jobs_considered}"

@@ -97,3 +97,227 @@ class TopUp(models.Model):
     class Meta:
         ordering = ["-created_at"]
         constraints = [models.CheckConstraint(condition=models.Q(amount_micros__gt=0), name="topup_positive")]
+
+
+# --- Metering, settlement, SLA credits, payouts, Stripe events, invoices ------------------------------------------
+# Billing never imports broker: a lease is known here only by its reference (`lease_ref`, the broker's lease id)
+# together with the price and the parties it was opened with.
+
+
+class LeaseAccountStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    CLOSED = "closed", "Closed"
+
+
+class LeaseAccount(models.Model):
+    """Billing's view of one lease: who pays whom, at what price, and what has been rated and charged.
+
+    Cumulative fields only ever grow; each settlement moves the difference (see services.settlement).
+    """
+
+    lease_ref = models.BigIntegerField(unique=True)
+    job_ref = models.BigIntegerField(db_index=True)
+    customer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="lease_accounts")
+    provider = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="provider_lease_accounts"
+    )
+    node_id = models.BigIntegerField(db_index=True)
+    gpu_model_name = models.CharField(max_length=80, blank=True)
+    price_micros = models.BigIntegerField(help_text="Price per GPU-hour, micro-USD")
+    gpu_count = models.PositiveSmallIntegerField()
+    hold_micros = models.BigIntegerField(default=0, help_text="Escrow backing this lease; charges never exceed it (0 = no cap)")
+    rated_gpu_ms = models.BigIntegerField(default=0, help_text="Cumulative GPU-milliseconds rated")
+    charged_micros = models.BigIntegerField(default=0)
+    fee_micros = models.BigIntegerField(default=0)
+    reserve_micros = models.BigIntegerField(default=0)
+    provider_micros = models.BigIntegerField(default=0, help_text="Provider share (payable + lender withholding)")
+    released_micros = models.BigIntegerField(default=0, help_text="Unused hold returned to the wallet at close")
+    status = models.CharField(max_length=8, choices=LeaseAccountStatus.choices, default=LeaseAccountStatus.OPEN)
+    failed = models.BooleanField(default=False, help_text="Closed because its node failed")
+    opened_at = models.DateTimeField(auto_now_add=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-opened_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(
+                    charged_micros=models.F("fee_micros") + models.F("reserve_micros") + models.F("provider_micros")
+                ),
+                name="lease_account_split_adds_up",
+            ),
+            models.CheckConstraint(condition=models.Q(price_micros__gte=0), name="lease_account_price_non_negative"),
+            models.CheckConstraint(condition=models.Q(gpu_count__gte=1), name="lease_account_gpus_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"lease {self.lease_ref} ({self.status})"
+
+
+class UsageStatus(models.TextChoices):
+    PENDING = "pending", "Pending (not rated yet)"
+    RATED = "rated", "Rated"
+    EXCLUDED = "excluded", "Excluded (not charged)"
+
+
+class UsageRecord(models.Model):
+    """One heartbeat's usage of one lease; (node, lease, seq) is recorded once whatever arrives twice."""
+
+    node_id = models.BigIntegerField()
+    lease_ref = models.BigIntegerField()
+    seq = models.BigIntegerField()
+    gpu_ms = models.BigIntegerField(help_text="GPU-milliseconds in the interval")
+    utilisation = models.FloatField(null=True, blank=True, help_text="Mean GPU utilisation 0–1 (not money)")
+    interval_start = models.DateTimeField(null=True, blank=True)
+    interval_end = models.DateTimeField(null=True, blank=True)
+    state = models.CharField(max_length=20, blank=True)
+    status = models.CharField(max_length=10, choices=UsageStatus.choices, default=UsageStatus.PENDING)
+    exclusion_reason = models.CharField(max_length=200, blank=True)
+    settlement = models.ForeignKey("Settlement", null=True, blank=True, on_delete=models.PROTECT, related_name="usage")
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["node_id", "lease_ref", "seq"], name="usage_once_per_node_lease_seq"),
+            models.CheckConstraint(condition=models.Q(gpu_ms__gte=0), name="usage_gpu_ms_non_negative"),
+        ]
+        indexes = [models.Index(fields=["lease_ref", "status"])]
+
+
+class Settlement(models.Model):
+    """One settlement of one lease: the usage it rated and the ledger transaction that moved the money."""
+
+    lease_account = models.ForeignKey(LeaseAccount, on_delete=models.PROTECT, related_name="settlements")
+    ledger_transaction = models.OneToOneField(
+        LedgerTransaction, null=True, blank=True, on_delete=models.PROTECT, related_name="settlement"
+    )
+    gpu_ms = models.BigIntegerField()
+    upto_gpu_ms = models.BigIntegerField(help_text="Cumulative rated GPU-ms after this settlement")
+    charged_micros = models.BigIntegerField()
+    fee_micros = models.BigIntegerField()
+    reserve_micros = models.BigIntegerField()
+    provider_micros = models.BigIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["lease_account", "upto_gpu_ms"], name="settlement_once_per_cumulative"),
+            models.CheckConstraint(
+                condition=models.Q(
+                    charged_micros=models.F("fee_micros") + models.F("reserve_micros") + models.F("provider_micros")
+                ),
+                name="settlement_split_adds_up",
+            ),
+        ]
+
+
+class SlaCredit(models.Model):
+    """The credit a customer got (and the penalty its provider bore) for a lease its node failed."""
+
+    lease_account = models.OneToOneField(LeaseAccount, on_delete=models.PROTECT, related_name="sla_credit")
+    ledger_transaction = models.OneToOneField(LedgerTransaction, on_delete=models.PROTECT, related_name="sla_credit")
+    credit_micros = models.BigIntegerField()
+    penalty_micros = models.BigIntegerField()
+    policy = models.CharField(max_length=200)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+
+class PayoutStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    IN_TRANSIT = "in_transit", "In transit"
+    PAID = "paid", "Paid"
+    FAILED = "failed", "Failed (returned to balance)"
+
+
+class Payout(models.Model):
+    """Money leaving a provider's payable through the gateway; a failure returns it, visibly."""
+
+    provider = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="payouts")
+    amount_micros = models.BigIntegerField()
+    currency = models.CharField(max_length=3, default="USD")
+    status = models.CharField(max_length=12, choices=PayoutStatus.choices, default=PayoutStatus.PENDING)
+    gateway = models.CharField(max_length=20)
+    gateway_ref = models.CharField(max_length=200, blank=True, db_index=True)
+    failure_reason = models.CharField(max_length=300, blank=True)
+    ledger_transaction = models.OneToOneField(
+        LedgerTransaction, on_delete=models.PROTECT, related_name="payout", null=True, blank=True
+    )
+    reversal_transaction = models.OneToOneField(
+        LedgerTransaction, on_delete=models.PROTECT, related_name="payout_reversal", null=True, blank=True
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [models.CheckConstraint(condition=models.Q(amount_micros__gt=0), name="payout_positive")]
+
+
+class StripeEvent(models.Model):
+    """A processed Stripe webhook event; its unique id makes a redelivery a no-op."""
+
+    event_id = models.CharField(max_length=100, unique=True)
+    type = models.CharField(max_length=100)
+    livemode = models.BooleanField(default=False)
+    outcome = models.CharField(max_length=300, blank=True)
+    received_at = models.DateTimeField(auto_now_add=True)
+
+
+class InvoiceKind(models.TextChoices):
+    MONTHLY = "monthly", "Monthly"
+    ON_DEMAND = "on_demand", "On demand"
+
+
+class Invoice(models.Model):
+    """A customer's closed statement for a period. Lines are exact; the total is rounded to cents once."""
+
+    customer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="invoices")
+    number = models.CharField(max_length=40, unique=True)
+    kind = models.CharField(max_length=10, choices=InvoiceKind.choices)
+    period_start = models.DateTimeField()
+    period_end = models.DateTimeField()
+    currency = models.CharField(max_length=3, default="USD")
+    usage_micros = models.BigIntegerField(default=0)
+    credits_micros = models.BigIntegerField(default=0, help_text="SLA credits (positive number, subtracted)")
+    tax_micros = models.BigIntegerField(default=0)
+    exact_total_micros = models.BigIntegerField(default=0, help_text="usage - credits + tax, exact")
+    total_cents = models.BigIntegerField(default=0, help_text="exact total rounded half-up to cents, once")
+    rounding_micros = models.BigIntegerField(default=0, help_text="total_cents*10^4 - exact total (shown as a line)")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-period_end", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["customer", "period_start"],
+                condition=models.Q(kind="monthly"),
+                name="invoice_one_monthly_per_customer_period",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.number
+
+
+class InvoiceLineKind(models.TextChoices):
+    USAGE = "usage", "GPU usage"
+    CREDIT = "credit", "SLA credit"
+    TAX = "tax", "Tax"
+    ROUNDING = "rounding", "Rounding to cents"
+
+
+class InvoiceLine(models.Model):
+    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="lines")
+    position = models.PositiveIntegerField()
+    kind = models.CharField(max_length=10, choices=InvoiceLineKind.choices)
+    lease_ref = models.BigIntegerField(null=True, blank=True)
+    description = models.CharField(max_length=300)
+    gpu_count = models.PositiveSmallIntegerField(null=True, blank=True)
+    gpu_model_name = models.CharField(max_length=80, blank=True)
+    seconds = models.DecimalField(max_digits=14, decimal_places=3, null=True, blank=True, help_text="Wall seconds")
+    rate_micros = models.BigIntegerField(null=True, blank=True, help_text="Per GPU-hour")
+    amount_micros = models.BigIntegerField()
+
+    class Meta:
+        ordering = ["position"]

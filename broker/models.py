@@ -55,6 +55,9 @@ class Job(models.Model):
     duration_seconds = models.PositiveIntegerField()
     # Money and bookkeeping.
     idempotency_key = models.CharField(max_length=200, blank=True)
+    request_fingerprint = models.CharField(
+        max_length=64, blank=True, help_text="Hash of the booking request, to tell a replay from a different request"
+    )
     held_micros = models.BigIntegerField(default=0, help_text="Escrow held for this job")
     retries = models.PositiveSmallIntegerField(default=0)
     max_retries = models.PositiveSmallIntegerField(default=3)

@@ -1,0 +1,240 @@
+"""Offer search: listed, online, non-cordoned nodes with free GPUs now, filtered in the database."""
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from django.db.models import (
+    Case,
+    ExpressionWrapper,
+    F,
+    FloatField,
+    IntegerField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+    When,
+)
+from django.db.models.functions import Cast, Coalesce, NullIf
+from django.utils import timezone
+
+from broker.models import Lease, LeaseState
+from broker.selectors.offer_query import Clause, parse_offer_order, parse_offer_query, tier_rank
+from common.money import from_micros, to_micros
+from marketplace.models import TIER_RANK, Node, NodeStatus
+
+HOLDING_LEASE_STATES = (LeaseState.RESERVED, LeaseState.ACTIVE)
+MAX_LIMIT = 500
+
+
+@dataclass(frozen=True)
+class Offer:
+    node_id: int
+    node_name: str
+    gpu_name: str
+    gpu_slug: str
+    num_gpus: int  # free now
+    total_gpus: int
+    gpu_ram: Decimal
+    compute_cap: Decimal | None
+    tier: str
+    region: str
+    country: str
+    reliability: float
+    verified: bool
+    price: Decimal  # dollars per GPU-hour, on demand
+    min_bid: Decimal  # dollars per GPU-hour, interruptible
+    dlperf: float | None
+    dlperf_per_dollar: float | None
+    inet_down: int
+    inet_up: int
+    cpu_cores: int
+    ram: int
+    disk: int
+    available_until: datetime | None
+
+
+def held_gpus_subquery(*, at: datetime) -> Subquery:
+    """GPUs of the outer node held at `at` by reserved or active leases."""
+    held = (
+        Lease.objects.filter(node=OuterRef("pk"), state__in=HOLDING_LEASE_STATES, starts_at__lte=at, ends_at__gt=at)
+        .order_by()
+        .values("node")
+        .annotate(total=Sum("gpu_count"))
+        .values("total")
+    )
+    return Subquery(held, output_field=IntegerField())
+
+
+def _tier_rank_expr() -> Case:
+    return Case(
+        *[When(gpu_model__tier=str(tier), then=Value(rank)) for tier, rank in TIER_RANK.items()],
+        default=Value(0),
+        output_field=IntegerField(),
+    )
+
+
+def annotated_nodes(*, at: datetime | None = None) -> QuerySet[Node]:
+    """Nodes annotated with `free_gpus`, `tier_rank` and `dlperf_per_dollar` (no availability filter)."""
+    at = at or timezone.now()
+    return Node.objects.select_related("gpu_model").annotate(
+        free_gpus=F("gpu_count") - Coalesce(held_gpus_subquery(at=at), Value(0)),
+        tier_rank=_tier_rank_expr(),
+        dlperf_per_dollar=ExpressionWrapper(
+            F("dlperf") * Value(1_000_000.0) / NullIf(Cast("price_micros", FloatField()), Value(0.0)),
+            output_field=FloatField(),
+        ),
+    )
+
+
+def listed_now(*, at: datetime | None = None) -> Q:
+    """Listed, online, not cordoned, inside its availability window."""
+    at = at or timezone.now()
+    return (
+        Q(listed=True, status=NodeStatus.ONLINE, cordoned=False)
+        & (Q(available_from__isnull=True) | Q(available_from__lte=at))
+        & (Q(available_until__isnull=True) | Q(available_until__gt=at))
+    )
+
+
+def available_offers(*, at: datetime | None = None) -> QuerySet[Node]:
+    """The offer universe: listed-now nodes with at least one free GPU, annotated."""
+    return annotated_nodes(at=at).filter(listed_now(at=at)).filter(free_gpus__gt=0)
+
+
+# Query-language field → (model expression, how to convert the parsed value).
+_NUMERIC_COLUMNS: dict[str, str] = {
+    "num_gpus": "free_gpus",
+    "gpu_ram": "gpu_model__vram_gb",
+    "compute_cap": "gpu_model__compute_capability",
+    "reliability": "reliability",
+    "price": "price_micros",
+    "min_bid": "min_bid_micros",
+    "dlperf": "dlperf",
+    "dlperf_per_dollar": "dlperf_per_dollar",
+    "inet_down": "inet_down_mbps",
+    "inet_up": "inet_up_mbps",
+    "cpu_cores": "cpu_cores",
+    "ram": "ram_gb",
+    "disk": "disk_gb",
+}
+_FLOAT_COLUMNS = {"reliability", "dlperf", "dlperf_per_dollar"}
+_LOOKUP = {"<": "lt", "<=": "lte", ">": "gt", ">=": "gte", "==": "exact"}
+
+ORDER_COLUMNS: dict[str, str] = {
+    **_NUMERIC_COLUMNS,
+    "gpu_name": "gpu_model__name",
+    "tier": "tier_rank",
+    "region": "region",
+    "country": "country",
+    "verified": "verified",
+}
+
+
+def _db_value(field: str, value: Any) -> Any:
+    if field in ("price", "min_bid"):
+        return to_micros(amount=value)
+    if field in _FLOAT_COLUMNS:
+        return float(value)
+    return value
+
+
+def _gpu_name_q(value: str) -> Q:
+    lowered = value.lower()
+    return Q(gpu_model__slug__iexact=lowered) | Q(gpu_model__name__iexact=value)
+
+
+def clause_q(clause: Clause) -> Q:
+    """One clause as a database filter."""
+    field, op, value = clause.field, clause.op, clause.value
+    negate = op in ("!=", "notin")
+    if field == "gpu_name":
+        values = value if isinstance(value, tuple) else (value,)
+        q = Q()
+        for item in values:
+            q |= _gpu_name_q(item)
+        return ~q if negate else q
+    if field in ("region", "country"):
+        values = value if isinstance(value, tuple) else (value,)
+        q = Q(**{f"{field}__in": list(values)})
+        return ~q if negate else q
+    if field == "verified":
+        q = Q(verified=value)
+        return ~q if negate else q
+    if field == "tier":
+        column = "tier_rank"
+        converted: Any = tuple(tier_rank(v) for v in value) if isinstance(value, tuple) else tier_rank(value)
+    else:
+        column = _NUMERIC_COLUMNS[field]
+        converted = tuple(_db_value(field, v) for v in value) if isinstance(value, tuple) else _db_value(field, value)
+    if op in ("in", "notin"):
+        q = Q(**{f"{column}__in": list(converted)})
+    elif op == "!=":
+        q = Q(**{column: converted})
+    else:
+        q = Q(**{f"{column}__{_LOOKUP[op]}": converted})
+    if negate:
+        # A NULL column (no benchmark yet) is "not equal" to any value.
+        return ~q | Q(**{f"{column}__isnull": True})
+    return q
+
+
+def apply_clauses(qs: QuerySet[Node], clauses: list[Clause]) -> QuerySet[Node]:
+    for clause in clauses:
+        qs = qs.filter(clause_q(clause))
+    return qs
+
+
+def order_offers(qs: QuerySet[Node], *, field: str, descending: bool) -> QuerySet[Node]:
+    column = ORDER_COLUMNS[field]
+    expr = F(column).desc(nulls_last=True) if descending else F(column).asc(nulls_last=True)
+    tie = F("price_micros").asc()
+    return qs.order_by(expr, tie, "id")
+
+
+def offer_from_node(node: Node) -> Offer:
+    gpu = node.gpu_model
+    dpd = getattr(node, "dlperf_per_dollar", None)
+    return Offer(
+        node_id=node.pk,
+        node_name=node.name,
+        gpu_name=gpu.name,
+        gpu_slug=gpu.slug,
+        num_gpus=int(getattr(node, "free_gpus", node.gpu_count)),
+        total_gpus=node.gpu_count,
+        gpu_ram=gpu.vram_gb,
+        compute_cap=gpu.compute_capability,
+        tier=gpu.tier,
+        region=node.region,
+        country=node.country,
+        reliability=node.reliability,
+        verified=node.verified,
+        price=from_micros(micros=node.price_micros),
+        min_bid=from_micros(micros=node.min_bid_micros),
+        dlperf=node.dlperf,
+        dlperf_per_dollar=round(dpd, 4) if dpd is not None else None,
+        inet_down=node.inet_down_mbps,
+        inet_up=node.inet_up_mbps,
+        cpu_cores=node.cpu_cores,
+        ram=node.ram_gb,
+        disk=node.disk_gb,
+        available_until=node.available_until,
+    )
+
+
+def offer_search(*, q: str = "", order: str | None = None, limit: int = 100) -> list[Offer]:
+    """Offers matching query `q` (see offer_query), ordered by `order` (`-field` descending; default price)."""
+    clauses = parse_offer_query(q=q or "")
+    field, descending = parse_offer_order(order=order)
+    limit = max(1, min(int(limit), MAX_LIMIT))
+    qs = order_offers(apply_clauses(available_offers(), clauses), field=field, descending=descending)
+    return [offer_from_node(node) for node in qs[:limit]]
+
+
+def offer_count(*, q: str = "") -> int:
+    clauses = parse_offer_query(q=q or "")
+    return apply_clauses(available_offers(), clauses).count()

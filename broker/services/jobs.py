@@ -1,0 +1,211 @@
+"""Bookings: book a job (escrow held in the same transaction, idempotent per key) and cancel it."""
+
+import importlib
+import logging
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from billing.errors import InsufficientFunds
+from billing.services.wallet import escrow_hold, escrow_release
+from broker.models import TERMINAL_JOB_STATES, Job, JobEvent, JobState, Lease, LeaseState
+from broker.selectors.jobs import job_cost_so_far
+from broker.selectors.requirements import JobSpec, job_spec_parse, requirements_check_possible
+from broker.services.jobs_state import job_transition
+from common.errors import Conflict, NotFound, PaymentRequired, ValidationFailed
+from common.money import format_usd, from_micros
+from marketplace.models import Customer, GPUModel
+
+log = logging.getLogger(__name__)
+
+MAX_IDEMPOTENCY_KEY = 200
+
+
+def _match_soon() -> None:
+    """Ask the matching engine for a round soon, if it provides the task (it is optional here)."""
+    try:
+        tasks = importlib.import_module("broker.tasks")
+    except ImportError:
+        return
+    trigger = getattr(tasks, "match_round_soon", None)
+    if trigger is None:
+        return
+    try:
+        if hasattr(trigger, "delay"):
+            trigger.delay()
+        else:
+            trigger()
+    except Exception:  # a broken trigger must not fail a committed booking; the beat round still runs
+        log.exception("match_round_soon failed after a booking")
+
+
+def _job_fields(spec: JobSpec) -> dict[str, Any]:
+    return {
+        "name": spec.name or spec.image.rsplit("/", 1)[-1][:200] or "job",
+        "gpu_count": spec.gpu_count,
+        "min_gpu_ram": spec.min_gpu_ram,
+        "min_compute_cap": spec.min_compute_cap,
+        "min_tier": spec.min_tier,
+        "regions": spec.regions,
+        "min_reliability": spec.min_reliability,
+        "verified_only": spec.verified_only,
+        "min_inet_down": spec.min_inet_down,
+        "min_cpu_cores_per_gpu": spec.min_cpu_cores_per_gpu,
+        "min_ram_gb_per_gpu": spec.min_ram_gb_per_gpu,
+        "min_disk_gb_per_gpu": spec.min_disk_gb_per_gpu,
+        "image": spec.image,
+        "command": spec.command,
+        "env": spec.env,
+        "ports": spec.ports,
+        "mode": spec.mode,
+        "max_price_micros": spec.max_price_micros,
+        "bid_micros": spec.bid_micros,
+        "earliest_start": spec.earliest_start,
+        "latest_start": spec.latest_start,
+        "duration_seconds": spec.duration_seconds,
+    }
+
+
+def _replay(*, customer: Customer, key: str, fingerprint: str) -> Job | None:
+    existing = Job.objects.filter(customer=customer, idempotency_key=key).first()
+    if existing is None:
+        return None
+    if existing.request_fingerprint and existing.request_fingerprint != fingerprint:
+        raise Conflict(
+            f"Idempotency-Key {key!r} was already used for a different booking (job {existing.pk}); "
+            "use a new key for a new booking.",
+            code="idempotency_key_reused",
+            details={"job_id": existing.pk},
+        )
+    return existing
+
+
+def job_book_ex(*, customer: Customer, data: dict[str, Any], idempotency_key: str | None = None) -> tuple[Job, bool]:
+    """Like job_book; also says whether this call created the job (False for an idempotent replay)."""
+    key = (idempotency_key or "").strip()
+    if len(key) > MAX_IDEMPOTENCY_KEY:
+        raise ValidationFailed(f"The Idempotency-Key header is at most {MAX_IDEMPOTENCY_KEY} characters.")
+    spec = job_spec_parse(data=data, for_booking=True)
+    fingerprint = spec.fingerprint()
+    if key:
+        existing = _replay(customer=customer, key=key, fingerprint=fingerprint)
+        if existing is not None:
+            return existing, False
+    requirements_check_possible(spec=spec)
+    hold = spec.max_cost_micros
+    assert hold is not None  # a booking always has a price limit and a duration
+    user = customer.user
+    try:
+        with transaction.atomic():
+            try:
+                with transaction.atomic():
+                    job = Job.objects.create(
+                        customer=customer,
+                        idempotency_key=key,
+                        request_fingerprint=fingerprint,
+                        held_micros=hold,
+                        **_job_fields(spec),
+                    )
+            except IntegrityError:
+                # A concurrent request with the same key committed first: return its job.
+                existing = _replay(customer=customer, key=key, fingerprint=fingerprint) if key else None
+                if existing is None:
+                    raise
+                return existing, False
+            if spec.gpu_models:
+                job.gpu_models.set(GPUModel.objects.filter(slug__in=spec.gpu_models))
+            if hold > 0:
+                escrow_hold(
+                    user=user, amount_micros=hold, key=f"job:{job.pk}:hold", memo=f"Escrow for job {job.pk} {job.name}"
+                )
+            JobEvent.objects.create(
+                job=job,
+                from_state="",
+                to_state=JobState.PENDING,
+                note=f"booked; {format_usd(micros=hold)} held in escrow",
+            )
+            transaction.on_commit(_match_soon)
+    except InsufficientFunds as exc:
+        shortfall = exc.shortfall_micros
+        raise PaymentRequired(
+            f"Your wallet cannot cover this booking: it holds up to {format_usd(micros=hold)} "
+            f"({format_usd(micros=spec.price_limit_micros or 0, places=6)}/GPU-hour × {spec.gpu_count} GPU(s) × "
+            f"{spec.duration_seconds or 0:,} s); you are short by {format_usd(micros=shortfall)}. Top up your wallet.",
+            details={
+                "shortfall": format(from_micros(micros=shortfall), "f"),
+                "shortfall_micros": shortfall,
+                "required": format(from_micros(micros=hold), "f"),
+            },
+        ) from None
+    return job, True
+
+
+def job_book(*, customer: Customer, data: dict[str, Any], idempotency_key: str | None = None) -> Job:
+    """Book a job for `customer` from a flat payload (see broker.selectors.requirements.job_spec_parse).
+
+    Holds price limit × GPUs × duration in escrow in the same transaction as the insert: a wallet that
+    cannot cover it raises PaymentRequired (402, with the shortfall) and nothing is saved. Requirements no
+    listed node can ever meet raise ImpossibleRequirement (400). With `idempotency_key`, a repeat returns
+    the first job (and holds nothing again); the same key with a different payload raises Conflict (409).
+    """
+    job, _ = job_book_ex(customer=customer, data=data, idempotency_key=idempotency_key)
+    return job
+
+
+def _end_leases(*, job: Job, reason: str) -> None:
+    """End the job's live leases through the lease service when it exists, else a conditional update."""
+    live = list(Lease.objects.filter(job=job, state__in=[LeaseState.RESERVED, LeaseState.ACTIVE]).order_by("pk"))
+    if not live:
+        return
+    try:
+        leases_mod: Any = importlib.import_module("broker.services.leases")
+    except ImportError:
+        leases_mod = None
+    lease_end = getattr(leases_mod, "lease_end", None) if leases_mod is not None else None
+    for lease in live:
+        if lease_end is not None:
+            lease_end(lease_id=lease.pk, reason=reason)
+        else:
+            Lease.objects.filter(pk=lease.pk, state__in=[LeaseState.RESERVED, LeaseState.ACTIVE]).update(
+                state=LeaseState.ENDED, ended_at=timezone.now(), end_reason=reason[:200]
+            )
+
+
+def job_cancel(*, job: Job, customer: Customer) -> Job:
+    """Cancel the customer's job and release the escrow it has not used.
+
+    pending/preempted → cancelled, the whole hold released; matched/running → its lease ended first and the
+    hold minus what was charged released. A job already completed, failed or cancelled raises Conflict (409),
+    so a second cancel releases nothing.
+    """
+    if job.customer_id != customer.pk:
+        raise NotFound("No such job.")
+    with transaction.atomic():
+        locked = Job.objects.select_for_update().get(pk=job.pk)
+        if locked.state in TERMINAL_JOB_STATES:
+            raise Conflict(
+                f"Job {locked.pk} is already {locked.state}; there is nothing to cancel.", code="job_terminal"
+            )
+        if locked.state in (JobState.MATCHED, JobState.RUNNING):
+            _end_leases(job=locked, reason="cancelled by customer")
+        charged = min(job_cost_so_far(job=locked), locked.held_micros)
+        release = locked.held_micros - charged
+        moved = job_transition(
+            job_id=locked.pk,
+            from_states=[JobState.PENDING, JobState.PREEMPTED, JobState.MATCHED, JobState.RUNNING],
+            to_state=JobState.CANCELLED,
+            note=f"cancelled by customer; {format_usd(micros=release)} released from escrow",
+            held_micros=0,
+        )
+        if not moved:  # pragma: no cover - the row lock above makes this unreachable
+            raise Conflict(f"Job {locked.pk} changed state; try again.")
+        if release > 0:
+            escrow_release(
+                user=customer.user,
+                amount_micros=release,
+                key=f"job:{locked.pk}:release",
+                memo=f"Job {locked.pk} cancelled",
+            )
+    job.refresh_from_db()
+    return job

@@ -1,0 +1,277 @@
+"""The agent's loop: register, heartbeat with per-lease usage, fetch leases, start and stop them.
+
+Exactly-once usage, across restarts and network errors:
+
+* Usage of a lease is measured in whole seconds between `reported_until` (where the previous report ended)
+  and now (or the moment the workload ended); each report carries the next per-lease `seq`.
+* A heartbeat is built, then the state (new sequence numbers, advanced `reported_until`, the heartbeat
+  itself as `pending`) is saved, and only then sent. Until the server acknowledges it, the SAME heartbeat is
+  resent (same node seq, same lease reports), so the server can drop a duplicate.
+* A crash before the save loses nothing (the usage is measured again from `reported_until`); a crash after
+  it resends the pending heartbeat on restart. Nothing is counted twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import requests
+from rigshift_client import ApiClient, ApiError
+
+from rigshift_agent import __version__
+from rigshift_agent.detect import Hardware
+from rigshift_agent.executor import Executor, parse_time
+from rigshift_agent.state import LeaseRecord, StateStore
+
+log = logging.getLogger("rigshift_agent")
+
+REGISTER = "/api/v1/agent/register"
+HEARTBEAT = "/api/v1/agent/heartbeat"
+LEASES = "/api/v1/agent/leases"
+REJECTED = {400, 409, 413, 422}  # the server will never accept this heartbeat as it is
+
+
+class AgentFatal(Exception):
+    """The server refuses this agent (a wrong or revoked token): retrying cannot help."""
+
+
+def iso(epoch: int) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
+
+
+def _wire_id(lease_id: str) -> int | str:
+    return int(lease_id) if lease_id.isdigit() else lease_id
+
+
+GpuSampler = Callable[[set[int]], list[dict[str, Any]]]
+
+
+def simulated_sampler(hardware: Hardware) -> GpuSampler:
+    """Busy GPUs run at ~92% and warm up; idle ones sit at 0% and 38 °C."""
+
+    def sample(busy: set[int]) -> list[dict[str, Any]]:
+        return [
+            {"index": g.index, "utilisation": 0.92, "temperature_c": 71}
+            if g.index in busy
+            else {"index": g.index, "utilisation": 0.0, "temperature_c": 38}
+            for g in hardware.gpus
+        ]
+
+    return sample
+
+
+class Runner:
+    def __init__(
+        self,
+        *,
+        client: ApiClient,
+        hardware: Hardware,
+        store: StateStore,
+        executor: Executor,
+        benchmark: dict[str, Any] | None = None,
+        clock: Callable[[], float],
+        sampler: GpuSampler | None = None,
+        interval: float | None = None,
+        max_backoff: float = 300.0,
+        name: str = "agent",
+    ) -> None:
+        self.client = client
+        self.hardware = hardware
+        self.store = store
+        self.executor = executor
+        self.benchmark = benchmark or {"tflops": None, "mem_bandwidth_gbs": None}
+        self.clock = clock
+        self.sampler = sampler or simulated_sampler(hardware)
+        self.interval = interval or 15.0
+        self.fixed_interval = interval is not None
+        self.max_backoff = max_backoff
+        self.name = name
+        self.state = store.load()
+        self.registered = False
+        self.failures = 0
+        self.last_register: dict[str, Any] = {}
+
+    # ------------------------------------------------------------------------------------------ steps
+    def register(self) -> dict[str, Any]:
+        hw = self.hardware
+        payload = {
+            "gpus": [g.report() for g in hw.gpus],
+            "driver_version": hw.driver_version,
+            "cuda_version": hw.cuda_version,
+            "cpu_cores": hw.cpu_cores,
+            "ram_gb": hw.ram_gb,
+            "disk_gb": hw.disk_gb,
+            "inet_down_mbps": hw.inet_down_mbps,
+            "inet_up_mbps": hw.inet_up_mbps,
+            "benchmark": self.benchmark,
+            "agent_version": __version__,
+        }
+        body = self.client.post(REGISTER, json=payload) or {}
+        self.last_register = body
+        self.state.node_id = body.get("node_id", self.state.node_id)
+        if not self.fixed_interval and body.get("heartbeat_interval_s"):
+            self.interval = float(body["heartbeat_interval_s"])
+        if body.get("hardware_mismatch"):
+            log.warning("%s: the server reports a hardware mismatch: %s", self.name, body["hardware_mismatch"])
+        if body.get("benchmark_flag"):
+            log.warning("%s: benchmark flagged: %s", self.name, body["benchmark_flag"])
+        self.store.save(self.state)
+        self.registered = True
+        return body
+
+    def poll(self) -> None:
+        """Notice workloads that ended, and stop those whose lease is over."""
+        now = int(self.clock())
+        changed = False
+        for rec in self.state.leases.values():
+            if not rec.running:
+                continue
+            assert rec.run_started is not None
+            ended = self.executor.ended_at(rec)
+            lease_end = parse_time(rec.ends_at) if rec.ends_at else None
+            if ended is None and lease_end is not None and now >= lease_end:
+                self.executor.stop(rec)
+                ended, rec.stop_reason = lease_end, "lease ended"
+            if ended is not None:
+                rec.run_ended = max(rec.run_started, min(ended, now))
+                rec.stop_reason = rec.stop_reason or "exited"
+                log.info("%s: lease %s ended (%s)", self.name, rec.lease_id, rec.stop_reason)
+                changed = True
+        if changed:
+            self.store.save(self.state)
+
+    def build_heartbeat(self) -> dict[str, Any]:
+        now = int(self.clock())
+        busy = {slot for rec in self.state.leases.values() if rec.running for slot in rec.gpu_slots}
+        gpus = self.sampler(busy)
+        util_by_index = {g["index"]: float(g.get("utilisation") or 0.0) for g in gpus}
+        reports = []
+        for lease_id in sorted(self.state.leases):
+            rec = self.state.leases[lease_id]
+            if rec.run_started is None or rec.final_reported:
+                continue
+            start = rec.reported_until if rec.reported_until is not None else rec.run_started
+            end = max(start, rec.run_ended if rec.run_ended is not None else now)
+            slots = rec.gpu_slots or [0]
+            rec.seq += 1
+            rec.reported_until = end
+            exited = rec.run_ended is not None
+            rec.final_reported = exited
+            reports.append(
+                {
+                    "lease_id": _wire_id(lease_id),
+                    "seq": rec.seq,
+                    "gpu_seconds": (end - start) * len(slots),
+                    "utilisation": round(sum(util_by_index.get(s, 0.0) for s in slots) / len(slots), 3),
+                    "interval_start": iso(start),
+                    "interval_end": iso(end),
+                    "state": "exited" if exited else "running",
+                }
+            )
+        self.state.seq += 1
+        return {"seq": self.state.seq, "status": "ok", "gpus": gpus, "leases": reports}
+
+    def heartbeat(self) -> dict[str, Any]:
+        """Send the pending heartbeat (or build, save, then send a new one) and apply the acknowledgement."""
+        if self.state.pending is None:
+            self.state.pending = self.build_heartbeat()
+            self.store.save(self.state)  # BEFORE sending: see the module docstring
+        pending = self.state.pending
+        try:
+            body = self.client.post(HEARTBEAT, json=pending) or {}
+        except ApiError as exc:
+            if exc.status not in REJECTED:
+                raise
+            log.error("%s: heartbeat %s rejected (%s), dropped: %s", self.name, pending["seq"], exc.status, exc.message)
+            body = {"accepted": False, "duplicate": False}
+        for report in pending.get("leases", []):
+            if report["state"] == "exited":
+                self.state.mark_finished(str(report["lease_id"]))
+        self.state.pending = None
+        self.store.save(self.state)
+        if not self.fixed_interval and body.get("next_heartbeat_s"):
+            self.interval = float(body["next_heartbeat_s"])
+        return body
+
+    def sync_leases(self) -> None:
+        """Fetch what the server wants run: start new leases when due, stop withdrawn ones."""
+        body = self.client.get(LEASES) or {}
+        now = int(self.clock())
+        for item in body.get("stop", []):
+            rec = self.state.leases.get(str(item["lease_id"]))
+            if rec is None or rec.run_ended is not None:
+                continue
+            if rec.running:
+                self.executor.stop(rec)
+            else:  # never started: report it closed with no usage so the server frees the capacity
+                rec.run_started = now
+            rec.run_ended = now
+            rec.stop_reason = str(item.get("reason") or "stopped by the server")
+            log.info("%s: lease %s stopped: %s", self.name, rec.lease_id, rec.stop_reason)
+        for item in body.get("start", []):
+            lease_id = str(item["lease_id"])
+            if lease_id in self.state.leases or lease_id in self.state.finished:
+                continue
+            if item.get("ends_at") and parse_time(item["ends_at"]) <= now:
+                continue
+            self.state.leases[lease_id] = LeaseRecord(
+                lease_id=lease_id,
+                job_id=str(item.get("job_id", "")),
+                image=str(item.get("image", "")),
+                command=str(item.get("command") or ""),
+                env={str(k): str(v) for k, v in (item.get("env") or {}).items()},
+                ports=list(item.get("ports") or []),
+                gpu_slots=[int(s) for s in item.get("gpu_slots") or []],
+                starts_at=str(item.get("starts_at") or ""),
+                ends_at=str(item.get("ends_at") or ""),
+            )
+        self._start_due(now)
+        self.store.save(self.state)
+
+    def _start_due(self, now: int) -> None:
+        for rec in self.state.leases.values():
+            if rec.run_started is not None or (rec.starts_at and parse_time(rec.starts_at) > now):
+                continue
+            rec.run_started = now
+            try:
+                rec.handle = self.executor.start(rec)
+                log.info("%s: started lease %s on GPUs %s (%s)", self.name, rec.lease_id, rec.gpu_slots, rec.handle)
+            except Exception as exc:  # noqa: BLE001 — a workload that cannot start is reported as exited
+                rec.run_ended, rec.stop_reason = now, f"start failed: {exc}"[:300]
+                log.error("%s: lease %s could not start: %s", self.name, rec.lease_id, exc)
+
+    # ------------------------------------------------------------------------------------------ loop
+    def step(self) -> float:
+        """One round; returns the seconds to wait before the next (the interval, or a back-off)."""
+        try:
+            if not self.registered:
+                self.register()
+            self.poll()
+            self.heartbeat()
+            self.sync_leases()
+        except ApiError as exc:
+            if exc.status in (401, 403):
+                raise AgentFatal(f"the server refused the node token ({exc.status}): {exc.message}") from exc
+            return self._backoff(exc)
+        except (requests.RequestException, ValueError) as exc:
+            return self._backoff(exc)
+        self.failures = 0
+        return self.interval
+
+    def _backoff(self, exc: Exception) -> float:
+        self.failures += 1
+        delay = min(self.max_backoff, 2.0 ** min(self.failures - 1, 16))
+        delay *= random.uniform(0.8, 1.2)
+        log.warning("%s: server unreachable or failing (%s); retry %d in %.1fs", self.name, exc, self.failures, delay)
+        return delay
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            delay = self.step()
+            stop.wait(delay)
+        self.store.save(self.state)

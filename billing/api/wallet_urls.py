@@ -1,3 +1,8 @@
-from django.urls import URLPattern, URLResolver
+from django.urls import path
 
-urlpatterns: list[URLPattern | URLResolver] = []
+from billing.api import wallet
+
+urlpatterns = [
+    path("wallet/", wallet.WalletView.as_view(), name="api-wallet"),
+    path("wallet/topups/", wallet.TopUpListCreateView.as_view(), name="api-wallet-topups"),
+]

@@ -178,6 +178,12 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "TierEnum": "marketplace.models.Tier",
+        "RegionEnum": "marketplace.models.Region",
+        "JobStateEnum": "broker.models.JobState",
+        "JobModeEnum": "broker.models.JobMode",
+    },
 }
 
 # Marketplace economics (documented in README): platform take rate and reserve share.

@@ -9,6 +9,7 @@ Conventions for the numbers:
   rate with FP32 accumulate (what mixed-precision training uses; GeForce runs it at half the FP16-accumulate
   rate). Cards without tensor/matrix cores carry their plain shader FP16 rate (Pascal GeForce: 1/64 of FP32;
   Polaris: same as FP32; Vega/RDNA: packed 2x FP32).
+- TFLOPS are rounded to one decimal (the database keeps one), so Pascal's 0.07–0.18 FP16 TFLOPS read 0.1–0.2.
 - ``mem_bandwidth_gbs`` is the reference-board figure; ``tdp_w`` the reference board power.
 - ``launch_price_usd`` is the announced MSRP; ``None`` where the vendor never published one (data-centre parts,
   CMP mining cards).
@@ -180,7 +181,7 @@ CATALOG: tuple[GPUSpec, ...] = (
          support=False, note=VEGA_NOTE, aliases=("Vega 56", "Vega56")),
     _amd("rx-vega-64", "Radeon RX Vega 64", "Vega 10 (GCN 5)", 8, 484, 25.3, 12.7, False, 295, 2017, 499,
          support=False, note=VEGA_NOTE, aliases=("Vega 64", "Vega64")),
-    _amd("rx-5700-xt", "Radeon RX 5700 XT", "RDNA 1 (Navi 10)", 8, 448, 19.5, 9.75, False, 225, 2019, 399,
+    _amd("rx-5700-xt", "Radeon RX 5700 XT", "RDNA 1 (Navi 10)", 8, 448, 19.5, 9.8, False, 225, 2019, 399,
          support=False, note=RDNA1_NOTE),
     _amd("rx-6700-xt", "Radeon RX 6700 XT", "RDNA 2 (Navi 22)", 12, 384, 26.4, 13.2, False, 230, 2021, 479),
     _amd("rx-6800", "Radeon RX 6800", "RDNA 2 (Navi 21)", 16, 512, 32.3, 16.2, False, 250, 2020, 579),
@@ -193,15 +194,15 @@ CATALOG: tuple[GPUSpec, ...] = (
     _amd("mi300x", "Instinct MI300X", "CDNA 3", 192, 5300, 1307.4, 81.7, True, 750, 2023, None, 2_300_000,
          aliases=("MI300X OAM",)),
     # --- NVIDIA Pascal and the Pascal mining cards -----------------------------------------------------------------
-    _nv("gtx-1060-6gb", "GeForce GTX 1060 6GB", "Pascal (GP106)", 6, 192, 0.07, 4.4, "6.1", False, 120, 2016, 249,
+    _nv("gtx-1060-6gb", "GeForce GTX 1060 6GB", "Pascal (GP106)", 6, 192, 0.1, 4.4, "6.1", False, 120, 2016, 249,
         aliases=("GTX1060 6G",), default=True),
     _nv("gtx-1070", "GeForce GTX 1070", "Pascal (GP104)", 8, 256, 0.1, 6.5, "6.1", False, 150, 2016, 379),
-    _nv("gtx-1070-ti", "GeForce GTX 1070 Ti", "Pascal (GP104)", 8, 256, 0.13, 8.2, "6.1", False, 180, 2017, 449),
-    _nv("gtx-1080", "GeForce GTX 1080", "Pascal (GP104)", 8, 320, 0.14, 8.9, "6.1", False, 180, 2016, 599),
-    _nv("gtx-1080-ti", "GeForce GTX 1080 Ti", "Pascal (GP102)", 11, 484, 0.18, 11.3, "6.1", False, 250, 2017, 699),
+    _nv("gtx-1070-ti", "GeForce GTX 1070 Ti", "Pascal (GP104)", 8, 256, 0.1, 8.2, "6.1", False, 180, 2017, 449),
+    _nv("gtx-1080", "GeForce GTX 1080", "Pascal (GP104)", 8, 320, 0.1, 8.9, "6.1", False, 180, 2016, 599),
+    _nv("gtx-1080-ti", "GeForce GTX 1080 Ti", "Pascal (GP102)", 11, 484, 0.2, 11.3, "6.1", False, 250, 2017, 699),
     _nv("p104-100", "NVIDIA P104-100", "Pascal (GP104)", 8, 320, 0.1, 6.7, "6.1", False, 180, 2017, None,
         mining=True, aliases=("P104", "P104-100 8GB")),
-    _nv("p106-100", "NVIDIA P106-100", "Pascal (GP106)", 6, 192, 0.07, 4.4, "6.1", False, 120, 2017, None,
+    _nv("p106-100", "NVIDIA P106-100", "Pascal (GP106)", 6, 192, 0.1, 4.4, "6.1", False, 120, 2017, None,
         mining=True, aliases=("P106",)),
     # --- NVIDIA Turing ----------------------------------------------------------------------------------------------
     _nv("gtx-1660-super", "GeForce GTX 1660 Super", "Turing (TU116)", 6, 336, 10.1, 5.0, "7.5", False, 125, 2019,

@@ -1,0 +1,367 @@
+"""Fleet assessment: which of a provider's GPUs qualify for AI work, what they would earn, and what upgrading costs.
+
+Input is a list of ``(model name as written, count)`` lines, from a CSV upload (``parse_fleet_csv``), a pasted
+text, or JSON. ``fleet_assess`` matches names forgivingly (services/gpu_names.py), tiers each line from the
+catalog, prices qualifying GPUs at current marketplace prices and stores the report. Everything is validated and
+computed before anything is written; the rows are written in one transaction, so bad input saves nothing.
+
+Earnings model (per GPU, per month)::
+
+    price per GPU-hour × utilisation × 730 h × (1 − platform fee rate)
+
+where the price is the median on-demand ask of listed nodes of that model (selectors/pricing.py) or, with no
+listings, the catalog reference price. Unsuitable cards earn nothing. Earnings are before electricity and hosting.
+Unmatched names are reported back and counted as GPUs that do not qualify (until the name is corrected).
+"""
+
+import csv
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+
+from common.errors import PayloadTooLarge, ValidationFailed
+from common.money import MICROS, from_micros
+from marketplace.catalog_data import UPGRADE_OPTIONS
+from marketplace.models import FleetAssessment, FleetAssessmentLine, GPUModel, Provider, Tier
+from marketplace.selectors.pricing import ModelPrice, gpu_model_prices
+from marketplace.services.gpu_names import match_slug
+
+HOURS_PER_MONTH = 730
+MAX_LINES = 5000
+MAX_COUNT_PER_LINE = 100_000
+MAX_NAME_LENGTH = 200
+DEFAULT_UTILISATION = Decimal("0.6")
+HEADER_MODEL_WORDS = {"model", "gpu", "gpu model", "gpu_model", "card", "name"}
+HEADER_COUNT_WORDS = {"count", "qty", "quantity", "gpus", "number", "units", "amount"}
+
+
+def max_upload_bytes() -> int:
+    return int(settings.RIGSHIFT_MAX_UPLOAD_BYTES)
+
+
+def upload_size_check(*, size: int | None) -> None:
+    """Refuse an upload larger than settings.RIGSHIFT_MAX_UPLOAD_BYTES (call it before reading the body)."""
+    limit = max_upload_bytes()
+    if size is not None and size > limit:
+        raise PayloadTooLarge(
+            f"The upload is {size:,} bytes; the limit is {limit:,} bytes. A fleet CSV has one short line per model."
+        )
+
+
+def _count_from(text: str, *, line_no: int) -> int:
+    cleaned = text.strip().replace(",", "").replace("_", "").replace(" ", "")
+    if not cleaned:
+        raise ValidationFailed(f"Line {line_no}: the count is missing; expected `model,count`.")
+    try:
+        value = Decimal(cleaned)
+    except InvalidOperation:
+        raise ValidationFailed(f"Line {line_no}: count {text.strip()!r} is not a whole number.") from None
+    if not value.is_finite() or value != value.to_integral_value():
+        raise ValidationFailed(f"Line {line_no}: count {text.strip()!r} is not a whole number.")
+    return int(value)
+
+
+def _line_check(*, model: str, count: int, line_no: int) -> tuple[str, int]:
+    name = " ".join(model.split())
+    if not name:
+        raise ValidationFailed(f"Line {line_no}: the model name is empty.")
+    if len(name) > MAX_NAME_LENGTH:
+        raise ValidationFailed(f"Line {line_no}: the model name is longer than {MAX_NAME_LENGTH} characters.")
+    if count < 1:
+        raise ValidationFailed(f"Line {line_no}: count must be at least 1 (got {count}).")
+    if count > MAX_COUNT_PER_LINE:
+        raise ValidationFailed(
+            f"Line {line_no}: count {count:,} is above the limit of {MAX_COUNT_PER_LINE:,} GPUs per line."
+        )
+    return name, count
+
+
+def _delimiter(first_line: str) -> str:
+    for candidate in (",", ";", "\t"):
+        if candidate in first_line:
+            return candidate
+    return ","
+
+
+def parse_fleet_csv(*, data: bytes) -> list[tuple[str, int]]:
+    """Parse `model,count` lines (header optional; BOM, blank lines, whitespace, `;` or tab separators tolerated).
+
+    Raises PayloadTooLarge above the upload limit and ValidationFailed naming the line for anything malformed.
+    """
+    upload_size_check(size=len(data))
+    if b"\x00" in data:
+        raise ValidationFailed("The file is binary, not a CSV text file (`model,count` per line).")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ValidationFailed("The file is not UTF-8 text; save it as a UTF-8 CSV (`model,count` per line).") from None
+    physical = text.splitlines()
+    first = next((line for line in physical if line.strip()), None)
+    if first is None:
+        raise ValidationFailed("The file is empty: expected one `model,count` line per GPU model.")
+    reader = csv.reader(io.StringIO("\n".join(physical)), delimiter=_delimiter(first), skipinitialspace=True)
+    lines: list[tuple[str, int]] = []
+    seen_content = False
+    try:
+        for line_no, row in enumerate(reader, start=1):
+            cells = [cell.strip() for cell in row]
+            while cells and not cells[-1]:
+                cells.pop()
+            if not cells:
+                continue
+            if not seen_content:
+                seen_content = True
+                if cells[0].lower() in HEADER_MODEL_WORDS and (
+                    len(cells) == 1 or cells[1].lower() in HEADER_COUNT_WORDS
+                ):
+                    continue
+            if len(cells) < 2:
+                raise ValidationFailed(f"Line {line_no}: the count is missing; expected `model,count`.")
+            if len(cells) > 2:
+                raise ValidationFailed(
+                    f"Line {line_no}: expected two columns `model,count`, found {len(cells)}; "
+                    "quote a model name that contains the separator."
+                )
+            if len(lines) >= MAX_LINES:
+                raise ValidationFailed(f"The fleet has more than {MAX_LINES:,} lines; merge lines of the same model.")
+            count = _count_from(cells[1], line_no=line_no)
+            lines.append(_line_check(model=cells[0], count=count, line_no=line_no))
+    except csv.Error as exc:
+        raise ValidationFailed(f"The CSV is malformed: {exc}.") from None
+    if not lines:
+        raise ValidationFailed("The file has no fleet lines: expected one `model,count` line per GPU model.")
+    return lines
+
+
+def parse_fleet_text(*, text: str) -> list[tuple[str, int]]:
+    """Pasted text in the same `model,count` format as the CSV."""
+    return parse_fleet_csv(data=text.encode("utf-8"))
+
+
+def _utilisation_check(utilisation: Decimal | str | float) -> Decimal:
+    try:
+        value = Decimal(str(utilisation))
+    except InvalidOperation:
+        raise ValidationFailed(f"Utilisation {utilisation!r} is not a number between 0 and 1.") from None
+    if not value.is_finite() or value < 0 or value > 1:
+        raise ValidationFailed(f"Utilisation must be between 0 and 1 (got {utilisation}).")
+    return value.quantize(Decimal("0.001"), rounding=ROUND_HALF_UP)
+
+
+def _monthly_net_micros(*, price_micros: int, utilisation: Decimal, fee_rate: Decimal) -> int:
+    value = Decimal(price_micros) * utilisation * HOURS_PER_MONTH * (1 - fee_rate)
+    return int(value.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def _usd(micros: int) -> str:
+    """A dollar amount with two places, as a decimal string."""
+    return str((Decimal(micros) / MICROS).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
+
+
+def _hourly(micros: int) -> str:
+    return str(from_micros(micros=micros))
+
+
+@dataclass
+class _Line:
+    position: int
+    raw: str
+    count: int
+    model: GPUModel | None
+
+
+def _payback_months(cost_micros: int, monthly_micros: int) -> str | None:
+    if monthly_micros <= 0:
+        return None
+    return str((Decimal(cost_micros) / Decimal(monthly_micros)).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP))
+
+
+def _build_report(
+    *, lines: list[_Line], utilisation: Decimal, fee_rate: Decimal, upgrade_models: dict[str, GPUModel]
+) -> dict[str, Any]:
+    matched_models = {line.model.pk: line.model for line in lines if line.model is not None}
+    all_models = {**matched_models, **{m.pk: m for m in upgrade_models.values()}}
+    prices: dict[int, ModelPrice] = gpu_model_prices(gpu_models=all_models.values())
+
+    tiers = {tier.value: 0 for tier in Tier}
+    report_lines: list[dict[str, Any]] = []
+    unmatched: list[dict[str, Any]] = []
+    per_model: dict[str, dict[str, Any]] = {}
+    total_gpus = qualifying_gpus = unsuitable_gpus = unmatched_gpus = 0
+    fleet_monthly = 0
+    for line in lines:
+        total_gpus += line.count
+        if line.model is None:
+            unmatched_gpus += line.count
+            unmatched.append(
+                {
+                    "position": line.position,
+                    "raw_model": line.raw,
+                    "count": line.count,
+                    "message": f"Unknown GPU model {line.raw!r}: no catalog model matches this name. Check the "
+                    "spelling (for example 'RTX 3090' or 'RX 580 8GB'); these GPUs count as not qualifying.",
+                }
+            )
+            continue
+        model = line.model
+        tiers[model.tier] += line.count
+        qualifies = model.tier != Tier.UNSUITABLE
+        price = prices[model.pk]
+        per_gpu = (
+            _monthly_net_micros(price_micros=price.micros_per_gpu_hour, utilisation=utilisation, fee_rate=fee_rate)
+            if qualifies
+            else 0
+        )
+        if qualifies:
+            qualifying_gpus += line.count
+        else:
+            unsuitable_gpus += line.count
+        fleet_monthly += per_gpu * line.count
+        report_lines.append(
+            {
+                "position": line.position,
+                "raw_model": line.raw,
+                "count": line.count,
+                "slug": model.slug,
+                "name": model.name,
+                "vram_gb": str(model.vram_gb.normalize()),
+                "tier": model.tier,
+                "reason": model.tier_reason,
+                "qualifies": qualifies,
+                "price_per_gpu_hour": _hourly(price.micros_per_gpu_hour if qualifies else 0),
+                "price_source": price.source if qualifies else "none",
+                "monthly_earnings_per_gpu": _usd(per_gpu),
+                "monthly_earnings_total": _usd(per_gpu * line.count),
+            }
+        )
+        entry = per_model.setdefault(
+            model.slug,
+            {"slug": model.slug, "name": model.name, "tier": model.tier, "count": 0, "_monthly": 0},
+        )
+        entry["count"] += line.count
+        entry["_monthly"] += per_gpu * line.count
+    tiers["unmatched"] = unmatched_gpus
+
+    models_summary = []
+    for entry in sorted(per_model.values(), key=lambda e: (-e["_monthly"], -e["count"], e["slug"])):
+        monthly = entry.pop("_monthly")
+        entry["monthly_earnings_total"] = _usd(monthly)
+        models_summary.append(entry)
+
+    options: list[dict[str, Any]] = []
+    if unsuitable_gpus:
+        for option in UPGRADE_OPTIONS:
+            target = upgrade_models.get(option.slug)
+            if target is None:
+                continue
+            price = prices[target.pk]
+            per_gpu = _monthly_net_micros(
+                price_micros=price.micros_per_gpu_hour, utilisation=utilisation, fee_rate=fee_rate
+            )
+            cost_micros = option.unit_cost_usd * MICROS * unsuitable_gpus
+            options.append(
+                {
+                    "slug": target.slug,
+                    "name": target.name,
+                    "tier": target.tier,
+                    "replaces_gpus": unsuitable_gpus,
+                    "unit_cost": _usd(option.unit_cost_usd * MICROS),
+                    "cost_basis": option.cost_basis,
+                    "total_cost": _usd(cost_micros),
+                    "price_per_gpu_hour": _hourly(price.micros_per_gpu_hour),
+                    "price_source": price.source,
+                    "monthly_earnings_per_gpu": _usd(per_gpu),
+                    "monthly_earnings_total": _usd(per_gpu * unsuitable_gpus),
+                    "fleet_monthly_earnings_after": _usd(fleet_monthly + per_gpu * unsuitable_gpus),
+                    "payback_months": _payback_months(cost_micros, per_gpu * unsuitable_gpus),
+                }
+            )
+    share = Decimal(qualifying_gpus) / Decimal(total_gpus) if total_gpus else Decimal(0)
+    return {
+        "total_gpus": total_gpus,
+        "qualifying_gpus": qualifying_gpus,
+        "unsuitable_gpus": unsuitable_gpus,
+        "unmatched_gpus": unmatched_gpus,
+        "qualifying_share": float(share.quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP)),
+        "tiers": tiers,
+        "utilisation": str(utilisation),
+        "hours_per_month": HOURS_PER_MONTH,
+        "platform_fee_rate": str(fee_rate),
+        "lines": report_lines,
+        "unmatched": unmatched,
+        "models": models_summary,
+        "earnings": {
+            "monthly_total": _usd(fleet_monthly),
+            "monthly_per_qualifying_gpu": _usd(fleet_monthly // qualifying_gpus if qualifying_gpus else 0),
+        },
+        "upgrade_path": {
+            "replaces_gpus": unsuitable_gpus,
+            "options": options,
+            "note": (
+                "Replacing each unsuitable card one for one; costs exclude resale of the old cards, power and hosting."
+                if unsuitable_gpus
+                else "Every matched GPU already qualifies; no upgrade needed."
+            ),
+        },
+        "assumptions": [
+            f"{HOURS_PER_MONTH} hours per month at {utilisation * 100:.1f}% utilisation.",
+            f"Net of the {fee_rate * 100:.1f}% platform fee; before electricity and hosting costs.",
+            "Prices: median on-demand ask of listed RigShift nodes of the model, else the catalog reference price.",
+            "Unsuitable cards earn nothing; unmatched names count as GPUs that do not qualify.",
+        ],
+    }
+
+
+def fleet_assess(
+    *,
+    provider: Provider,
+    lines: Sequence[tuple[str, int]],
+    utilisation: Decimal | str | float = DEFAULT_UTILISATION,
+) -> FleetAssessment:
+    """Assess a fleet and store the report; raises ValidationFailed (and saves nothing) on bad input."""
+    if not lines:
+        raise ValidationFailed("The fleet is empty: give at least one `model,count` line.")
+    if len(lines) > MAX_LINES:
+        raise ValidationFailed(f"The fleet has more than {MAX_LINES:,} lines; merge lines of the same model.")
+    util = _utilisation_check(utilisation)
+    checked: list[tuple[str, int]] = []
+    for line_no, (model, count) in enumerate(lines, start=1):
+        if not isinstance(model, str) or isinstance(count, bool) or not isinstance(count, int):
+            raise ValidationFailed(f"Line {line_no}: expected a model name and a whole-number count.")
+        checked.append(_line_check(model=model, count=count, line_no=line_no))
+
+    slugs = {name: match_slug(name) for name, _ in checked}
+    wanted = {slug for slug in slugs.values() if slug} | {option.slug for option in UPGRADE_OPTIONS}
+    by_slug = {model.slug: model for model in GPUModel.objects.filter(slug__in=wanted)}
+    parsed = [
+        _Line(position=i, raw=name, count=count, model=by_slug.get(slugs[name] or ""))
+        for i, (name, count) in enumerate(checked, start=1)
+    ]
+    upgrade_models = {option.slug: by_slug[option.slug] for option in UPGRADE_OPTIONS if option.slug in by_slug}
+    fee_rate = Decimal(str(settings.RIGSHIFT_PLATFORM_FEE_RATE))
+    report = _build_report(lines=parsed, utilisation=util, fee_rate=fee_rate, upgrade_models=upgrade_models)
+
+    with transaction.atomic():
+        assessment = FleetAssessment.objects.create(
+            provider=provider,
+            utilisation=util,
+            total_gpus=report["total_gpus"],
+            qualifying_gpus=report["qualifying_gpus"],
+            report=report,
+        )
+        FleetAssessmentLine.objects.bulk_create(
+            FleetAssessmentLine(
+                assessment=assessment,
+                position=line.position,
+                raw_model=line.raw,
+                count=line.count,
+                gpu_model=line.model,
+            )
+            for line in parsed
+        )
+    return assessment

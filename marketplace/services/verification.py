@@ -11,6 +11,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
@@ -19,7 +20,9 @@ from django.utils import timezone
 
 from common.errors import Conflict, PermissionDenied
 from common.services import audit_log
+from marketplace.catalog_data import CATALOG
 from marketplace.models import GPUModel, Node, NodeStatus
+from marketplace.services.gpu_names import match_slug
 
 # A measured benchmark below this share of the catalog figure is flagged for staff.
 BENCHMARK_LOW_SHARE = 0.5
@@ -40,21 +43,34 @@ def name_normalise(name: str) -> str:
     return re.sub(r"[^a-z0-9]", "", lowered)
 
 
-def _catalog_match(name: str) -> GPUModel | None:
-    """The catalog's forgiving matcher when it exists (marketplace.services.catalog), else None."""
-    try:
-        from marketplace.services.catalog import gpu_model_match  # optional: lands separately
-    except ImportError:
-        return None
-    result: GPUModel | None = gpu_model_match(name=name)
-    return result
+@lru_cache(maxsize=1)
+def _catalog_names() -> dict[str, str]:
+    return {spec.slug: spec.name for spec in CATALOG}
 
 
-def gpu_name_matches(*, name: str, gpu_model: GPUModel) -> bool:
-    """Does a GPU name as the agent reports it ("NVIDIA GeForce RTX 4090") denote `gpu_model`?"""
-    matched = _catalog_match(name)
-    if matched is not None:
-        return matched.slug == gpu_model.slug
+def _catalog_slug(name: str, vram_gb: float | None = None, *, prefer: str = "") -> str | None:
+    """The catalog slug of a GPU name as the driver reports it (pure: no database query).
+
+    When the bare name denotes another variant than `prefer` (e.g. "RTX 3060" → the 12 GB card), the
+    reported VRAM is tried as a size hint, so a registered 8 GB variant still matches.
+    """
+    slug = match_slug(name)
+    if slug != prefer and vram_gb is not None and vram_gb > 0:
+        hinted = match_slug(f"{name} {round(vram_gb)}GB")
+        if hinted == prefer:
+            return hinted
+    return slug
+
+
+def gpu_name_matches(*, name: str, gpu_model: GPUModel, vram_gb: float | None = None) -> bool:
+    """Does a GPU name as the agent reports it ("NVIDIA GeForce RTX 4090") denote `gpu_model`?
+
+    Uses the catalog's forgiving matcher; a name it does not know is compared by normalised name
+    with the model's name, slug and aliases.
+    """
+    slug = _catalog_slug(name, vram_gb, prefer=gpu_model.slug)
+    if slug is not None:
+        return slug == gpu_model.slug
     key = name_normalise(name)
     if not key:
         return False
@@ -63,11 +79,17 @@ def gpu_name_matches(*, name: str, gpu_model: GPUModel) -> bool:
     return key in candidates
 
 
-def _display_name(name: str, gpu_model: GPUModel) -> str:
-    if gpu_name_matches(name=name, gpu_model=gpu_model):
-        return gpu_model.name
-    matched = _catalog_match(name)
-    return matched.name if matched is not None else name.strip() or "unnamed GPU"
+def _gpu_label(gpu: dict[str, Any], gpu_model: GPUModel) -> tuple[str, bool]:
+    """(display name, matches the registered model) for one reported GPU."""
+    name = str(gpu.get("name") or "")
+    vram = gpu.get("vram_gb")
+    vram_gb = float(vram) if vram is not None else None
+    if gpu_name_matches(name=name, gpu_model=gpu_model, vram_gb=vram_gb):
+        return gpu_model.name, True
+    slug = _catalog_slug(name, vram_gb)
+    if slug is not None:
+        return _catalog_names().get(slug, name), False
+    return name.strip() or "unnamed GPU", False
 
 
 def hardware_mismatch_describe(*, gpu_model: GPUModel, gpu_count: int, gpus: list[dict[str, Any]]) -> str:
@@ -78,8 +100,9 @@ def hardware_mismatch_describe(*, gpu_model: GPUModel, gpu_count: int, gpus: lis
     registered = f"registered {gpu_count}× {gpu_model.name}"
     if not gpus:
         return f"{registered}, agent sees no GPUs"
-    seen = Counter(_display_name(str(gpu.get("name", "")), gpu_model) for gpu in gpus)
-    all_match = all(gpu_name_matches(name=str(gpu.get("name", "")), gpu_model=gpu_model) for gpu in gpus)
+    labels = [_gpu_label(gpu, gpu_model) for gpu in gpus]
+    seen = Counter(label for label, _ in labels)
+    all_match = all(matches for _, matches in labels)
     if not all_match or len(gpus) != gpu_count:
         parts = [f"{count}× {name}" for name, count in sorted(seen.items(), key=lambda item: (-item[1], item[0]))]
         return f"{registered}, agent sees {' + '.join(parts)}"

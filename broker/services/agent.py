@@ -1,0 +1,171 @@
+"""The node agent's state changes: register (hardware report) and heartbeat (liveness and usage).
+
+A heartbeat is keyed by (node, seq): the first one with a sequence number is applied in one
+transaction (heartbeat row, node online, uptime, lease activation, usage to billing); a repeated
+sequence number changes nothing and is answered `duplicate=True`.
+"""
+
+import importlib
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from billing.services.metering import usage_ingest
+from broker.models import JobState, Lease, LeaseState
+from broker.selectors.agent import agent_node_leases
+from broker.services.jobs_state import job_transition
+from common.errors import ValidationFailed
+from marketplace.models import Node, NodeHeartbeat, NodeStatus
+from marketplace.services.reliability import node_reliability_refresh, node_uptime_add
+from marketplace.services.verification import node_agent_report_apply
+
+logger = logging.getLogger(__name__)
+
+# Reliability is recomputed on a heartbeat at most this often per node (the beat task does the rest).
+RELIABILITY_REFRESH_S = 60
+# Slack on the GPU-seconds cap of one report (clock skew between the agent's interval and its counters).
+GPU_SECONDS_SLACK = 1.02
+
+
+@dataclass(frozen=True)
+class RegisterResult:
+    node_id: int
+    verified: bool
+    hardware_mismatch: str
+    benchmark_flag: str
+    heartbeat_interval_s: int
+
+
+def agent_register(*, node: Node, report: dict[str, Any]) -> RegisterResult:
+    """Store the agent's hardware report on its node and check it against the registration.
+
+    `report` is the validated register body (JSON-safe). The node goes online; a hardware
+    mismatch is recorded and blocks verification (see marketplace.services.verification).
+    """
+    result = node_agent_report_apply(node=node, report=report)
+    return RegisterResult(
+        node_id=node.pk,
+        verified=result.node.verified,
+        hardware_mismatch=result.hardware_mismatch,
+        benchmark_flag=result.benchmark_flag,
+        heartbeat_interval_s=settings.RIGSHIFT_HEARTBEAT_INTERVAL_S,
+    )
+
+
+@dataclass(frozen=True)
+class HeartbeatResult:
+    accepted: bool
+    duplicate: bool
+    next_heartbeat_s: int
+    uptime_added_s: int = 0
+    activated_leases: list[int] = field(default_factory=list)
+    ignored_leases: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _lease_service(name: str) -> Callable[..., Any] | None:
+    """A function of broker.services.leases, if that module (owned by the matching work) provides it."""
+    try:
+        module = importlib.import_module("broker.services.leases")
+    except ImportError:
+        return None
+    function = getattr(module, name, None)
+    return function if callable(function) else None
+
+
+def _lease_activate(*, lease_id: int, job_id: int, now: datetime) -> bool:
+    """reserved → active (and the job matched → running) on the agent's first report of the lease.
+
+    Uses the lease service when it exists; otherwise the same conditional update it would make.
+    """
+    lease_activate = _lease_service("lease_activate")
+    if lease_activate is not None:
+        return bool(lease_activate(lease_id=lease_id))
+    updated = Lease.objects.filter(pk=lease_id, state=LeaseState.RESERVED).update(
+        state=LeaseState.ACTIVE, activated_at=now
+    )
+    if updated:
+        job_transition(
+            job_id=job_id, from_states=[JobState.MATCHED], to_state=JobState.RUNNING, note="agent started the lease"
+        )
+    return bool(updated)
+
+
+def _check_reports(*, reports: Sequence[dict[str, Any]], owned: dict[int, tuple[str, int, int]]) -> None:
+    """Refuse usage a lease cannot have produced: more GPU-seconds than its GPUs over the interval."""
+    for report in reports:
+        _, _, gpu_count = owned[report["lease_id"]]
+        span = (report["interval_end"] - report["interval_start"]).total_seconds()
+        cap = span * gpu_count * GPU_SECONDS_SLACK + 1
+        if report["gpu_seconds"] > cap:
+            raise ValidationFailed(
+                f"Lease {report['lease_id']} report {report['seq']}: {report['gpu_seconds']:g} GPU-seconds is more "
+                f"than its {gpu_count} GPU(s) can use in a {span:g}-second interval.",
+                code="usage_too_high",
+            )
+
+
+def agent_heartbeat(
+    *,
+    node: Node,
+    seq: int,
+    status: str = "ok",
+    leases: Sequence[dict[str, Any]] = (),
+    payload: dict[str, Any] | None = None,
+    now: datetime | None = None,
+) -> HeartbeatResult:
+    """Apply heartbeat `seq` of `node` once.
+
+    `leases` are validated usage reports ({lease_id, seq, gpu_seconds, utilisation, interval_start,
+    interval_end (datetimes), state}). Reports for leases that are not this node's are ignored and
+    returned in `ignored_leases`; the rest go to billing's `usage_ingest`, and a reported lease that
+    is still reserved becomes active. A repeated `seq` returns `duplicate=True` and writes nothing.
+    """
+    now = now or timezone.now()
+    interval = settings.RIGSHIFT_HEARTBEAT_INTERVAL_S
+    try:
+        with transaction.atomic():
+            NodeHeartbeat.objects.create(node=node, seq=seq, status=status[:20], payload=payload or {})
+            previous = Node.objects.select_for_update().values_list("last_heartbeat_at", flat=True).get(pk=node.pk)
+            Node.objects.filter(pk=node.pk).update(status=NodeStatus.ONLINE, last_heartbeat_at=now)
+            added = node_uptime_add(node_id=node.pk, previous=previous, now=now)
+            activated: list[int] = []
+            ignored: list[dict[str, Any]] = []
+            if leases:
+                owned = agent_node_leases(node=node, lease_ids=[report["lease_id"] for report in leases])
+                own_reports = [report for report in leases if report["lease_id"] in owned]
+                ignored = [
+                    {"lease_id": report["lease_id"], "seq": report["seq"], "reason": "not a lease of this node"}
+                    for report in leases
+                    if report["lease_id"] not in owned
+                ]
+                _check_reports(reports=own_reports, owned=owned)
+                for lease_id in sorted({report["lease_id"] for report in own_reports}):
+                    state, job_id, _ = owned[lease_id]
+                    if state == LeaseState.RESERVED and _lease_activate(lease_id=lease_id, job_id=job_id, now=now):
+                        activated.append(lease_id)
+                if own_reports:
+                    usage_ingest(node_id=node.pk, reports=own_reports)
+    except IntegrityError:
+        if NodeHeartbeat.objects.filter(node_id=node.pk, seq=seq).exists():
+            return HeartbeatResult(accepted=True, duplicate=True, next_heartbeat_s=interval)
+        raise
+    node.status, node.last_heartbeat_at = NodeStatus.ONLINE, now
+    if ignored:
+        logger.warning("node %s reported leases that are not its own: %s", node.pk, ignored)
+    if cache.add(f"rigshift:reliability-refresh:{node.pk}", 1, timeout=RELIABILITY_REFRESH_S):
+        node_reliability_refresh(node=node, now=now)
+    return HeartbeatResult(
+        accepted=True,
+        duplicate=False,
+        next_heartbeat_s=interval,
+        uptime_added_s=added,
+        activated_leases=activated,
+        ignored_leases=ignored,
+    )

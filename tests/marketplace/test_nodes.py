@@ -1,6 +1,7 @@
 """Node registration, agent tokens and the listing: services and the provider API, including tenancy."""
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from django.utils import timezone
@@ -136,7 +137,7 @@ def test_update_listing_saves_and_validates() -> None:
     assert (node.price_micros, node.min_bid_micros, node.listed) == (2_450_000, 1_000_000, True)
     assert node.available_until - node.available_from == timedelta(days=7)
 
-    bad = [
+    bad: list[dict[str, Any]] = [
         {"min_bid_micros": 3_000_000},  # bid above price
         {"price_micros": -1},
         {"min_bid_micros": -1},
@@ -144,7 +145,7 @@ def test_update_listing_saves_and_validates() -> None:
         {"available_from": start, "available_until": start - timedelta(hours=1)},
         {"price_micros": 0, "min_bid_micros": 0, "listed": True},
     ]
-    base = {
+    base: dict[str, Any] = {
         "price_micros": 2_450_000,
         "min_bid_micros": 1_000_000,
         "available_from": None,

@@ -2,6 +2,7 @@
 
 import re
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from django.test import Client
@@ -120,7 +121,7 @@ def test_customer_gets_403_on_node_pages_and_actions(provider) -> None:
 
 
 def test_other_provider_gets_404_and_changes_nothing(provider, other_provider) -> None:
-    node = NodeFactory(provider=provider, price_micros=400_000, min_bid_micros=0)
+    node: Any = NodeFactory(provider=provider, price_micros=400_000, min_bid_micros=0)
     before = (node.token_hash, node.token_revoked_at, node.price_micros)
     client = logged_in(other_provider.user)
     assert client.get(f"/provider/nodes/{node.pk}/").status_code == 404
@@ -277,7 +278,7 @@ def step_states(provider) -> dict[str, bool]:
 
 
 def test_checklist_progresses_through_all_steps() -> None:
-    provider = ProviderFactory()
+    provider: Any = ProviderFactory()
     assert step_states(provider) == dict.fromkeys(
         ["assess", "register", "online", "verified", "listed", "payout"], False
     )

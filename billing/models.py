@@ -125,7 +125,9 @@ class LeaseAccount(models.Model):
     gpu_model_name = models.CharField(max_length=80, blank=True)
     price_micros = models.BigIntegerField(help_text="Price per GPU-hour, micro-USD")
     gpu_count = models.PositiveSmallIntegerField()
-    hold_micros = models.BigIntegerField(default=0, help_text="Escrow backing this lease; charges never exceed it (0 = no cap)")
+    hold_micros = models.BigIntegerField(
+        default=0, help_text="Escrow backing this lease; charges never exceed it (0 = no cap)"
+    )
     rated_gpu_ms = models.BigIntegerField(default=0, help_text="Cumulative GPU-milliseconds rated")
     charged_micros = models.BigIntegerField(default=0)
     fee_micros = models.BigIntegerField(default=0)

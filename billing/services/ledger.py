@@ -1,12 +1,19 @@
-"""The ledger's one write path: balanced, idempotent, guarded transfers."""
+"""The ledger's one write path: balanced, idempotent, guarded transfers.
+
+`ledger_transfer` posts one transaction; `ledger_transfer_many` posts a batch in one database
+transaction with a constant number of queries (settlement and the benchmark use it). Both lock the
+touched accounts in primary-key order, re-check idempotency keys after taking the locks, refuse a
+guarded account going negative, and write entries and cached balances together.
+"""
 
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import Case, IntegerField, Value, When
 
 from billing.errors import InsufficientFunds, UnbalancedTransaction
 from billing.models import GUARDED_KINDS, Account, AccountKind, Entry, LedgerTransaction
@@ -34,6 +41,108 @@ def account_get(*, kind: AccountKind | str, user: User | None = None, currency: 
         return Account.objects.get(kind=kind, owner_key=key, currency=currency)
 
 
+@dataclass(frozen=True)
+class Transfer:
+    """One balanced transaction to post: (account, signed micro-amount) legs that sum to zero."""
+
+    key: str
+    kind: str
+    legs: Sequence[tuple[Account, int]]
+    memo: str = ""
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def _deltas(transfer: Transfer) -> dict[int, int]:
+    merged: dict[int, int] = defaultdict(int)
+    currencies = set()
+    for account, amount in transfer.legs:
+        if not isinstance(amount, int) or isinstance(amount, bool):
+            raise TypeError("ledger amounts are integers (micro-units)")
+        merged[account.pk] += amount
+        currencies.add(account.currency)
+    if sum(merged.values()) != 0:
+        raise UnbalancedTransaction(f"entries of {transfer.key} sum to {sum(merged.values())}, not zero")
+    if len(currencies) > 1:
+        raise UnbalancedTransaction("a transaction moves one currency")
+    deltas = {pk: amount for pk, amount in merged.items() if amount != 0}
+    if len(deltas) < 2:
+        raise UnbalancedTransaction(f"{transfer.key} moves no money: a transaction needs two non-zero legs")
+    return deltas
+
+
+def _post(transfers: Sequence[Transfer]) -> list[LedgerTransaction]:
+    """Post inside the caller's atomic block; raises IntegrityError if another process took a key meanwhile."""
+    planned = [(t, _deltas(t)) for t in transfers]
+    pks = sorted({pk for _, deltas in planned for pk in deltas})
+    locked = {
+        row["pk"]: row
+        for row in Account.objects.select_for_update()
+        .filter(pk__in=pks)
+        .order_by("pk")
+        .values("pk", "balance", "guarded", "kind")
+    }
+    keys = [t.key for t in transfers]
+    existing = {txn.idempotency_key: txn for txn in LedgerTransaction.objects.filter(idempotency_key__in=keys)}
+    balances = {pk: row["balance"] for pk, row in locked.items()}
+    to_create: list[tuple[Transfer, dict[int, int]]] = []
+    seen: set[str] = set(existing)
+    for t, deltas in planned:
+        if t.key in seen:
+            continue
+        seen.add(t.key)
+        for pk, delta in deltas.items():
+            balance = balances[pk] + delta
+            if locked[pk]["guarded"] and balance < 0:
+                kind_label = AccountKind(locked[pk]["kind"]).label
+                raise InsufficientFunds(
+                    f"{kind_label} has {format_usd(micros=balances[pk])}; {format_usd(micros=-delta)} is needed "
+                    f"(short by {format_usd(micros=-balance)})",
+                    shortfall_micros=-balance,
+                )
+            balances[pk] = balance
+        to_create.append((t, deltas))
+    if to_create:
+        txns = LedgerTransaction.objects.bulk_create(
+            [
+                LedgerTransaction(idempotency_key=t.key, kind=t.kind, memo=t.memo[:300], metadata=t.metadata)
+                for t, _ in to_create
+            ]
+        )
+        Entry.objects.bulk_create(
+            [
+                Entry(transaction=txn, account_id=pk, amount=delta)
+                for txn, (_, deltas) in zip(txns, to_create, strict=True)
+                for pk, delta in deltas.items()
+            ]
+        )
+        changed = [pk for pk in pks if balances[pk] != locked[pk]["balance"]]
+        if changed:
+            Account.objects.filter(pk__in=changed).update(
+                balance=Case(*[When(pk=pk, then=Value(balances[pk])) for pk in changed], output_field=IntegerField())
+            )
+        for txn, (t, _) in zip(txns, to_create, strict=True):
+            existing[t.key] = txn
+    return [existing[t.key] for t in transfers]
+
+
+def ledger_transfer_many(*, transfers: Sequence[Transfer]) -> list[LedgerTransaction]:
+    """Post a batch atomically (all or nothing); returns one transaction per transfer, in order.
+
+    A key already posted (earlier, or earlier in the batch) returns the first result. If any guarded
+    account would go negative, InsufficientFunds is raised and nothing of the batch is written.
+    """
+    if not transfers:
+        return []
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                return _post(transfers)
+        except IntegrityError:
+            # Another process posted one of these keys between our check and our insert: retry once,
+            # now that its transaction committed the key is seen as existing.
+            return _post(transfers)
+
+
 def ledger_transfer(
     *,
     key: str,
@@ -48,42 +157,5 @@ def ledger_transfer(
     primary-key order; a guarded account that would go negative raises InsufficientFunds and
     nothing is written.
     """
-    merged: dict[int, int] = defaultdict(int)
-    accounts: dict[int, Account] = {}
-    for account, amount in legs:
-        if not isinstance(amount, int):
-            raise TypeError("ledger amounts are integers (micro-units)")
-        merged[account.pk] += amount
-        accounts[account.pk] = account
-    if sum(merged.values()) != 0:
-        raise UnbalancedTransaction(f"entries of {key} sum to {sum(merged.values())}, not zero")
-    currencies = {a.currency for a in accounts.values()}
-    if len(currencies) > 1:
-        raise UnbalancedTransaction("a transaction moves one currency")
-    deltas = {pk: amount for pk, amount in merged.items() if amount != 0}
-
-    with transaction.atomic():
-        existing = LedgerTransaction.objects.filter(idempotency_key=key).first()
-        if existing is not None:
-            return existing
-        locked = {a.pk: a for a in Account.objects.select_for_update().filter(pk__in=sorted(deltas)).order_by("pk")}
-        for pk, delta in deltas.items():
-            account = locked[pk]
-            if account.guarded and account.balance + delta < 0:
-                shortfall = -(account.balance + delta)
-                raise InsufficientFunds(
-                    f"{account.get_kind_display()} has {format_usd(micros=account.balance)}; "
-                    f"{format_usd(micros=-delta)} is needed (short by {format_usd(micros=shortfall)})",
-                    shortfall_micros=shortfall,
-                )
-        try:
-            with transaction.atomic():
-                txn = LedgerTransaction.objects.create(
-                    idempotency_key=key, kind=kind, memo=memo[:300], metadata=metadata or {}
-                )
-        except IntegrityError:
-            return LedgerTransaction.objects.get(idempotency_key=key)
-        Entry.objects.bulk_create([Entry(transaction=txn, account_id=pk, amount=delta) for pk, delta in deltas.items()])
-        for pk, delta in deltas.items():
-            Account.objects.filter(pk=pk).update(balance=F("balance") + delta)
-        return txn
+    transfer = Transfer(key=key, kind=kind, legs=legs, memo=memo, metadata=metadata or {})
+    return ledger_transfer_many(transfers=[transfer])[0]

@@ -1,14 +1,162 @@
 """Metering: heartbeat usage reports become usage records exactly once.
 
-PLACEHOLDER INTERFACE — the billing work replaces the body. The agent API calls this with the
-per-lease reports of one heartbeat.
+The agent API calls `usage_ingest` with the per-lease reports of one heartbeat. Each report is keyed
+by (node, lease, seq): the batch is written with ONE multi-row `INSERT ... ON CONFLICT DO NOTHING
+RETURNING`, so a duplicate, a retry or an out-of-order delivery neither double-counts nor loses
+usage, and the returned rows tell exactly which reports were new.
+
+Usage for a lease billing has no account for yet (the broker opens it when it creates the lease) is
+kept as pending and rated as soon as the account appears; usage reported by a node other than the
+lease's node, or arriving after the lease closed, is kept but excluded from charging with its
+reason (see services.settlement). Nothing reported is ever silently dropped.
 """
 
+import math
 from collections.abc import Sequence
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
 from typing import Any
+
+from django.db import connection, transaction
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from billing.models import UsageRecord, UsageStatus
+from common.errors import ValidationFailed
+
+MAX_REPORTS = 5000
+# One report covers one heartbeat interval; a day of 64 GPUs is far beyond any real interval.
+MAX_GPU_SECONDS = 64 * 86_400
+_COLUMNS = (
+    "node_id",
+    "lease_ref",
+    "seq",
+    "gpu_ms",
+    "utilisation",
+    "interval_start",
+    "interval_end",
+    "state",
+    "status",
+    "exclusion_reason",
+    "received_at",
+)
+_ROWS_PER_STATEMENT = 500
+
+
+def _int(report: dict[str, Any], name: str, index: int) -> int:
+    value = report.get(name)
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValidationFailed(f"report {index}: {name} must be an integer", details={"index": index, "field": name})
+    try:
+        number = int(value)
+    except ValueError as exc:
+        raise ValidationFailed(f"report {index}: {name} must be an integer", details={"index": index}) from exc
+    if number < 0 or number > 2**62:
+        raise ValidationFailed(f"report {index}: {name} is out of range", details={"index": index, "field": name})
+    return number
+
+
+def _gpu_ms(report: dict[str, Any], index: int) -> int:
+    value = report.get("gpu_seconds")
+    if isinstance(value, bool) or value is None:
+        raise ValidationFailed(f"report {index}: gpu_seconds is required", details={"index": index})
+    try:
+        seconds = Decimal(str(value))
+    except InvalidOperation as exc:
+        raise ValidationFailed(f"report {index}: gpu_seconds must be a number", details={"index": index}) from exc
+    if not seconds.is_finite() or seconds < 0 or seconds > MAX_GPU_SECONDS:
+        raise ValidationFailed(
+            f"report {index}: gpu_seconds must be between 0 and {MAX_GPU_SECONDS}", details={"index": index}
+        )
+    return int(seconds * 1000)
+
+
+def _when(report: dict[str, Any], name: str, index: int) -> datetime | None:
+    value = report.get(name)
+    if value in (None, ""):
+        return None
+    parsed = value if isinstance(value, datetime) else parse_datetime(str(value))
+    if parsed is None:
+        raise ValidationFailed(f"report {index}: {name} is not an ISO 8601 time", details={"index": index})
+    if timezone.is_naive(parsed):
+        parsed = timezone.make_aware(parsed, UTC)
+    return parsed
+
+
+def _utilisation(report: dict[str, Any], index: int) -> float | None:
+    value = report.get("utilisation")
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError) as exc:
+        raise ValidationFailed(f"report {index}: utilisation must be a number", details={"index": index}) from exc
+    if not math.isfinite(number) or not 0 <= number <= 1.0001:
+        raise ValidationFailed(f"report {index}: utilisation must be between 0 and 1", details={"index": index})
+    return number
+
+
+def _rows(*, node_id: int, reports: Sequence[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    now = timezone.now()
+    rows = []
+    for index, report in enumerate(reports):
+        if not isinstance(report, dict):
+            raise ValidationFailed(f"report {index} must be an object", details={"index": index})
+        start, end = _when(report, "interval_start", index), _when(report, "interval_end", index)
+        if start and end and end < start:
+            raise ValidationFailed(f"report {index}: interval_end is before interval_start", details={"index": index})
+        state = str(report.get("state") or "")[:20]
+        rows.append(
+            (
+                node_id,
+                _int(report, "lease_id", index),
+                _int(report, "seq", index),
+                _gpu_ms(report, index),
+                _utilisation(report, index),
+                start,
+                end,
+                state,
+                UsageStatus.PENDING.value,
+                "",
+                now,
+            )
+        )
+    return rows
 
 
 def usage_ingest(*, node_id: int, reports: Sequence[dict[str, Any]]) -> int:
-    """Record each report ({lease_id, seq, gpu_seconds, utilisation, interval_start, interval_end})
-    once, keyed by (node, lease, seq). Returns how many were new."""
-    return 0
+    """Record each report ({lease_id, seq, gpu_seconds, utilisation, interval_start, interval_end, state})
+    once, keyed by (node, lease, seq). Returns how many were new.
+
+    The whole batch is validated first (a bad report is a ValidationFailed naming it, and nothing is
+    written), then inserted with conflict-ignore in one statement per 500 rows.
+    """
+    if len(reports) > MAX_REPORTS:
+        raise ValidationFailed(f"at most {MAX_REPORTS} usage reports per call")
+    rows = _rows(node_id=node_id, reports=reports)
+    if not rows:
+        return 0
+    return _insert_ignoring_duplicates(rows)
+
+
+def _insert_ignoring_duplicates(rows: Sequence[tuple[Any, ...]]) -> int:
+    table = UsageRecord._meta.db_table
+    ops = connection.ops
+    columns = ", ".join(ops.quote_name(c) for c in _COLUMNS)
+    placeholder = "(" + ", ".join(["%s"] * len(_COLUMNS)) + ")"
+    new = 0
+    with transaction.atomic(), connection.cursor() as cursor:
+        for start in range(0, len(rows), _ROWS_PER_STATEMENT):
+            chunk = rows[start : start + _ROWS_PER_STATEMENT]
+            params: list[Any] = []
+            for row in chunk:
+                params.extend(
+                    connection.ops.adapt_datetimefield_value(v) if isinstance(v, datetime) else v for v in row
+                )
+            sql = (
+                f"INSERT INTO {table} ({columns}) VALUES {', '.join([placeholder] * len(chunk))} "  # noqa: S608
+                f"ON CONFLICT (node_id, lease_ref, seq) DO NOTHING RETURNING id"
+            )
+            cursor.execute(sql, params)
+            new += len(cursor.fetchall())
+    return new

@@ -1,0 +1,146 @@
+"""Ledger integrity: recompute everything from the entries and check every invariant."""
+
+from dataclasses import dataclass, field
+
+from django.db.models import Count, F, Q, Sum
+from django.db.models.functions import Coalesce
+
+from billing.models import (
+    Account,
+    AccountKind,
+    Entry,
+    LeaseAccount,
+    LedgerTransaction,
+    Payout,
+    PayoutStatus,
+    Settlement,
+    UsageRecord,
+    UsageStatus,
+)
+
+MAX_LISTED = 50
+
+
+@dataclass
+class LedgerReport:
+    accounts: int = 0
+    transactions: int = 0
+    entries: int = 0
+    lease_accounts: int = 0
+    settlements: int = 0
+    usage_records: int = 0
+    payouts: int = 0
+    checks: list[str] = field(default_factory=list)
+    violations: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.violations
+
+    def violate(self, message: str) -> None:
+        if len(self.violations) < MAX_LISTED:
+            self.violations.append(message)
+        elif len(self.violations) == MAX_LISTED:
+            self.violations.append("… more violations not listed")
+
+
+def ledger_verify() -> LedgerReport:
+    """Recompute every balance from entries and check the ledger's and billing's invariants."""
+    report = LedgerReport()
+
+    # 1. Every transaction has ≥ 2 entries summing to zero, in one currency.
+    report.transactions = LedgerTransaction.objects.count()
+    report.entries = Entry.objects.count()
+    bad = LedgerTransaction.objects.annotate(
+        n=Count("entries"),
+        total=Coalesce(Sum("entries__amount"), 0),
+        currencies=Count("entries__account__currency", distinct=True),
+    ).filter(Q(n__lt=2) | ~Q(total=0) | Q(currencies__gt=1))
+    for txn in bad.values("idempotency_key", "n", "total", "currencies")[: MAX_LISTED + 1]:
+        report.violate(
+            f"transaction {txn['idempotency_key']}: {txn['n']} entries summing to {txn['total']} "
+            f"in {txn['currencies']} currencies"
+        )
+    report.checks.append(f"{report.transactions} transactions sum to zero with ≥2 entries ({report.entries} entries)")
+
+    # 2. Cached balances equal the recomputed ones; guarded accounts are not negative.
+    sums = dict(Entry.objects.values_list("account_id").annotate(s=Sum("amount")).values_list("account_id", "s"))
+    for pk, kind, owner_key, balance, guarded in Account.objects.values_list(
+        "pk", "kind", "owner_key", "balance", "guarded"
+    ):
+        report.accounts += 1
+        recomputed = sums.get(pk, 0) or 0
+        if recomputed != balance:
+            report.violate(f"account {kind}:{owner_key} caches {balance} but its entries sum to {recomputed}")
+        if guarded and recomputed < 0:
+            report.violate(f"guarded account {kind}:{owner_key} is negative ({recomputed})")
+    report.checks.append(f"{report.accounts} account balances recomputed from entries; guarded ones non-negative")
+
+    # 3. Each lease's charges split exactly into fee + reserve + provider share and match its settlements,
+    #    whose ledger transactions move exactly those amounts.
+    report.lease_accounts = LeaseAccount.objects.count()
+    for ref in LeaseAccount.objects.exclude(
+        charged_micros=F("fee_micros") + F("reserve_micros") + F("provider_micros")
+    ).values_list("lease_ref", flat=True)[:MAX_LISTED]:
+        report.violate(f"lease {ref}: charged ≠ fee + reserve + provider share")
+    totals = {
+        row["lease_account"]: row
+        for row in Settlement.objects.values("lease_account").annotate(
+            c=Sum("charged_micros"), f=Sum("fee_micros"), r=Sum("reserve_micros"), p=Sum("provider_micros")
+        )
+    }
+    rated = dict(
+        UsageRecord.objects.filter(status=UsageStatus.RATED)
+        .values_list("lease_ref")
+        .annotate(ms=Sum("gpu_ms"))
+        .values_list("lease_ref", "ms")
+    )
+    for acct in LeaseAccount.objects.values(
+        "pk", "lease_ref", "charged_micros", "fee_micros", "reserve_micros", "provider_micros", "rated_gpu_ms"
+    ):
+        row = totals.get(acct["pk"], {"c": 0, "f": 0, "r": 0, "p": 0})
+        expected = (acct["charged_micros"], acct["fee_micros"], acct["reserve_micros"], acct["provider_micros"])
+        if (row["c"], row["f"], row["r"], row["p"]) != expected:
+            report.violate(f"lease {acct['lease_ref']}: settlements do not add up to the lease's charges")
+        if rated.get(acct["lease_ref"], 0) != acct["rated_gpu_ms"]:
+            report.violate(f"lease {acct['lease_ref']}: rated usage records ≠ rated GPU-ms")
+    report.settlements = Settlement.objects.count()
+    legs = (
+        Entry.objects.filter(transaction__settlement__isnull=False)
+        .values_list("transaction__settlement__id", "account__kind")
+        .annotate(s=Sum("amount"))
+    )
+    by_settlement: dict[int, dict[str, int]] = {}
+    for sid, kind, total in legs:
+        by_settlement.setdefault(sid, {})[kind] = total
+    for s in Settlement.objects.exclude(ledger_transaction=None).values(
+        "pk", "lease_account__lease_ref", "charged_micros", "fee_micros", "reserve_micros"
+    ):
+        moved = by_settlement.get(s["pk"], {})
+        if (
+            moved.get(AccountKind.CUSTOMER_ESCROW, 0) != -s["charged_micros"]
+            or moved.get(AccountKind.PLATFORM_REVENUE, 0) != s["fee_micros"]
+            or moved.get(AccountKind.RESERVE_FUND, 0) != s["reserve_micros"]
+        ):
+            report.violate(f"settlement {s['pk']} of lease {s['lease_account__lease_ref']}: ledger legs differ")
+    for sid in Settlement.objects.filter(ledger_transaction=None, charged_micros__gt=0).values_list("pk", flat=True):
+        report.violate(f"settlement {sid} charged money without a ledger transaction")
+    report.checks.append(
+        f"{report.lease_accounts} leases: charges = fee + reserve + provider share; "
+        f"{report.settlements} settlements match their ledger transactions"
+    )
+
+    # 4. Usage: recorded once (the unique key), nothing rated twice.
+    report.usage_records = UsageRecord.objects.count()
+    pending = UsageRecord.objects.filter(status=UsageStatus.PENDING).count()
+    report.checks.append(f"{report.usage_records} usage records ({pending} pending rating)")
+
+    # 5. Payouts: sent ones debited payable; failed ones were returned.
+    report.payouts = Payout.objects.count()
+    for p in Payout.objects.filter(
+        Q(status__in=[PayoutStatus.IN_TRANSIT, PayoutStatus.PAID], ledger_transaction=None)
+        | Q(status=PayoutStatus.FAILED, ledger_transaction__isnull=False, reversal_transaction=None)
+    ).values_list("pk", flat=True)[:MAX_LISTED]:
+        report.violate(f"payout {p}: status and ledger disagree")
+    report.checks.append(f"{report.payouts} payouts agree with the ledger")
+    return report

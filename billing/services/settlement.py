@@ -1,0 +1,346 @@
+"""Rating and settlement: metered usage becomes money moved from escrow to fee, reserve and provider.
+
+Hooks the broker calls (plain values only; billing never imports broker):
+
+* `lease_account_open(*, lease_ref, job_ref, customer_user, provider_user, node_id, price_micros, gpu_count,
+  hold_micros=0)` when it creates a lease. Idempotent on `lease_ref`.
+* `lease_settle_final(*, lease_ref, job_ref, customer_user, release_unused_hold_micros, failed)` when the
+  lease ends or fails. Settles the remaining usage, closes the account, and returns
+  `release_unused_hold_micros - charged` (never less than 0) from escrow to the wallet: pass the escrow hold
+  that backs this lease. With `failed=True` (the node failed) the SLA credit policy of services.sla applies.
+
+Rating: a lease is charged `prorate(price, cumulative GPU-seconds)` minus what it was already charged,
+so flooring never drifts, capped at `hold_micros` when one was given. Each settlement is ONE ledger
+transaction (escrow → platform fee → reserve → provider share, the provider share being the remainder
+so the parts add up exactly) with the deterministic key `settle:<lease_ref>:<cumulative GPU-ms>`. The
+lease account row is locked (SELECT ... FOR UPDATE) for the whole database transaction that writes the
+ledger, the settlement and the usage statuses, so concurrent settlers neither lose nor duplicate, and a
+settler killed midway leaves nothing behind (its transaction rolls back; the retry does it once).
+"""
+
+import logging
+from collections import defaultdict
+from fractions import Fraction
+
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.db import transaction
+from django.db.models import BigIntegerField, Case, Exists, OuterRef, Value, When
+from django.utils import timezone
+
+from billing.errors import InsufficientFunds
+from billing.models import (
+    Account,
+    AccountKind,
+    LeaseAccount,
+    LeaseAccountStatus,
+    Settlement,
+    UsageRecord,
+    UsageStatus,
+)
+from billing.services.ledger import Transfer, account_get, ledger_transfer, ledger_transfer_many
+from common.errors import Conflict, NotFound, ValidationFailed
+from common.money import prorate
+
+logger = logging.getLogger(__name__)
+
+# Usage reported with one of these states covers an interval the node did not serve well: not charged.
+FAILED_STATES = frozenset({"failed", "lost", "error"})
+
+
+def _rate(name: str) -> Fraction:
+    value = Fraction(str(getattr(settings, name)))
+    if not 0 <= value < 1:
+        raise ValueError(f"{name} must be in [0, 1)")
+    return value
+
+
+def fee_rate() -> Fraction:
+    return _rate("RIGSHIFT_PLATFORM_FEE_RATE")
+
+
+def reserve_rate() -> Fraction:
+    return _rate("RIGSHIFT_RESERVE_RATE")
+
+
+def charge_split(*, amount_micros: int) -> tuple[int, int, int]:
+    """(platform fee, reserve, provider share) of a charge: fee and reserve floored, provider the remainder."""
+    fee_r, reserve_r = fee_rate(), reserve_rate()
+    fee = amount_micros * fee_r.numerator // fee_r.denominator
+    reserve = amount_micros * reserve_r.numerator // reserve_r.denominator
+    return fee, reserve, amount_micros - fee - reserve
+
+
+def rate_gpu_ms(*, price_micros: int, gpu_ms: int) -> int:
+    """Cost of `gpu_ms` GPU-milliseconds at a per-GPU-hour price, floored to a micro-dollar."""
+    # floor(floor(p*ms/3600)/1000) == floor(p*ms/3_600_000) for non-negative integers.
+    return prorate(micros_per_hour=price_micros, seconds=gpu_ms) // 1000
+
+
+def provider_share_split(*, provider_user: User, amount_micros: int) -> list[tuple[Account, int]]:
+    """Ledger legs crediting a provider's share of a settlement.
+
+    HOOK for financing: while an advance is open, part of the share is withheld to repay the lender
+    (return e.g. [(payable, share - withheld), (lender_receivable, withheld)]). The legs must be
+    credits summing exactly to `amount_micros`. Today everything goes to the provider payable.
+    """
+    payable = account_get(kind=AccountKind.PROVIDER_PAYABLE, user=provider_user)
+    return [(payable, amount_micros)]
+
+
+def lease_account_open(
+    *,
+    lease_ref: int,
+    job_ref: int,
+    customer_user: User,
+    provider_user: User,
+    node_id: int,
+    price_micros: int,
+    gpu_count: int,
+    hold_micros: int = 0,
+) -> LeaseAccount:
+    """Open billing's account of a lease (idempotent on `lease_ref`); usage already recorded for it gets rated."""
+    if price_micros < 0 or gpu_count < 1 or hold_micros < 0:
+        raise ValidationFailed("a lease has a non-negative price and hold and at least one GPU")
+    from marketplace.models import Node
+
+    model_name = Node.objects.filter(pk=node_id).values_list("gpu_model__name", flat=True).first() or ""
+    account, created = LeaseAccount.objects.get_or_create(
+        lease_ref=lease_ref,
+        defaults={
+            "job_ref": job_ref,
+            "customer": customer_user,
+            "provider": provider_user,
+            "node_id": node_id,
+            "gpu_model_name": model_name,
+            "price_micros": price_micros,
+            "gpu_count": gpu_count,
+            "hold_micros": hold_micros,
+        },
+    )
+    if not created and (
+        account.job_ref != job_ref
+        or account.customer_id != customer_user.pk
+        or account.provider_id != provider_user.pk
+        or account.price_micros != price_micros
+    ):
+        raise Conflict(f"lease {lease_ref} is already open with other terms")
+    if created and UsageRecord.objects.filter(lease_ref=lease_ref, status=UsageStatus.PENDING).exists():
+        transaction.on_commit(lambda: _enqueue_settle(lease_ref))
+    return account
+
+
+def _enqueue_settle(lease_ref: int) -> None:
+    from billing.tasks import settle_lease
+
+    settle_lease.delay(lease_ref)
+
+
+def _settle_locked(accounts: list[LeaseAccount]) -> list[Settlement]:
+    """Rate and settle the pending usage of `accounts`, whose rows the caller holds locked (pk order)."""
+    if not accounts:
+        return []
+    by_ref = {a.lease_ref: a for a in accounts}
+    rows = UsageRecord.objects.filter(lease_ref__in=list(by_ref), status=UsageStatus.PENDING).values_list(
+        "pk", "lease_ref", "node_id", "gpu_ms", "state"
+    )
+    good: dict[int, list[int]] = defaultdict(list)
+    good_ms: dict[int, int] = defaultdict(int)
+    excluded: dict[str, list[int]] = defaultdict(list)
+    for pk, ref, node_id, gpu_ms, state in rows:
+        account = by_ref[ref]
+        if node_id != account.node_id:
+            excluded[f"reported by node {node_id}; the lease runs on node {account.node_id}"].append(pk)
+        elif state in FAILED_STATES:
+            excluded[f"interval reported as {state}: not charged"].append(pk)
+        else:
+            good[ref].append(pk)
+            good_ms[ref] += gpu_ms
+    for reason, pks in excluded.items():
+        UsageRecord.objects.filter(pk__in=pks).update(status=UsageStatus.EXCLUDED, exclusion_reason=reason)
+
+    plans: list[tuple[LeaseAccount, Settlement, Transfer | None]] = []
+    for ref in sorted(good):
+        account = by_ref[ref]
+        upto = account.rated_gpu_ms + good_ms[ref]
+        charged_total = rate_gpu_ms(price_micros=account.price_micros, gpu_ms=upto)
+        if account.hold_micros:
+            charged_total = min(charged_total, account.hold_micros)
+        delta = max(0, charged_total - account.charged_micros)
+        fee, reserve, share = charge_split(amount_micros=delta)
+        settlement = Settlement(
+            lease_account=account,
+            gpu_ms=good_ms[ref],
+            upto_gpu_ms=upto,
+            charged_micros=delta,
+            fee_micros=fee,
+            reserve_micros=reserve,
+            provider_micros=share,
+        )
+        transfer = None
+        if delta > 0:
+            legs: list[tuple[Account, int]] = [
+                (account_get(kind=AccountKind.CUSTOMER_ESCROW, user=account.customer), -delta),
+                (account_get(kind=AccountKind.PLATFORM_REVENUE), fee),
+                (account_get(kind=AccountKind.RESERVE_FUND), reserve),
+            ]
+            legs += provider_share_split(provider_user=account.provider, amount_micros=share)
+            transfer = Transfer(
+                key=f"settle:{ref}:{upto}",
+                kind="usage_settlement",
+                legs=[(a, amt) for a, amt in legs if amt],
+                memo=f"Usage of lease {ref}: {good_ms[ref] / 1000:.3f} GPU-s",
+                metadata={"lease_ref": ref, "job_ref": account.job_ref, "upto_gpu_ms": upto},
+            )
+        plans.append((account, settlement, transfer))
+    if not plans:
+        return []
+
+    transfers = [t for _, _, t in plans if t is not None]
+    try:
+        with transaction.atomic():
+            txns = iter(ledger_transfer_many(transfers=transfers))
+    except InsufficientFunds:
+        # One customer's escrow cannot cover its usage: settle the others, leave that lease pending.
+        if len(plans) == 1:
+            logger.warning("escrow cannot cover usage of lease %s; left pending", plans[0][0].lease_ref)
+            return []
+        settled: list[Settlement] = []
+        for account, _, _ in plans:
+            settled += _settle_locked([account])
+        return settled
+    for _, settlement, transfer in plans:
+        if transfer is not None:
+            settlement.ledger_transaction = next(txns)
+    settlements = Settlement.objects.bulk_create([s for _, s, _ in plans])
+    all_good = [pk for ref in good for pk in good[ref]]
+    UsageRecord.objects.filter(pk__in=all_good).update(
+        status=UsageStatus.RATED,
+        settlement_id=Case(
+            *[When(lease_ref=s.lease_account.lease_ref, then=Value(s.pk)) for s in settlements],
+            output_field=BigIntegerField(),
+        ),
+    )
+    for account, settlement, _ in plans:
+        account.rated_gpu_ms = settlement.upto_gpu_ms
+        account.charged_micros += settlement.charged_micros
+        account.fee_micros += settlement.fee_micros
+        account.reserve_micros += settlement.reserve_micros
+        account.provider_micros += settlement.provider_micros
+    LeaseAccount.objects.bulk_update(
+        [a for a, _, _ in plans],
+        ["rated_gpu_ms", "charged_micros", "fee_micros", "reserve_micros", "provider_micros"],
+    )
+    return settlements
+
+
+def lease_settle(*, lease_ref: int) -> list[Settlement]:
+    """Settle one lease's pending usage now (waits for a concurrent settler of the same lease)."""
+    with transaction.atomic():
+        account = (
+            LeaseAccount.objects.select_for_update()
+            .select_related("customer", "provider")
+            .filter(lease_ref=lease_ref, status=LeaseAccountStatus.OPEN)
+            .first()
+        )
+        if account is None:
+            return []
+        return _settle_locked([account])
+
+
+def usage_settle_pending(*, batch_size: int = 200, max_batches: int = 50) -> int:
+    """Settle every open lease with pending usage, `batch_size` leases per database transaction.
+
+    Leases another settler holds are skipped (SKIP LOCKED) — that settler is on them. Pending usage of
+    closed leases is marked excluded ("arrived after the lease closed"). Returns settlements written.
+    """
+    UsageRecord.objects.filter(
+        status=UsageStatus.PENDING,
+    ).filter(
+        Exists(LeaseAccount.objects.filter(lease_ref=OuterRef("lease_ref"), status=LeaseAccountStatus.CLOSED))
+    ).update(status=UsageStatus.EXCLUDED, exclusion_reason="arrived after the lease closed: not charged")
+    written = 0
+    last_ref = -1
+    for _ in range(max_batches):
+        refs = list(
+            UsageRecord.objects.filter(status=UsageStatus.PENDING, lease_ref__gt=last_ref)
+            .filter(
+                Exists(LeaseAccount.objects.filter(lease_ref=OuterRef("lease_ref"), status=LeaseAccountStatus.OPEN))
+            )
+            .order_by("lease_ref")
+            .values_list("lease_ref", flat=True)
+            .distinct()[:batch_size]
+        )
+        if not refs:
+            break
+        last_ref = refs[-1]
+        with transaction.atomic():
+            accounts = list(
+                LeaseAccount.objects.select_for_update(skip_locked=True, of=("self",))
+                .select_related("customer", "provider")
+                .filter(lease_ref__in=refs, status=LeaseAccountStatus.OPEN)
+                .order_by("pk")
+            )
+            written += len(_settle_locked(accounts))
+    return written
+
+
+def lease_settle_final(
+    *,
+    lease_ref: int,
+    job_ref: int,
+    customer_user: User,
+    release_unused_hold_micros: int,
+    failed: bool,
+) -> LeaseAccount:
+    """Close a lease's account: settle its remaining usage, return the unused hold, apply the SLA policy.
+
+    `release_unused_hold_micros` is the escrow hold backing this lease; `hold - charged` goes back to the
+    wallet (0 when the lease used it all). `failed=True` means the lease failed because its node failed:
+    usage reported after this call is not charged, and services.sla credits the customer. Idempotent: a
+    repeated call returns the closed account unchanged.
+    """
+    if release_unused_hold_micros < 0:
+        raise ValidationFailed("release_unused_hold_micros must not be negative")
+    with transaction.atomic():
+        account = (
+            LeaseAccount.objects.select_for_update()
+            .select_related("customer", "provider")
+            .filter(lease_ref=lease_ref)
+            .first()
+        )
+        if account is None:
+            raise NotFound(f"lease {lease_ref} has no billing account (lease_account_open was not called)")
+        if account.job_ref != job_ref or account.customer_id != customer_user.pk:
+            raise ValidationFailed(f"lease {lease_ref} belongs to another job or customer")
+        if account.status == LeaseAccountStatus.CLOSED:
+            return account
+        _settle_locked([account])
+        UsageRecord.objects.filter(lease_ref=lease_ref, status=UsageStatus.PENDING).update(
+            status=UsageStatus.EXCLUDED, exclusion_reason="escrow could not cover it at close: not charged"
+        )
+        hold = release_unused_hold_micros or account.hold_micros
+        release = max(0, hold - account.charged_micros)
+        if release:
+            escrow = account_get(kind=AccountKind.CUSTOMER_ESCROW, user=account.customer)
+            escrow.refresh_from_db(fields=["balance"])
+            release = min(release, escrow.balance)
+        if release:
+            wallet = account_get(kind=AccountKind.CUSTOMER_WALLET, user=account.customer)
+            ledger_transfer(
+                key=f"release:{lease_ref}",
+                kind="escrow_release",
+                legs=[(escrow, -release), (wallet, release)],
+                memo=f"Unused hold of lease {lease_ref}",
+                metadata={"lease_ref": lease_ref, "job_ref": job_ref},
+            )
+        account.released_micros = release
+        account.status = LeaseAccountStatus.CLOSED
+        account.failed = failed
+        account.closed_at = timezone.now()
+        account.save(update_fields=["released_micros", "status", "failed", "closed_at"])
+        if failed:
+            from billing.services.sla import sla_credit_for_failed_lease
+
+            sla_credit_for_failed_lease(lease_ref=lease_ref)
+        return account

@@ -1,0 +1,16 @@
+"""Billing's Celery tasks: thin wrappers around services, idempotent, safe to retry."""
+
+from celery import shared_task
+
+from billing.services.settlement import lease_settle, usage_settle_pending
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def settle_usage() -> int:
+    """Beat (every 30 s): settle all open leases with pending usage."""
+    return usage_settle_pending()
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def settle_lease(lease_ref: int) -> int:
+    return len(lease_settle(lease_ref=lease_ref))

@@ -133,6 +133,17 @@ CELERY_BEAT_SCHEDULE["marketplace-nodes-reliability-refresh"] = {
     "schedule": 300.0,
     "options": {"expires": 300},
 }
+# Billing: settle metered usage every 30 s; pay providers out (weekly, or daily above the threshold).
+CELERY_BEAT_SCHEDULE["billing-settle-usage"] = {
+    "task": "billing.tasks.settle_usage",
+    "schedule": 30.0,
+    "options": {"expires": 30},
+}
+CELERY_BEAT_SCHEDULE["billing-payout-run"] = {
+    "task": "billing.tasks.payout_run_task",
+    "schedule": 3600.0,
+    "options": {"expires": 3600},
+}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 8}},

@@ -16,6 +16,7 @@ Unmatched names are reported back and counted as GPUs that do not qualify (until
 
 import csv
 import io
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
@@ -36,6 +37,7 @@ MAX_LINES = 5000
 MAX_COUNT_PER_LINE = 100_000
 MAX_NAME_LENGTH = 200
 DEFAULT_UTILISATION = Decimal("0.6")
+_WHOLE_NUMBER = re.compile(r"[+-]?\d+")
 HEADER_MODEL_WORDS = {"model", "gpu", "gpu model", "gpu_model", "card", "name"}
 HEADER_COUNT_WORDS = {"count", "qty", "quantity", "gpus", "number", "units", "amount"}
 
@@ -57,13 +59,12 @@ def _count_from(text: str, *, line_no: int) -> int:
     cleaned = text.strip().replace(",", "").replace("_", "").replace(" ", "")
     if not cleaned:
         raise ValidationFailed(f"Line {line_no}: the count is missing; expected `model,count`.")
-    try:
-        value = Decimal(cleaned)
-    except InvalidOperation:
-        raise ValidationFailed(f"Line {line_no}: count {text.strip()!r} is not a whole number.") from None
-    if not value.is_finite() or value != value.to_integral_value():
-        raise ValidationFailed(f"Line {line_no}: count {text.strip()!r} is not a whole number.")
-    return int(value)
+    if not _WHOLE_NUMBER.fullmatch(cleaned):
+        shown = text.strip()[:20]
+        raise ValidationFailed(f"Line {line_no}: count {shown!r} is not a whole number.")
+    if len(cleaned.lstrip("+-").lstrip("0")) > 9:
+        raise ValidationFailed(f"Line {line_no}: the count is above the limit of {MAX_COUNT_PER_LINE:,} GPUs per line.")
+    return int(cleaned)
 
 
 def _line_check(*, model: str, count: int, line_no: int) -> tuple[str, int]:

@@ -15,7 +15,9 @@ URL = "/api/v1/customers/signup/"
 
 def test_signup_returns_token_that_works_and_wallet_starts_at_zero(api_client: APIClient) -> None:
     response = api_client.post(
-        URL, {"username": "lab", "password": "a-long-secret-9", "email": "lab@example.com", "company": "Lab"}, format="json"
+        URL,
+        {"username": "lab", "password": "a-long-secret-9", "email": "lab@example.com", "company": "Lab"},
+        format="json",
     )
     assert response.status_code == 201, response.content
     body = response.json()

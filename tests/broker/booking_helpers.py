@@ -1,0 +1,44 @@
+"""Helpers for the booking tests: catalog GPUs, nodes, funded wallets, leases."""
+
+from datetime import timedelta
+from typing import Any
+
+from django.utils import timezone
+
+from billing.services.wallet import wallet_credit
+from broker.models import Job, Lease, LeaseState
+from marketplace.models import Customer, GPUModel, Node
+from tests.factories import GPUModelFactory, NodeFactory
+
+
+def gpu(slug: str) -> GPUModel:
+    found = GPUModel.objects.filter(slug=slug).first()
+    return found if found is not None else GPUModelFactory(slug=slug)
+
+
+def node(**kwargs: Any) -> Node:
+    slug = kwargs.pop("gpu", "rtx-4090")
+    return NodeFactory(gpu_model=gpu(slug), **kwargs)
+
+
+def fund(customer: Customer, dollars: int, key: str = "test-fund") -> None:
+    wallet_credit(user=customer.user, amount_micros=dollars * 1_000_000, key=f"{key}:{customer.pk}")
+
+
+def lease_on(
+    node_obj: Node, customer: Customer, gpus: int, *, hours: float = 2, state: str = LeaseState.ACTIVE
+) -> Lease:
+    now = timezone.now()
+    job = Job.objects.create(
+        customer=customer, name="other", gpu_count=gpus, image="img", duration_seconds=3600, state="running"
+    )
+    return Lease.objects.create(
+        job=job,
+        node=node_obj,
+        gpu_slots=list(range(gpus)),
+        gpu_count=gpus,
+        price_micros=node_obj.price_micros,
+        starts_at=now - timedelta(minutes=5),
+        ends_at=now + timedelta(hours=hours),
+        state=state,
+    )

@@ -1,0 +1,146 @@
+"""Customer portal pages: signup, dashboard, wallet with top-up, API tokens.
+
+Thin: parse the form, check the role, call one service or selector, render.
+Search lives in app_search.py, bookings and jobs in app_jobs.py.
+"""
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth import login
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+
+from billing.selectors.wallet import wallet_balance, wallet_entries
+from broker.forms import CustomerSignupForm, TopUpForm, form_add_domain_errors
+from broker.models import Job
+from broker.selectors.customer_portal import wallet_low_balance
+from broker.services.customers import customer_signup
+from common.errors import DomainError, ValidationFailed
+from common.models import ApiToken
+from common.services import api_token_create, api_token_revoke
+from marketplace.models import Customer
+
+View = Callable[..., HttpResponse]
+
+
+def customer_required(view: View) -> View:
+    """Anonymous → the login page; a logged-in user without a customer profile → 403."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
+        if not hasattr(request.user, "customer"):
+            raise PermissionDenied("Only customer accounts can use the customer portal.")
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def customer_of(request: HttpRequest) -> Customer:
+    return request.user.customer  # type: ignore[union-attr]
+
+
+@require_http_methods(["GET", "POST"])
+def signup(request: HttpRequest) -> HttpResponse:
+    if request.user.is_authenticated and hasattr(request.user, "customer"):
+        return redirect("app:dashboard")
+    form = CustomerSignupForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            customer, _ = customer_signup(**form.cleaned_data)
+        except ValidationFailed as exc:
+            form_add_domain_errors(form, exc)
+        else:
+            login(request, customer.user, backend="django.contrib.auth.backends.ModelBackend")
+            messages.success(request, "Welcome to RigShift. Top up your wallet, then search and book GPUs.")
+            return redirect("app:dashboard")
+    return render(request, "app/signup.html", {"form": form})
+
+
+@customer_required
+def dashboard(request: HttpRequest) -> HttpResponse:
+    customer = customer_of(request)
+    jobs = list(Job.objects.filter(customer=customer).order_by("-created_at", "-id")[:10])
+    return render(
+        request,
+        "app/dashboard.html",
+        {
+            "customer": customer,
+            "balance": wallet_balance(user=customer.user),
+            "low_balance": wallet_low_balance(customer=customer),
+            "jobs": jobs,
+        },
+    )
+
+
+def _topup_create(*, request: HttpRequest, amount_text: str) -> HttpResponse:
+    from billing.services.topups import topup_create  # the top-up service of the wallet work
+
+    form = TopUpForm({"amount": amount_text})
+    if form.is_valid():
+        try:
+            topup = topup_create(user=request.user, amount_micros=form.amount_micros())  # type: ignore[arg-type]
+        except DomainError as exc:
+            form_add_domain_errors(form, exc)
+        else:
+            if topup.checkout_url and topup.status != "succeeded":
+                return redirect(topup.checkout_url)
+            messages.success(request, f"Added ${form.cleaned_data['amount']:,.2f} to your wallet.")
+            return redirect("app:wallet")
+    return wallet_page(request, topup_form=form, status=400)
+
+
+def wallet_page(request: HttpRequest, *, topup_form: Any = None, status: int = 200) -> HttpResponse:
+    customer = customer_of(request)
+    return render(
+        request,
+        "app/wallet.html",
+        {
+            "balance": wallet_balance(user=customer.user),
+            "low_balance": wallet_low_balance(customer=customer),
+            "entries": wallet_entries(user=customer.user, limit=30),
+            "topup_form": topup_form or TopUpForm(),
+        },
+        status=status,
+    )
+
+
+@customer_required
+@require_http_methods(["GET", "POST"])
+def wallet(request: HttpRequest) -> HttpResponse:
+    if request.method == "POST":
+        return _topup_create(request=request, amount_text=request.POST.get("amount", ""))
+    return wallet_page(request)
+
+
+@customer_required
+@require_http_methods(["GET", "POST"])
+def tokens(request: HttpRequest) -> HttpResponse:
+    user = request.user
+    new_token: str | None = None
+    if request.method == "POST":
+        name = (request.POST.get("name") or "api").strip()[:100] or "api"
+        _, new_token = api_token_create(user=user, name=name)  # type: ignore[arg-type]
+    rows = ApiToken.objects.filter(user=user, revoked_at__isnull=True).order_by("-created_at", "-id")  # type: ignore[misc]
+    response = render(request, "app/tokens.html", {"tokens": rows, "new_token": new_token})
+    if new_token:
+        response["Cache-Control"] = "no-store"
+    return response
+
+
+@customer_required
+@require_POST
+def token_revoke(request: HttpRequest, token_id: int) -> HttpResponse:
+    token = ApiToken.objects.filter(pk=token_id, user=request.user).first()  # type: ignore[misc]
+    if token is None:
+        raise Http404("No such token.")
+    api_token_revoke(token=token)
+    messages.success(request, f"Token {token.prefix}… revoked.")
+    return redirect("app:tokens")

@@ -1,0 +1,162 @@
+"""Customer portal jobs: the booking form with a live quote, the jobs list, the job page, cancel.
+
+Thin: parse the form, call one service or selector, render. Another customer's job is a 404.
+"""
+
+import importlib
+import uuid
+from typing import Any
+
+from django.contrib import messages
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+
+from broker.forms import JobBookingForm, form_add_domain_errors, form_errors_text
+from broker.models import TERMINAL_JOB_STATES, Job, JobState
+from broker.selectors.jobs import job_get, job_list, job_view
+from broker.services.jobs import job_book, job_cancel
+from broker.services.quotes import job_quote
+from broker.views.app import customer_of, customer_required
+from common.errors import DomainError, NotFound
+
+# Fields a quote needs; a missing workload or name is not an error for a quote.
+QUOTE_OPTIONAL = {"name", "image", "command", "env", "ports"}
+POLL_SECONDS = 5
+
+
+def _own_job(request: HttpRequest, job_id: int) -> Job:
+    try:
+        return job_get(customer=customer_of(request), job_id=job_id)
+    except NotFound as exc:
+        raise Http404(exc.message) from exc
+
+
+def explain_pending(job: Job) -> str:
+    """Why the job is still pending: the matching explanation when that service exists, else the stored reason."""
+    if job.state not in (JobState.PENDING, JobState.PREEMPTED):
+        return ""
+    try:
+        module: Any = importlib.import_module("broker.services.explain")
+    except ImportError:
+        module = None
+    explain = getattr(module, "job_explain", None) if module is not None else None
+    if explain is not None:
+        try:
+            result = explain(job=job)
+        except DomainError:
+            result = None
+        text = _explanation_text(result)
+        if text:
+            return text
+    return job.pending_reason
+
+
+def _explanation_text(result: Any) -> str:
+    if result is None:
+        return ""
+    if isinstance(result, str):
+        return result
+    if isinstance(result, dict):
+        for key in ("message", "summary", "reason", "detail"):
+            if result.get(key):
+                return str(result[key])
+        return ""
+    for attr in ("message", "summary", "reason", "text"):
+        value = getattr(result, attr, None)
+        if value:
+            return str(value)
+    return str(result)
+
+
+@customer_required
+def jobs(request: HttpRequest) -> HttpResponse:
+    return render(request, "app/jobs.html", {"jobs": job_list(customer=customer_of(request))})
+
+
+@customer_required
+@require_http_methods(["GET", "POST"])
+def job_new(request: HttpRequest) -> HttpResponse:
+    if request.method == "POST":
+        form = JobBookingForm(request.POST)
+        if form.is_valid():
+            key = (request.POST.get("idempotency_key") or "").strip() or None
+            try:
+                job = job_book(customer=customer_of(request), data=form.requirements(), idempotency_key=key)
+            except DomainError as exc:
+                form_add_domain_errors(form, exc)
+            else:
+                messages.success(request, f"Job #{job.pk} booked; its maximum cost is held in escrow.")
+                return redirect("app:job_detail", job_id=job.pk)
+        context = {"form": form, "quote": None, "idempotency_key": request.POST.get("idempotency_key", "")}
+        return render(request, "app/job_new.html", context, status=400)
+    # GET: prefill from the search page's "Book" links (?gpu_models=…&gpu_count=…).
+    initial: dict[str, Any] = {}
+    for name in ("gpu_count", "max_price", "duration_hours", "min_gpu_ram"):
+        if request.GET.get(name):
+            initial[name] = request.GET[name]
+    for name in ("gpu_models", "regions"):
+        if request.GET.getlist(name):
+            initial[name] = request.GET.getlist(name)
+    form = JobBookingForm(initial=initial)
+    # A fresh key per form: a double-submitted form books once.
+    return render(request, "app/job_new.html", {"form": form, "quote": None, "idempotency_key": uuid.uuid4().hex})
+
+
+@customer_required
+@require_POST
+def job_quote_partial(request: HttpRequest) -> HttpResponse:
+    """The live quote box (htmx target): what the form's requirements would match, cost and hold."""
+    form = JobBookingForm(request.POST)
+    form.is_valid()
+    skip = set(QUOTE_OPTIONAL)
+    if not request.POST.get("duration_hours"):
+        skip.add("duration_hours")
+    error = form_errors_text(form, skip=skip)
+    quote = None
+    if not error:
+        data = {k: v for k, v in form.requirements().items() if k not in QUOTE_OPTIONAL}
+        try:
+            quote = job_quote(customer=customer_of(request), requirements=data)
+        except DomainError as exc:
+            error = exc.message
+    return render(request, "app/_quote.html", {"quote": quote, "error": error})
+
+
+def _job_context(job: Job) -> dict[str, Any]:
+    view = job_view(job=job)
+    return {
+        "job": job,
+        "lease": view.lease,
+        "cost_so_far_micros": view.cost_so_far_micros,
+        "explanation": explain_pending(job),
+        "events": list(job.events.all()),
+        "terminal": job.state in TERMINAL_JOB_STATES,
+        "poll_seconds": POLL_SECONDS,
+    }
+
+
+@customer_required
+def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
+    job = _own_job(request, job_id)
+    return render(request, "app/job_detail.html", _job_context(job))
+
+
+@customer_required
+def job_status_partial(request: HttpRequest, job_id: int) -> HttpResponse:
+    """The job page's live part (state, lease, cost, timeline), polled by htmx until the job ends."""
+    job = _own_job(request, job_id)
+    return render(request, "app/_job_status.html", _job_context(job))
+
+
+@customer_required
+@require_POST
+def job_cancel_view(request: HttpRequest, job_id: int) -> HttpResponse:
+    job = _own_job(request, job_id)
+    try:
+        cancelled = job_cancel(job=job, customer=customer_of(request))
+    except DomainError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"Job #{cancelled.pk} cancelled; unused escrow returned to your wallet.")
+    return redirect("app:job_detail", job_id=job.pk)

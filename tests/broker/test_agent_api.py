@@ -13,6 +13,7 @@ from common.errors import Conflict
 from common.models import AuditLog
 from common.tokens import token_generate, token_hash
 from marketplace.models import Node, NodeHeartbeat, NodeStatus, NodeUptime
+from marketplace.services.nodes import node_register, node_token_revoke, node_token_rotate
 from marketplace.services.verification import node_verify
 from tests.conftest import client_for
 from tests.factories import CustomerFactory, NodeFactory, UserFactory
@@ -229,11 +230,20 @@ def test_missing_and_wrong_tokens_are_401_with_a_clear_message(path: str) -> Non
     assert wrong.json()["detail"] == "Invalid node agent token."
 
 
-def test_revoked_token_is_401() -> None:
-    node, raw = agent_node(token_revoked_at=timezone.now())
-    response = agent_client(raw).get("/api/v1/agent/leases")
-    assert response.status_code == 401
-    assert "revoked" in response.json()["detail"]
+def test_token_from_node_registration_works_until_rotated_or_revoked(provider: Any) -> None:
+    node, raw = node_register(
+        provider=provider, name="rig-1", region="eu", country="DE", gpu_model_slug="rtx-4090", gpu_count=2
+    )
+    assert raw.startswith("rsn_")
+    assert agent_client(raw).post("/api/v1/agent/register", register_body(count=2), format="json").status_code == 200
+    new_raw = node_token_rotate(node=node)
+    old = agent_client(raw).post("/api/v1/agent/heartbeat", {"seq": 1}, format="json")
+    assert old.status_code == 401 and old.json()["detail"] == "Invalid node agent token."
+    assert agent_client(new_raw).post("/api/v1/agent/heartbeat", {"seq": 1}, format="json").status_code == 200
+    node_token_revoke(node=node)
+    revoked = agent_client(new_raw).get("/api/v1/agent/leases")
+    assert revoked.status_code == 401
+    assert "revoked" in revoked.json()["detail"]
 
 
 def test_user_api_token_and_session_are_refused_on_agent_endpoints(provider_client: APIClient) -> None:

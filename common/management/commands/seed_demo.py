@@ -1,10 +1,25 @@
-"""Seed the demo market (placeholder until the demo seeding lands)."""
+"""Seed the demo market (idempotent; demo only). Thin: the work is common.demo.demo_seed."""
 
-from django.core.management.base import BaseCommand
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from common.demo import DEMO_PASSWORD, demo_seed
 
 
 class Command(BaseCommand):
-    help = "Seed the demo market (idempotent)."
+    help = "Seed the demo market: demo logins, wallet credit and ~36 verified, listed nodes (idempotent)."
 
-    def handle(self, *args: object, **options: object) -> None:
-        self.stdout.write("demo market: nothing to seed yet")
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--force", action="store_true", help="seed even with DEBUG off (never in production)")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if not settings.DEBUG and not options["force"]:
+            raise CommandError("seed_demo is for the demo only and refuses to run with DEBUG off (use --force).")
+        result = demo_seed()
+        if result.created:
+            self.stdout.write(f"demo market: created {len(result.created)} objects ({result.nodes} demo nodes)")
+        else:
+            self.stdout.write(f"demo market: already seeded, nothing changed ({result.nodes} demo nodes)")
+        self.stdout.write(f"demo logins (password {DEMO_PASSWORD}): demo-provider, demo-customer, demo-lender, admin")

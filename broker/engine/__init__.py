@@ -1,0 +1,96 @@
+"""The matching engine: a pure module (numpy/scipy, no Django). Arrays in, assignments out.
+
+    result = match(jobs=Jobs(...), nodes=Nodes(...), models=Models(...), now=epoch_seconds)
+
+See filter.py (hard constraints), assign.py (greedy + max-flow augmentation + preemption),
+fairshare.py (priority order) and optimal.py (the upper bound the benchmark compares with).
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from broker.engine.assign import Assigner
+from broker.engine.filter import feasible, first_reasons
+from broker.engine.types import (
+    MODE_INTERRUPTIBLE,
+    MODE_ON_DEMAND,
+    MODE_RESERVED,
+    REASONS,
+    Jobs,
+    Models,
+    Nodes,
+    Placement,
+    Preemptible,
+    Result,
+    Weights,
+)
+
+__all__ = [
+    "MODE_INTERRUPTIBLE",
+    "MODE_ON_DEMAND",
+    "MODE_RESERVED",
+    "REASONS",
+    "Jobs",
+    "Models",
+    "Nodes",
+    "Placement",
+    "Preemptible",
+    "Result",
+    "Weights",
+    "match",
+]
+
+
+def match(
+    *,
+    jobs: Jobs,
+    nodes: Nodes,
+    models: Models,
+    now: float,
+    preemptible: Preemptible | None = None,
+    weights: Weights | None = None,
+    optimise: bool = True,
+) -> Result:
+    """Assign pending jobs to free GPU slots. Never oversubscribes a slot; every placement meets
+    every hard constraint. Returns placements (with slots and price) and a reason per unplaced job."""
+    w = weights or Weights()
+    t: dict[str, float] = {}
+    t0 = time.perf_counter()
+    feas = feasible(jobs, nodes, models, now=now)
+    t["filter"] = (time.perf_counter() - t0) * 1000
+    t1 = time.perf_counter()
+    assigner = Assigner(jobs, nodes, feas, now=now, weights=w, slot_free_at=nodes.slot_free_at.copy())
+    order = np.argsort(jobs.order, kind="stable")
+    assigner.greedy(order)
+    t["greedy"] = (time.perf_counter() - t1) * 1000
+    t2 = time.perf_counter()
+    if optimise:
+        assigner.augment_singles()
+        assigner.greedy(order)  # leftovers (multi-GPU) after re-routing
+    t["optimise"] = (time.perf_counter() - t2) * 1000
+    t3 = time.perf_counter()
+    preempts: dict[int, list[int]] = {}
+    if preemptible is not None and len(preemptible.lease_ids):
+        unplaced_od = np.flatnonzero((assigner.node_of < 0) & (jobs.mode != MODE_INTERRUPTIBLE))
+        if len(unplaced_od):
+            static = np.zeros_like(feas)
+            static[unplaced_od] = feasible(_subset(jobs, unplaced_od), nodes, models, now=now, with_capacity=False)
+            preempts = assigner.preempt(preemptible, static)
+    t["preempt"] = (time.perf_counter() - t3) * 1000
+    t4 = time.perf_counter()
+    placements = []
+    for j in np.flatnonzero(assigner.node_of >= 0).tolist():
+        n = int(assigner.node_of[j])
+        price = int(jobs.price_limit[j]) if jobs.mode[j] == MODE_INTERRUPTIBLE else int(nodes.ask[n])
+        placements.append(Placement(j, n, assigner.slots_of[j], price, preempts.get(j, [])))
+    unplaced = np.flatnonzero(assigner.node_of < 0)
+    reasons = dict(zip((int(j) for j in unplaced), first_reasons(jobs, nodes, models, unplaced, now=now), strict=True))
+    t["reasons"] = (time.perf_counter() - t4) * 1000
+    return Result(placements=placements, reasons=reasons, timings_ms=t, stats=assigner.stats)
+
+
+def _subset(jobs: Jobs, rows: np.ndarray) -> Jobs:
+    return Jobs(**{name: getattr(jobs, name)[rows] for name in jobs.__dataclass_fields__})

@@ -1,0 +1,259 @@
+"""Assignment: greedy in priority order, then exact max-flow augmentation for single-GPU jobs.
+
+1. Greedy: jobs in priority order (multi-GPU and single-GPU alike) each take the best-scoring
+   feasible node with enough free GPUs. Where the market is loose this places everything.
+2. Contended sub-market: if single-GPU jobs with feasible nodes were left unplaced, the
+   single-GPU part is a bipartite b-matching. Nodes with identical feasibility columns are
+   merged into classes, jobs with identical rows into classes, and the greedy placement is
+   augmented to a maximum flow on the class graph (scipy max-flow on the residual network).
+   Augmenting paths never start or end at an already placed job, so every job greedy placed stays
+   placed (priority holds); jobs may move to other nodes. The result places the maximum number of
+   single-GPU jobs possible given the multi-GPU placements.
+3. Leftover multi-GPU jobs get one more greedy pass; then on-demand jobs still blocked by capacity
+   may preempt the lowest-bid interruptible leases on a node.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import maximum_flow
+
+from broker.engine.types import MODE_INTERRUPTIBLE, BoolA, FloatA, IntA, Jobs, Nodes, Preemptible, Weights
+
+MAX_FLOW_EDGES = 4_000_000
+
+
+def node_base_score(nodes: Nodes, weights: Weights) -> FloatA:
+    """Job-independent score: cheaper, more performance per dollar, more reliable is better."""
+    if nodes.count == 0:
+        return np.zeros(0)
+    ask = np.maximum(nodes.ask, 1.0)
+    price = 1.0 - ask / ask.max()
+    ppd = nodes.dlperf / ask
+    ppd = ppd / ppd.max() if ppd.max() > 0 else ppd
+    return weights.price * price + weights.perf_per_dollar * ppd + weights.reliability * nodes.reliability
+
+
+def _take_slots(free_at_row: FloatA, start: float, end: float, g: int) -> list[int]:
+    """The g slots free at `start` that became free last (tightest fit in time); marks them busy to `end`."""
+    cand = np.flatnonzero(free_at_row <= start)
+    chosen = cand[np.argsort(-free_at_row[cand], kind="stable")[:g]]
+    free_at_row[chosen] = end
+    return sorted(int(s) for s in chosen)
+
+
+class Assigner:
+    def __init__(
+        self, jobs: Jobs, nodes: Nodes, feas: BoolA, *, now: float, weights: Weights, slot_free_at: FloatA
+    ) -> None:
+        self.jobs, self.nodes, self.feas, self.now, self.w = jobs, nodes, feas, now, weights
+        self.slot_free_at = slot_free_at  # mutated as slots are taken
+        self.free_now: IntA = (slot_free_at <= now).sum(axis=1)
+        self.base = node_base_score(nodes, weights)
+        self.max_slots = max(int(nodes.gpu_count.max()) if nodes.count else 1, 1)
+        self.node_of = np.full(jobs.count, -1, dtype=np.int64)
+        self.slots_of: dict[int, list[int]] = {}
+        self.start = np.maximum(jobs.start, now)
+        self.end = jobs.end + (self.start - jobs.start)
+        self.stats: dict[str, float | int | str] = {}
+
+    # -- greedy --------------------------------------------------------------------------------
+    def _score(self, j: int, cand: IntA, free: IntA) -> FloatA:
+        g = self.jobs.gpu_count[j]
+        pack = -(free - g) / self.max_slots + 0.5 * (free == g)
+        s = self.base[cand] + self.w.packing * pack
+        pref = self.jobs.pref_region[j]
+        if pref >= 0:
+            s = s + self.w.locality * (self.nodes.region[cand] == pref)
+        return s
+
+    def _place(self, j: int, n: int) -> None:
+        g = int(self.jobs.gpu_count[j])
+        self.slots_of[j] = _take_slots(self.slot_free_at[n], float(self.start[j]), float(self.end[j]), g)
+        self.node_of[j] = n
+        self.free_now[n] = int((self.slot_free_at[n] <= self.now).sum())
+
+    def _try_greedy(self, j: int) -> bool:
+        cand = np.flatnonzero(self.feas[j])
+        if len(cand) == 0:
+            return False
+        g = self.jobs.gpu_count[j]
+        if self.start[j] <= self.now:
+            free = self.free_now[cand]
+        else:
+            free = (self.slot_free_at[cand] <= self.start[j]).sum(axis=1)
+        ok = free >= g
+        if not ok.any():
+            return False
+        cand, free = cand[ok], free[ok]
+        self._place(j, int(cand[np.argmax(self._score(j, cand, free))]))
+        return True
+
+    def greedy(self, order: IntA) -> None:
+        for j in order:
+            if self.node_of[j] < 0:
+                self._try_greedy(int(j))
+
+    # -- max-flow augmentation for single-GPU jobs ------------------------------------------------
+    def augment_singles(self) -> None:
+        jobs = self.jobs
+        single = np.flatnonzero((jobs.gpu_count == 1) & (self.start <= self.now))
+        unplaced = single[self.node_of[single] < 0]
+        if len(unplaced) == 0 or not self.feas[unplaced].any():
+            self.stats["augment"] = "not needed"
+            return
+        # Capacity available to the single-GPU jobs: free now + what singles took this round.
+        placed_single = single[self.node_of[single] >= 0]
+        cap = self.free_now.copy()
+        np.add.at(cap, self.node_of[placed_single], 1)
+        live = np.flatnonzero(cap > 0)
+        f1 = self.feas[np.ix_(single, live)]
+        # Node classes: identical feasibility columns.
+        packed = np.packbits(f1, axis=0).T.copy()
+        _, ncls_of_live, _ = _unique_rows(packed)
+        n_nc = int(ncls_of_live.max()) + 1 if len(live) else 0
+        ncls = np.full(self.nodes.count, -1, dtype=np.int64)
+        ncls[live] = ncls_of_live
+        nc_cap = np.bincount(ncls_of_live, weights=cap[live], minlength=n_nc).astype(np.int64)
+        rep = np.zeros(n_nc, dtype=np.int64)
+        rep[ncls_of_live] = np.arange(len(live))
+        fc = f1[:, rep]  # singles × node classes
+        jpacked = np.packbits(fc, axis=1)
+        _, jcls, _ = _unique_rows(jpacked)
+        n_jc = int(jcls.max()) + 1
+        jrep = np.zeros(n_jc, dtype=np.int64)
+        jrep[jcls] = np.arange(len(single))
+        adj = fc[jrep]  # job classes × node classes
+        n_edges = int(adj.sum())
+        self.stats.update(job_classes=n_jc, node_classes=n_nc, flow_edges=n_edges)
+        if n_edges > MAX_FLOW_EDGES:
+            self.stats["augment"] = "skipped: class graph too large"
+            return
+        # Current flow x[jc, nc] from greedy.
+        is_placed = self.node_of[single] >= 0
+        x = np.zeros((n_jc, n_nc), dtype=np.int64)
+        np.add.at(x, (jcls[is_placed], ncls[self.node_of[single[is_placed]]]), 1)
+        unplaced_per_jc = np.bincount(jcls[~is_placed], minlength=n_jc)
+        residual_sink = nc_cap - x.sum(axis=0)
+        # Residual network: S=0, job classes 1..n_jc, node classes next, T last.
+        s, t = 0, n_jc + n_nc + 1
+        big = len(single) + 1
+        ji, ni = np.nonzero(adj)
+        xi = x[ji, ni]
+        rows = [np.zeros(n_jc, dtype=np.int64), 1 + ji, 1 + n_jc + ni[xi > 0], 1 + n_jc + np.arange(n_nc)]
+        cols = [1 + np.arange(n_jc), 1 + n_jc + ni, 1 + ji[xi > 0], np.full(n_nc, t)]
+        caps = [unplaced_per_jc, np.full(len(ji), big), xi[xi > 0], np.maximum(residual_sink, 0)]
+        r, c, v = np.concatenate(rows), np.concatenate(cols), np.concatenate(caps)
+        graph = coo_matrix((v.astype(np.int32), (r, c)), shape=(t + 1, t + 1)).tocsr()
+        res = maximum_flow(graph, s, t, method="dinic")
+        self.stats["augmented"] = int(res.flow_value)
+        if res.flow_value == 0:
+            self.stats["augment"] = "greedy was already maximal"
+            return
+        flow = res.flow.tocoo()
+        net = np.zeros((n_jc, n_nc), dtype=np.int64)
+        m = (flow.row >= 1) & (flow.row <= n_jc) & (flow.col > n_jc) & (flow.col < t)
+        np.add.at(net, (flow.row[m] - 1, flow.col[m] - 1 - n_jc), flow.data[m])
+        self._realise(single, jcls, ncls, x + net, cap)
+        self.stats["augment"] = "max-flow"
+
+    def _realise(self, single: IntA, jcls: IntA, ncls: IntA, quota: np.ndarray, cap: IntA) -> None:
+        """Turn class-level flow into job → node placements, keeping greedy's nodes where possible."""
+        quota = quota.copy()
+        # Release the singles' slots; re-take them below.
+        node_left = cap.copy()
+        keep: list[tuple[int, int]] = []
+        move: list[int] = []
+        order = single[np.argsort(self.jobs.order[single], kind="stable")]
+        pos_of = {int(j): i for i, j in enumerate(single)}
+        for j in order:
+            j = int(j)
+            n = int(self.node_of[j])
+            jc = int(jcls[pos_of[j]])
+            if n >= 0 and quota[jc, ncls[n]] > 0:
+                quota[jc, ncls[n]] -= 1
+                node_left[n] -= 1
+                keep.append((j, n))
+            else:
+                move.append(j)
+        for j in move:
+            if self.node_of[j] >= 0:
+                n = int(self.node_of[j])
+                for sl in self.slots_of.pop(j):
+                    self.slot_free_at[n, sl] = -np.inf
+                self.node_of[j] = -1
+                self.free_now[n] = int((self.slot_free_at[n] <= self.now).sum())
+        # Nodes per class, best score first.
+        members: dict[int, list[int]] = {}
+        for n in np.argsort(-self.base, kind="stable"):
+            c = int(ncls[n])
+            if c >= 0 and node_left[n] > 0:
+                members.setdefault(c, []).append(int(n))
+        ptr = dict.fromkeys(members, 0)
+        for j in move:
+            jc = int(jcls[pos_of[j]])
+            targets = np.flatnonzero(quota[jc] > 0)
+            if len(targets) == 0:
+                continue
+            c = int(targets[0])
+            lst = members[c]
+            while node_left[lst[ptr[c]]] <= 0:
+                ptr[c] += 1
+            n = lst[ptr[c]]
+            node_left[n] -= 1
+            quota[jc, c] -= 1
+            self._place(j, n)
+
+    # -- preemption -------------------------------------------------------------------------------
+    def preempt(self, pre: Preemptible, feas_static: BoolA) -> dict[int, list[int]]:
+        """Unplaced on-demand jobs may displace the lowest-bid interruptible leases on one node."""
+        out: dict[int, list[int]] = {}
+        if len(pre.lease_ids) == 0:
+            return out
+        by_node: dict[int, list[int]] = {}
+        for k in np.argsort(pre.bid, kind="stable"):
+            by_node.setdefault(int(pre.node_idx[k]), []).append(int(k))
+        taken: set[int] = set()
+        jobs = self.jobs
+        cands = np.flatnonzero((self.node_of < 0) & (jobs.mode != MODE_INTERRUPTIBLE) & (self.start <= self.now))
+        for j in cands[np.argsort(jobs.order[cands], kind="stable")].tolist():
+            g = int(jobs.gpu_count[j])
+            best: tuple[float, int, list[int]] | None = None
+            for n in np.flatnonzero(feas_static[j]).tolist():
+                if n not in by_node:
+                    continue
+                free = int(self.free_now[n])
+                chosen: list[int] = []
+                cost = 0.0
+                for k in by_node[n]:
+                    if free >= g:
+                        break
+                    if k in taken:
+                        continue
+                    chosen.append(k)
+                    free += int(pre.gpu_count[k])
+                    cost += float(pre.bid[k])
+                if free >= g and chosen and (best is None or (cost, len(chosen)) < (best[0], len(best[2]))):
+                    best = (cost, n, chosen)
+            if best is None:
+                continue
+            _, n, chosen = best
+            for k in chosen:
+                taken.add(k)
+                for sl in pre.slots[k]:
+                    self.slot_free_at[n, sl] = self.now
+            self.free_now[n] = int((self.slot_free_at[n] <= self.now).sum())
+            self._place(j, n)
+            out[j] = [int(pre.lease_ids[k]) for k in chosen]
+        return out
+
+
+def _unique_rows(a: np.ndarray) -> tuple[np.ndarray, IntA, IntA]:
+    """np.unique over rows of a 2-D uint8 array, fast (rows viewed as one opaque item each)."""
+    a = np.ascontiguousarray(a)
+    if a.shape[1] == 0:
+        return a[:1], np.zeros(a.shape[0], dtype=np.int64), np.array([a.shape[0]])
+    view = a.view(np.dtype((np.void, a.dtype.itemsize * a.shape[1]))).ravel()
+    uniq, inverse, counts = np.unique(view, return_inverse=True, return_counts=True)
+    return uniq, inverse.astype(np.int64).ravel(), counts

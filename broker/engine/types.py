@@ -1,0 +1,149 @@
+"""Array inputs and outputs of the matching engine (pure: numpy only, no Django)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+FloatA = npt.NDArray[np.float64]
+IntA = npt.NDArray[np.int64]
+BoolA = npt.NDArray[np.bool_]
+
+MODE_ON_DEMAND = 0
+MODE_INTERRUPTIBLE = 1
+MODE_RESERVED = 2
+
+INF = float("inf")
+
+# Reason codes, in the order the filter applies them: the first one that empties a job's candidate
+# set is the job's reason. `capacity` = nodes fit but their GPUs are leased over the period;
+# `contention` = GPUs were free at the snapshot but went to higher-priority jobs in this round.
+REASONS = (
+    "no_node_with_gpu_count",
+    "gpu_model",
+    "gpu_ram",
+    "compute_capability",
+    "tier",
+    "region",
+    "verified",
+    "reliability",
+    "inet",
+    "cpu",
+    "ram",
+    "disk",
+    "availability_window",
+    "price",
+    "capacity",
+    "contention",
+)
+
+
+@dataclass
+class Models:
+    """The GPU catalog as arrays, indexed by model index (0..M-1)."""
+
+    vram: FloatA
+    cc: FloatA
+    tier: IntA
+    fp16: FloatA
+
+    @property
+    def count(self) -> int:
+        return len(self.vram)
+
+
+@dataclass
+class Nodes:
+    """Free capacity: one row per listed node. `slot_free_at[n, s]` is the epoch second from which
+    GPU slot s of node n is free (the end of its last holding; -inf if free; +inf if the slot does
+    not exist). Times are epoch seconds (floats)."""
+
+    ids: IntA
+    model: IntA
+    region: IntA
+    reliability: FloatA
+    verified: BoolA
+    inet: FloatA
+    cpu_per_gpu: FloatA
+    ram_per_gpu: FloatA
+    disk_per_gpu: FloatA
+    ask: FloatA  # on-demand ask per GPU-hour, micro-USD
+    min_bid: FloatA
+    dlperf: FloatA  # measured TFLOPS per GPU (model fp16 when not measured)
+    avail_from: FloatA
+    avail_until: FloatA
+    gpu_count: IntA
+    slot_free_at: FloatA  # (N, S)
+
+    @property
+    def count(self) -> int:
+        return len(self.ids)
+
+
+@dataclass
+class Jobs:
+    """Pending jobs: one row per job. `allowed_models` (J, M) and `allowed_regions` (J, R) are boolean
+    masks (all True when unconstrained). `order`: lower goes first (fair share, then submission)."""
+
+    ids: IntA
+    gpu_count: IntA
+    min_vram: FloatA
+    allowed_models: BoolA
+    min_cc: FloatA
+    min_tier: IntA
+    allowed_regions: BoolA
+    pref_region: IntA  # -1 when none
+    min_reliability: FloatA
+    verified_only: BoolA
+    min_inet: FloatA
+    min_cpu_per_gpu: FloatA
+    min_ram_per_gpu: FloatA
+    min_disk_per_gpu: FloatA
+    mode: IntA
+    price_limit: FloatA  # max price (on-demand/reserved; inf = none) or bid (interruptible)
+    start: FloatA
+    end: FloatA
+    order: IntA
+
+    @property
+    def count(self) -> int:
+        return len(self.ids)
+
+
+@dataclass
+class Preemptible:
+    """Interruptible leases that on-demand work may displace (their slots hold nothing after them)."""
+
+    lease_ids: IntA
+    node_idx: IntA
+    bid: FloatA
+    gpu_count: IntA
+    slots: list[list[int]]
+
+
+@dataclass
+class Placement:
+    job_idx: int
+    node_idx: int
+    slots: list[int]
+    price: int  # micro-USD per GPU-hour
+    preempts: list[int] = field(default_factory=list)  # lease ids to preempt first
+
+
+@dataclass
+class Result:
+    placements: list[Placement]
+    reasons: dict[int, str]  # job index -> reason code, for every unplaced job
+    timings_ms: dict[str, float]
+    stats: dict[str, float | int | str] = field(default_factory=dict)
+
+
+@dataclass
+class Weights:
+    price: float = 1.0
+    perf_per_dollar: float = 1.0
+    reliability: float = 0.5
+    locality: float = 0.3
+    packing: float = 0.8

@@ -7,7 +7,6 @@ from typing import Any
 from django import forms
 
 from common.errors import DomainError
-from common.money import to_micros
 from marketplace.models import GPUModel, Region, Tier
 
 _MONEY_KW: dict[str, Any] = {"max_digits": 12, "decimal_places": 6, "min_value": Decimal(0), "max_value": Decimal(1000)}
@@ -218,18 +217,15 @@ class JobBookingForm(forms.Form):
 
 
 class TopUpForm(forms.Form):
-    amount = forms.DecimalField(
-        label="Amount (USD)",
-        min_value=Decimal("1"),
-        max_value=Decimal("100000"),
-        max_digits=10,
-        decimal_places=2,
-        initial=Decimal("50.00"),
-        widget=forms.NumberInput(attrs={"step": "0.01", "inputmode": "decimal"}),
-    )
+    """The amount is checked by the top-up service (`topup_amount_parse`), the same rule as the API."""
 
-    def amount_micros(self) -> int:
-        return to_micros(amount=self.cleaned_data["amount"])
+    amount = forms.CharField(
+        label="Amount (USD)",
+        max_length=20,
+        initial="50.00",
+        widget=forms.NumberInput(attrs={"step": "0.01", "min": "0.01", "inputmode": "decimal"}),
+        help_text="More than $0 and at most $100,000, in dollars and cents.",
+    )
 
 
 def form_errors_text(form: forms.Form, *, skip: Iterable[str] = ()) -> str:

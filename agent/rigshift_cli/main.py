@@ -239,7 +239,7 @@ def _env_pairs(items: Sequence[str]) -> dict[str, str]:
 # --------------------------------------------------------------------------- commands
 
 OFFER_COLUMNS: list[Column] = [
-    col("ID", "id"),
+    col("NODE", "node_id"),
     col("GPU", "gpu_name"),
     col("FREE", "num_gpus"),
     col("VRAM", "gpu_ram"),
@@ -311,7 +311,7 @@ def cmd_search_offers(args: argparse.Namespace, out: TextIO) -> int:
         params["order"] = args.order
     if args.limit:
         params["limit"] = args.limit
-    body = client_for(args).get(f"{API}/offers/", params=params)
+    body = client_for(args, need_token=False).get(f"{API}/offers/", params=params)
     if args.json:
         emit_json(body, out)
         return 0
@@ -329,24 +329,28 @@ def cmd_quote(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def render_quote(body: dict[str, Any], out: TextIO) -> None:
-    pairs: list[tuple[str, Any]] = []
-    for key, value in body.items():
-        if isinstance(value, list) and value and isinstance(value[0], dict):
-            continue
-        label = key.replace("_", " ")
-        shown = money(value) if _looks_money_key(key) else value
-        pairs.append((label, shown))
-    print_fields(pairs, out)
-    for key, value in body.items():
-        if isinstance(value, list) and value and isinstance(value[0], dict):
-            print(f"\n{key.replace('_', ' ')}:", file=out)
-            rows = [r | {"price": money(r.get("price"))} if "price" in r else r for r in value]
-            columns = [c for c in OFFER_COLUMNS if any(c[1](r) is not None for r in rows)]
-            print_table(rows, columns or [col(k.upper(), k) for k in rows[0]], out)
-
-
-def _looks_money_key(key: str) -> bool:
-    return any(word in key for word in ("price", "cost", "held", "amount", "available", "balance", "bid"))
+    price_range = body.get("price_range") or {}
+    low, high = price_range.get("min"), price_range.get("max")
+    per = "min bid" if body.get("mode") == "interruptible" else "price"
+    print_fields(
+        [
+            ("matching nodes now", body.get("matching_nodes")),
+            (
+                f"{per} range / GPU-hour",
+                f"{money(low)} - {money(high)}" if low is not None else "no matching offer now",
+            ),
+            ("estimated start", body.get("estimated_start") or "unknown"),
+            ("why", body.get("estimated_start_reason")),
+            ("max cost (held at booking)", money(body.get("max_cost"))),
+            ("gpus x hours", f"{body.get('gpu_count')} x {body.get('duration_hours') or '-'}"),
+            ("mode", body.get("mode")),
+        ],
+        out,
+    )
+    cheapest = body.get("cheapest") or []
+    if cheapest:
+        print("\ncheapest matching offers:", file=out)
+        print_table([r | {"price": money(r.get("price"))} for r in cheapest], OFFER_COLUMNS, out)
 
 
 def cmd_jobs_create(args: argparse.Namespace, out: TextIO) -> int:
@@ -377,6 +381,8 @@ def cmd_jobs_list(args: argparse.Namespace, out: TextIO) -> int:
         return 0
     rows = [r | {"held": money(r.get("held")), "cost_so_far": money(r.get("cost_so_far"))} for r in _rows(body)]
     print_table(rows, JOB_COLUMNS, out)
+    if isinstance(body, dict) and body.get("next"):
+        print(f"(showing {len(rows)} of {body.get('count')}; use --json and the API's `next` link for more)", file=out)
     return 0
 
 

@@ -16,13 +16,16 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
+from billing.models import TopUpStatus
 from billing.selectors.wallet import wallet_balance, wallet_entries
+from billing.services.topups import topup_amount_parse, topup_create
 from broker.forms import CustomerSignupForm, TopUpForm, form_add_domain_errors
 from broker.models import Job
 from broker.selectors.customer_portal import wallet_low_balance
 from broker.services.customers import customer_signup
 from common.errors import DomainError, ValidationFailed
 from common.models import ApiToken
+from common.money import format_usd
 from common.services import api_token_create, api_token_revoke
 from marketplace.models import Customer
 
@@ -80,19 +83,21 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     )
 
 
-def _topup_create(*, request: HttpRequest, amount_text: str) -> HttpResponse:
-    from billing.services.topups import topup_create  # the top-up service of the wallet work
-
-    form = TopUpForm({"amount": amount_text})
+def _topup_create(*, request: HttpRequest) -> HttpResponse:
+    form = TopUpForm(request.POST)
     if form.is_valid():
         try:
-            topup = topup_create(user=request.user, amount_micros=form.amount_micros())  # type: ignore[arg-type]
+            amount_micros = topup_amount_parse(amount=form.cleaned_data["amount"])
+            topup = topup_create(user=request.user, amount_micros=amount_micros)  # type: ignore[arg-type]
         except DomainError as exc:
             form_add_domain_errors(form, exc)
         else:
-            if topup.checkout_url and topup.status != "succeeded":
-                return redirect(topup.checkout_url)
-            messages.success(request, f"Added ${form.cleaned_data['amount']:,.2f} to your wallet.")
+            if topup.checkout_url and topup.status != TopUpStatus.SUCCEEDED:
+                return redirect(topup.checkout_url)  # Stripe Checkout: credited by the verified webhook
+            if topup.status == TopUpStatus.SUCCEEDED:
+                messages.success(request, f"Added {format_usd(micros=topup.amount_micros)} to your wallet.")
+            else:
+                messages.error(request, "The payment gateway refused the top-up.")
             return redirect("app:wallet")
     return wallet_page(request, topup_form=form, status=400)
 
@@ -116,7 +121,7 @@ def wallet_page(request: HttpRequest, *, topup_form: Any = None, status: int = 2
 @require_http_methods(["GET", "POST"])
 def wallet(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
-        return _topup_create(request=request, amount_text=request.POST.get("amount", ""))
+        return _topup_create(request=request)
     return wallet_page(request)
 
 

@@ -351,7 +351,7 @@ def test_wallet_topup_stripe_redirects_to_checkout(
             user=user, amount_micros=amount_micros, gateway="stripe", checkout_url="https://checkout.stripe.test/c/1"
         )
 
-    monkeypatch.setattr("billing.services.topups.topup_create", fake_topup_create)
+    monkeypatch.setattr("broker.views.app.topup_create", fake_topup_create)
     response = cust_client.post("/app/wallet/", {"amount": "10"})
     assert response.status_code == 302 and response["Location"] == "https://checkout.stripe.test/c/1"
     assert wallet_balance(user=customer.user).available_micros == 0

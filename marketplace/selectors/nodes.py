@@ -1,5 +1,6 @@
 """Reads of nodes for their provider: lists, one node (tenancy-checked), registration vs agent report."""
 
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -7,6 +8,7 @@ from django.db.models import QuerySet
 
 from common.errors import NotFound
 from marketplace.models import Node, Provider
+from marketplace.services.verification import gpu_name_matches
 
 
 def node_list_for_provider(*, provider: Provider) -> QuerySet[Node]:
@@ -29,42 +31,50 @@ class SpecComparison:
     matches: bool | None  # None: nothing to compare yet
 
 
-def _reported_gpus(report: dict[str, Any]) -> tuple[str | None, int | None]:
+def _reported_gpus(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """The agent reports one entry per detected GPU: {"index", "name", "vram_gb", ...}."""
     gpus = report.get("gpus")
-    if isinstance(gpus, list) and gpus:
-        names = sorted({str(g.get("name", "?")) for g in gpus if isinstance(g, dict)})
-        count = 0
-        for g in gpus:
-            if isinstance(g, dict):
-                raw_count = g.get("count", 1)
-                count += raw_count if isinstance(raw_count, int) else 1
-        return ", ".join(names) or None, count
-    name = report.get("gpu_name") or report.get("gpu_model")
-    reported_count = report.get("gpu_count")
-    return (str(name) if name else None), (reported_count if isinstance(reported_count, int) else None)
-
-
-def _same_gpu(*, node: Node, reported: str | None) -> bool | None:
-    if reported is None:
-        return None
-    seen = reported.lower()
-    names = [node.gpu_model.name, node.gpu_model.slug.replace("-", " "), *(node.gpu_model.aliases or [])]
-    return any(str(n).lower() in seen or seen in str(n).lower() for n in names if n)
+    return [gpu for gpu in gpus if isinstance(gpu, dict)] if isinstance(gpus, list) else []
 
 
 def node_spec_comparison(*, node: Node) -> list[SpecComparison]:
-    """What the provider registered next to what the agent reported (empty report: nothing compared)."""
+    """What the provider registered next to what the agent reported (no report yet: nothing compared).
+
+    The authoritative verdict is `Node.hardware_mismatch`, set by the agent API; this is the detail.
+    """
     report = node.agent_report if isinstance(node.agent_report, dict) else {}
-    gpu_name, gpu_count = _reported_gpus(report)
+    if not report:
+        return [
+            SpecComparison("GPU model", node.gpu_model.name, None, None),
+            SpecComparison("GPU count", str(node.gpu_count), None, None),
+        ]
+    gpus = _reported_gpus(report)
+    names = Counter(str(gpu.get("name") or "unnamed GPU") for gpu in gpus)
+    same_model = all(
+        gpu_name_matches(
+            name=str(gpu.get("name") or ""),
+            gpu_model=node.gpu_model,
+            vram_gb=float(gpu["vram_gb"]) if gpu.get("vram_gb") is not None else None,
+        )
+        for gpu in gpus
+    )
     rows = [
-        SpecComparison("GPU model", node.gpu_model.name, gpu_name, _same_gpu(node=node, reported=gpu_name)),
         SpecComparison(
-            "GPU count",
-            str(node.gpu_count),
-            None if gpu_count is None else str(gpu_count),
-            None if gpu_count is None else gpu_count == node.gpu_count,
+            "GPU model",
+            node.gpu_model.name,
+            ", ".join(f"{count}× {name}" for name, count in names.most_common()) or "no GPUs",
+            bool(gpus) and same_model,
         ),
+        SpecComparison("GPU count", str(node.gpu_count), str(len(gpus)), len(gpus) == node.gpu_count),
     ]
+    vrams = [float(gpu["vram_gb"]) for gpu in gpus if gpu.get("vram_gb") is not None]
+    if vrams:
+        catalog_vram = float(node.gpu_model.vram_gb)
+        rows.append(
+            SpecComparison(
+                "VRAM per GPU (GB)", f"{catalog_vram:g}", f"{min(vrams):g}", min(vrams) >= catalog_vram * 0.9
+            )
+        )
     for field, label in (
         ("cpu_cores", "CPU cores"),
         ("ram_gb", "RAM (GB)"),
@@ -72,15 +82,18 @@ def node_spec_comparison(*, node: Node) -> list[SpecComparison]:
         ("inet_down_mbps", "Internet down (Mbps)"),
         ("inet_up_mbps", "Internet up (Mbps)"),
     ):
-        registered = getattr(node, field)
         value = report.get(field)
-        reported = None if value is None else str(value)
-        matches = None
-        if isinstance(value, int | float) and registered:
-            matches = value >= registered * 0.9  # the agent may see a little less than the box's label
-        rows.append(SpecComparison(label, str(registered), reported, matches))
-    for key, label in (("driver_version", "Driver"), ("cuda_version", "CUDA"), ("benchmark", "Benchmark")):
-        if report.get(key) is not None:
+        # Measured figures replace the declared ones when the agent registers; shown for reference.
+        rows.append(SpecComparison(label, str(getattr(node, field)), None if value is None else str(value), None))
+    benchmark = report.get("benchmark") if isinstance(report.get("benchmark"), dict) else {}
+    if benchmark and benchmark.get("tflops") is not None:
+        rows.append(
+            SpecComparison(
+                "FP16 TFLOPS per GPU", f"{node.gpu_model.fp16_tflops:g} (catalog)", str(benchmark["tflops"]), None
+            )
+        )
+    for key, label in (("driver_version", "Driver"), ("cuda_version", "CUDA"), ("agent_version", "Agent version")):
+        if report.get(key):
             rows.append(SpecComparison(label, "—", str(report[key]), None))
     return rows
 

@@ -280,3 +280,67 @@ def test_schema_documents_node_endpoints(api_client) -> None:
     for path in ("/api/v1/nodes/", "/api/v1/nodes/{node_id}/", "/api/v1/providers/signup/"):
         assert path in paths
     assert "agent_token" in str(response.json()["components"]["schemas"]["NodeCreateOutput"])
+
+
+# --- registration vs agent report -----------------------------------------------------------------------------
+
+
+def test_spec_comparison_before_and_after_the_agent_reports() -> None:
+    from marketplace.selectors.nodes import node_spec_comparison
+
+    node = NodeFactory(gpu_count=4, agent_report={})
+    rows = {row.label: row for row in node_spec_comparison(node=node)}
+    assert rows["GPU count"].reported is None and rows["GPU count"].matches is None
+
+    node.agent_report = {"gpus": [{"index": i, "name": "NVIDIA GeForce RTX 4090", "vram_gb": 23.9} for i in range(4)]}
+    rows = {row.label: row for row in node_spec_comparison(node=node)}
+    assert rows["GPU model"].matches is True and rows["GPU count"].matches is True
+    assert rows["VRAM per GPU (GB)"].matches is True
+
+    node.agent_report = {
+        "gpus": [{"index": 0, "name": "NVIDIA GeForce RTX 3060", "vram_gb": 12}]
+        + [{"index": i, "name": "NVIDIA GeForce RTX 4090", "vram_gb": 24} for i in range(1, 3)]
+    }
+    rows = {row.label: row for row in node_spec_comparison(node=node)}
+    assert rows["GPU model"].matches is False and rows["GPU count"].matches is False
+    assert rows["GPU count"].reported == "3" and "1× NVIDIA GeForce RTX 3060" in str(rows["GPU model"].reported)
+    assert rows["VRAM per GPU (GB)"].matches is False
+
+
+# --- concurrency (PostgreSQL) ---------------------------------------------------------------------------------
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_registrations_with_one_name_give_one_node_and_a_clear_error() -> None:
+    import threading
+
+    from django.db import connection, connections
+
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL")
+    from tests.factories import ProviderFactory
+
+    GPUModelFactory()
+    provider: Any = ProviderFactory()
+    barrier = threading.Barrier(4)
+    outcomes: list[str] = []
+
+    def register() -> None:
+        try:
+            barrier.wait()
+            _register(provider, name="race")
+            outcomes.append("ok")
+        except ValidationFailed as exc:
+            outcomes.append(exc.message)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=register) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert outcomes.count("ok") == 1
+    assert all("already have a node" in o for o in outcomes if o != "ok")
+    assert Node.objects.filter(provider=provider, name="race").count() == 1

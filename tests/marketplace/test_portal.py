@@ -245,12 +245,20 @@ def test_node_page_shows_mismatch_and_agent_report(provider, provider_page) -> N
         provider=provider,
         gpu_count=8,
         hardware_mismatch="registered 8× GeForce RTX 4090, agent sees 6",
-        agent_report={"gpus": [{"name": "NVIDIA GeForce RTX 4090", "count": 6, "vram_gb": 24}], "cpu_cores": 32},
+        agent_report={
+            "gpus": [{"index": i, "name": "NVIDIA GeForce RTX 4090", "vram_gb": 23.6} for i in range(6)],
+            "cpu_cores": 32,
+            "driver_version": "550.54",
+        },
         verified=False,
     )
     html = provider_page.get(f"/provider/nodes/{node.pk}/").content.decode()
     assert "Hardware mismatch" in html and "agent sees 6" in html
-    assert "NVIDIA GeForce RTX 4090" in html and "differs" in html
+    assert "6× NVIDIA GeForce RTX 4090" in html and "550.54" in html
+    comparison = re.search(r"<td>GPU count</td><td>8</td>\s*<td>6</td>\s*<td>(.*?)</td>", html, re.S)
+    assert comparison and "differs" in comparison.group(1)
+    model_row = re.search(r"<td>GPU model</td>.*?</tr>", html, re.S)
+    assert model_row and "✔" in model_row.group(0)  # the model is right, only the count differs
     dashboard = provider_page.get("/provider/").content.decode()
     assert "Hardware mismatch on" in dashboard and "agent sees 6" in dashboard
 

@@ -344,3 +344,23 @@ def test_concurrent_registrations_with_one_name_give_one_node_and_a_clear_error(
     assert outcomes.count("ok") == 1
     assert all("already have a node" in o for o in outcomes if o != "ok")
     assert Node.objects.filter(provider=provider, name="race").count() == 1
+
+
+def test_tokens_work_against_the_agent_api_and_stop_after_rotate_or_revoke(provider_client, gpu) -> None:
+    from rest_framework.test import APIClient
+
+    def agent_status(token: str) -> int:
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+        return client.get("/api/v1/agent/leases").status_code
+
+    created = provider_client.post("/api/v1/nodes/", NODE, format="json").json()
+    first = created["agent_token"]
+    assert agent_status(first) == 200
+    second = provider_client.post(f"/api/v1/nodes/{created['id']}/token/rotate/").json()["agent_token"]
+    assert agent_status(first) == 401
+    assert agent_status(second) == 200
+    provider_client.post(f"/api/v1/nodes/{created['id']}/token/revoke/")
+    assert agent_status(second) == 401
+    third = provider_client.post(f"/api/v1/nodes/{created['id']}/token/rotate/").json()["agent_token"]
+    assert agent_status(third) == 200

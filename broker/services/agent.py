@@ -133,7 +133,8 @@ def agent_heartbeat(
         with transaction.atomic():
             NodeHeartbeat.objects.create(node=node, seq=seq, status=status[:20], payload=payload or {})
             previous = Node.objects.select_for_update().values_list("last_heartbeat_at", flat=True).get(pk=node.pk)
-            Node.objects.filter(pk=node.pk).update(status=NodeStatus.ONLINE, last_heartbeat_at=now)
+            seen_at = max(previous, now) if previous is not None else now  # never moves backwards
+            Node.objects.filter(pk=node.pk).update(status=NodeStatus.ONLINE, last_heartbeat_at=seen_at)
             added = node_uptime_add(node_id=node.pk, previous=previous, now=now)
             activated: list[int] = []
             ignored: list[dict[str, Any]] = []
@@ -156,10 +157,11 @@ def agent_heartbeat(
         if NodeHeartbeat.objects.filter(node_id=node.pk, seq=seq).exists():
             return HeartbeatResult(accepted=True, duplicate=True, next_heartbeat_s=interval)
         raise
-    node.status, node.last_heartbeat_at = NodeStatus.ONLINE, now
+    node.status, node.last_heartbeat_at = NodeStatus.ONLINE, seen_at
     if ignored:
         logger.warning("node %s reported leases that are not its own: %s", node.pk, ignored)
-    if cache.add(f"rigshift:reliability-refresh:{node.pk}", 1, timeout=RELIABILITY_REFRESH_S):
+    refresh_key = f"rigshift:reliability-refresh:{node.pk}:{node.created_at.timestamp():.6f}"
+    if cache.add(refresh_key, 1, timeout=RELIABILITY_REFRESH_S):
         node_reliability_refresh(node=node, now=now)
     return HeartbeatResult(
         accepted=True,

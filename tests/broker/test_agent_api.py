@@ -4,7 +4,6 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from django.core.cache import cache
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -19,11 +18,6 @@ from tests.conftest import client_for
 from tests.factories import CustomerFactory, NodeFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _clear_cache() -> None:
-    cache.clear()  # the once-a-minute reliability refresh is keyed by node id
 
 
 def agent_node(**fields: Any) -> tuple[Node, str]:
@@ -334,6 +328,18 @@ def test_repeated_seq_changes_nothing(usage_calls: list[dict]) -> None:
     assert len(usage_calls) == 1
     assert usage_calls[0]["node_id"] == node.pk
     assert [(r["lease_id"], r["seq"], r["gpu_seconds"]) for r in usage_calls[0]["reports"]] == [(lease.pk, 1, 120)]
+
+
+def test_heartbeat_adds_uptime_and_refreshes_reliability() -> None:
+    node, raw = agent_node()
+    now = timezone.now()
+    Node.objects.filter(pk=node.pk).update(
+        created_at=now - timedelta(seconds=100), last_heartbeat_at=now - timedelta(seconds=50)
+    )
+    assert agent_client(raw).post("/api/v1/agent/heartbeat", {"seq": 1}, format="json").status_code == 200
+    assert sum(NodeUptime.objects.filter(node=node).values_list("up_seconds", flat=True)) in (49, 50, 51)
+    node.refresh_from_db()
+    assert node.reliability == pytest.approx(0.5, abs=0.02)
 
 
 def test_out_of_order_seq_is_accepted() -> None:

@@ -36,7 +36,9 @@ def test_non_provider_gets_403(provider) -> None:
     client = _client_for(CustomerFactory().user)
     assessment = fleet_assess(provider=provider, lines=[("3090", 1)])
     assert client.get(reverse("provider:assessment-list")).status_code == 403
-    assert client.post(reverse("provider:assessment-new"), {"text": "3090,1", "utilisation_pct": "60"}).status_code == 403
+    assert (
+        client.post(reverse("provider:assessment-new"), {"text": "3090,1", "utilisation_pct": "60"}).status_code == 403
+    )
     assert client.get(reverse("provider:assessment-detail", args=[assessment.pk])).status_code == 403
     assert FleetAssessment.objects.count() == 1
 

@@ -1,7 +1,7 @@
 """The node agent API: auth by node token, register (hardware check), heartbeat (idempotent), leases."""
 
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from django.utils import timezone
@@ -31,7 +31,7 @@ def agent_node(**fields: Any) -> tuple[Node, str]:
         "token_prefix": raw[:12],
     }
     defaults.update(fields)
-    return NodeFactory(**defaults), raw
+    return cast(Node, NodeFactory(**defaults)), raw
 
 
 def agent_client(raw: str) -> APIClient:
@@ -61,7 +61,7 @@ def register_body(*, count: int = 8, name: str = "NVIDIA GeForce RTX 4090", tflo
 def make_lease(node: Node, *, state: str = LeaseState.RESERVED, job_state: str = JobState.MATCHED, **fields: Any):
     now = timezone.now()
     job = Job.objects.create(
-        customer=CustomerFactory(),
+        customer_id=CustomerFactory().pk,
         name="train",
         gpu_count=fields.pop("gpu_count", 2),
         image="ghcr.io/acme/train:1",

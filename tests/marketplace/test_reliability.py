@@ -70,7 +70,7 @@ def test_reliability_is_uptime_over_the_time_the_node_existed() -> None:
     Node.objects.filter(pk=node.pk).update(created_at=now - timedelta(hours=24))
     node.refresh_from_db()
     for hour in range(12):  # up 12 of the 24 hours it has existed
-        NodeUptime.objects.create(node=node, hour=now - timedelta(hours=24 - hour), up_seconds=3600)
+        NodeUptime.objects.create(node_id=node.pk, hour=now - timedelta(hours=24 - hour), up_seconds=3600)
     assert node_reliability_compute(node=node, now=now) == pytest.approx(0.5)
     assert node_reliability_refresh(node=node, now=now) == pytest.approx(0.5)
     node.refresh_from_db()
@@ -82,10 +82,10 @@ def test_reliability_window_is_the_last_30_days() -> None:
     node = NodeFactory()
     Node.objects.filter(pk=node.pk).update(created_at=now - timedelta(days=90))
     node.refresh_from_db()
-    NodeUptime.objects.create(node=node, hour=now - timedelta(days=40), up_seconds=3600)  # outside the window
+    NodeUptime.objects.create(node_id=node.pk, hour=now - timedelta(days=40), up_seconds=3600)  # outside the window
     for day in range(15):  # 15 full days up within the last 30
         for hour in range(24):
-            NodeUptime.objects.create(node=node, hour=now - timedelta(days=day + 1, hours=-hour), up_seconds=3600)
+            NodeUptime.objects.create(node_id=node.pk, hour=now - timedelta(days=day + 1, hours=-hour), up_seconds=3600)
     assert node_reliability_compute(node=node, now=now) == pytest.approx(0.5)
 
 
@@ -99,7 +99,7 @@ def test_periodic_refresh_updates_every_node_in_one_pass(django_assert_max_num_q
     now = timezone.now()
     up, down = NodeFactory(reliability=0.0), NodeFactory(reliability=0.99)
     Node.objects.filter(pk__in=[up.pk, down.pk]).update(created_at=now - timedelta(hours=10))
-    NodeUptime.objects.create(node=up, hour=now - timedelta(hours=5), up_seconds=3600 * 1)
+    NodeUptime.objects.create(node_id=up.pk, hour=now - timedelta(hours=5), up_seconds=3600 * 1)
     with django_assert_max_num_queries(4):
         assert nodes_reliability_refresh(now=now) == 2
     up.refresh_from_db()

@@ -116,9 +116,9 @@ def test_verify_refuses_while_mismatch_then_allows_after_a_matching_report(rtx40
     node_verify(node=node, by=staff)
     node.refresh_from_db()
     assert node.verified and node.verified_at is not None and node.cpu_cores == 16
-    assert AuditLog.objects.filter(action="node.verify", actor=staff).count() == 1
+    assert AuditLog.objects.filter(action="node.verify", actor_id=staff.pk).count() == 1
     node_verify(node=node, by=staff)  # verifying a verified node changes nothing
-    assert AuditLog.objects.filter(action="node.verify", actor=staff).count() == 1
+    assert AuditLog.objects.filter(action="node.verify", actor_id=staff.pk).count() == 1
 
 
 def test_verify_and_deverify_are_staff_only(rtx4090: GPUModel) -> None:
@@ -135,7 +135,7 @@ def test_deverify_is_audit_logged_with_reason(rtx4090: GPUModel) -> None:
     staff = UserFactory(is_staff=True)
     node_deverify(node=node, by=staff, reason="benchmark far below catalog")
     assert Node.objects.get(pk=node.pk).verified is False
-    log = AuditLog.objects.get(action="node.deverify", actor=staff)
+    log = AuditLog.objects.get(action="node.deverify", actor_id=staff.pk)
     assert log.details == {"reason": "benchmark far below catalog"}
     node_deverify(node=node, by=staff)  # already unverified: no second entry
     assert AuditLog.objects.filter(action="node.deverify").count() == 1

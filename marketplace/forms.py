@@ -72,7 +72,9 @@ class NodeRegisterForm(forms.Form):
         label="Minimum interruptible bid per GPU-hour (USD)", initial=Decimal("0.00"), **_PRICE_KW
     )
     listed = forms.BooleanField(
-        label="List on the marketplace (customers see it once the node is online and verified)", required=False
+        label="List on the marketplace (customers see it once the node is online and verified)",
+        required=False,
+        widget=forms.CheckboxInput(attrs={"style": "min-width:0"}),
     )
 
     def __init__(self, *args: Any, provider_country: str = "", **kwargs: Any) -> None:
@@ -98,7 +100,9 @@ class NodeListingForm(forms.Form):
     available_until = forms.DateTimeField(
         label="Available until (UTC)", required=False, widget=_DateTimeLocalInput(), help_text="Empty: open-ended."
     )
-    listed = forms.BooleanField(label="Listed on the marketplace", required=False)
+    listed = forms.BooleanField(
+        label="Listed on the marketplace", required=False, widget=forms.CheckboxInput(attrs={"style": "min-width:0"})
+    )
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}

@@ -6,6 +6,7 @@ Thin: check the role, parse the form, call the assessment service or selectors, 
 from collections.abc import Callable
 from decimal import Decimal
 from functools import wraps
+from html import escape
 from typing import Any
 
 from django import forms
@@ -149,15 +150,31 @@ def assessment_new(request: HttpRequest) -> HttpResponse:
     return redirect("provider:assessment-detail", assessment_id=assessment.pk)
 
 
-def _tier_chart(report: dict[str, Any]) -> str:
+def _tier_chart(report: dict[str, Any], *, width: int = 540) -> str:
+    """Horizontal bars of GPUs per tier, labelled with the count and its share of the fleet."""
     tiers = [tier for tier in (*Tier.values, "unmatched") if report["tiers"].get(tier)]
-    return bar_chart_svg(
-        labels=[TIER_LABELS[tier] for tier in tiers],
-        values=[float(report["tiers"][tier]) for tier in tiers],
-        title="GPUs by AI tier",
-        unit=" GPUs",
-        colors=[TIER_COLORS[tier] for tier in tiers],
-    )
+    total = report["total_gpus"] or 1
+    peak = max((report["tiers"][tier] for tier in tiers), default=1) or 1
+    row, left, right = 28, 120, 130
+    height = 34 + row * len(tiers)
+    title = "GPUs by AI tier"
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" role="img" aria-label="{title}" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12">',
+        f'<title>{title}</title><text x="0" y="16" font-weight="bold" font-size="13">{title}</text>',
+    ]
+    for i, tier in enumerate(tiers):
+        count = report["tiers"][tier]
+        y = 26 + i * row
+        bar = max(1.0, (width - left - right) * count / peak)
+        label = escape(TIER_LABELS[tier])
+        parts.append(f'<text x="{left - 6}" y="{y + 16}" text-anchor="end">{label}</text>')
+        parts.append(
+            f'<rect x="{left}" y="{y + 4}" width="{bar:.1f}" height="{row - 8}" fill="{TIER_COLORS[tier]}" rx="2"/>'
+        )
+        parts.append(f'<text x="{left + bar + 6:.1f}" y="{y + 16}">{count:,} ({count / total:.1%})</text>')
+    parts.append("</svg>")
+    return "".join(parts)
 
 
 def _earnings_chart(report: dict[str, Any]) -> str | None:
@@ -168,6 +185,7 @@ def _earnings_chart(report: dict[str, Any]) -> str | None:
         labels=[m["name"] for m in earning],
         values=[float(Decimal(m["monthly_earnings_total"])) for m in earning],  # display only
         title="Expected monthly earnings per model (USD)",
+        width=540,
         colors=[TIER_COLORS[m["tier"]] for m in earning],
     )
 

@@ -14,3 +14,11 @@ def settle_usage() -> int:
 @shared_task(acks_late=True, ignore_result=True)
 def settle_lease(lease_ref: int) -> int:
     return len(lease_settle(lease_ref=lease_ref))
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def payout_run_task() -> int:
+    """Beat (hourly): pay providers above the threshold, everyone on the weekly day."""
+    from billing.services.payouts import payout_run
+
+    return len(payout_run())

@@ -108,7 +108,7 @@ def col(header: str, *keys: str) -> Column:
             for part in key.split("."):
                 value = value.get(part) if isinstance(value, dict) else None
             if value is not None:
-                return value
+                return when(value)
         return None
 
     return header, get
@@ -161,6 +161,14 @@ def money(value: Any) -> str:
     if not whole.isdigit():
         return str(value)
     return f"{'-' if negative else ''}${int(whole):,}.{frac}"
+
+
+def when(value: Any) -> Any:
+    """An ISO 8601 time from the API, shortened for tables: 2026-11-27 09:44:57 (UTC when it says so)."""
+    if not isinstance(value, str) or len(value) < 19 or value[10] != "T":
+        return value
+    short = value[:19].replace("T", " ")
+    return f"{short} UTC" if value.endswith(("+00:00", "Z")) else short
 
 
 def _rows(body: Any) -> list[dict[str, Any]]:
@@ -339,7 +347,7 @@ def render_quote(body: dict[str, Any], out: TextIO) -> None:
                 f"{per} range / GPU-hour",
                 f"{money(low)} - {money(high)}" if low is not None else "no matching offer now",
             ),
-            ("estimated start", body.get("estimated_start") or "unknown"),
+            ("estimated start", when(body.get("estimated_start")) or "unknown"),
             ("why", body.get("estimated_start_reason")),
             ("max cost (held at booking)", money(body.get("max_cost"))),
             ("gpus x hours", f"{body.get('gpu_count')} x {body.get('duration_hours') or '-'}"),
@@ -512,7 +520,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="offers matching a query, e.g. 'gpu_ram>=24 num_gpus>=2 region in [eu,us]'",
     )
     p.add_argument("query", nargs="*", help="query clauses `field op value` (quote the whole query)")
-    p.add_argument("--order", help="sort field, `-` prefix for descending, e.g. -dlperf_per_dollar")
+    p.add_argument("--order", help="sort field, `-` prefix for descending: --order=-dlperf_per_dollar")
     p.add_argument("--limit", type=int)
     p.set_defaults(func=cmd_search_offers)
 

@@ -134,6 +134,11 @@ CELERY_BEAT_SCHEDULE["marketplace-nodes-reliability-refresh"] = {
     "schedule": 300.0,
     "options": {"expires": 300},
 }
+CELERY_BEAT_SCHEDULE["marketplace-node-heartbeats-prune"] = {
+    "task": "marketplace.tasks.node_heartbeats_prune",
+    "schedule": 3600.0,
+    "options": {"expires": 3600},
+}
 # Billing: settle metered usage every 30 s; pay providers out (weekly, or daily above the threshold).
 CELERY_BEAT_SCHEDULE["billing-settle-usage"] = {
     "task": "billing.tasks.settle_usage",

@@ -2,6 +2,7 @@
 
 from celery import shared_task
 
+from marketplace.services.reliability import node_heartbeats_prune as node_heartbeats_prune_service
 from marketplace.services.reliability import nodes_mark_offline as nodes_mark_offline_service
 from marketplace.services.reliability import nodes_reliability_refresh as nodes_reliability_refresh_service
 
@@ -16,3 +17,9 @@ def nodes_mark_offline() -> int:
 def nodes_reliability_refresh() -> int:
     """Beat (every 5 min): recompute every node's rolling 30-day reliability."""
     return nodes_reliability_refresh_service()
+
+
+@shared_task(name="marketplace.tasks.node_heartbeats_prune", ignore_result=True)
+def node_heartbeats_prune() -> int:
+    """Beat (hourly): delete heartbeat rows past their retention."""
+    return node_heartbeats_prune_service()

@@ -8,6 +8,7 @@ user API token, or a session gets 401. Errors are `{"detail": "â€¦", "code": "â€
 from typing import Any
 
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
+from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -33,6 +34,7 @@ _ERRORS = {
 class AgentView(APIView):
     authentication_classes = [NodeTokenAuthentication]
     permission_classes = [IsNodeAgent]
+    parser_classes = [JSONParser]
 
     def node(self, request: Request) -> Node:
         assert isinstance(request.auth, Node)

@@ -20,12 +20,14 @@ from django.db import transaction
 from django.db.models import F, Q, Sum
 from django.utils import timezone
 
-from marketplace.models import Node, NodeStatus, NodeUptime
+from marketplace.models import Node, NodeHeartbeat, NodeStatus, NodeUptime
 from marketplace.signals import node_went_offline
 
 logger = logging.getLogger(__name__)
 
 RELIABILITY_WINDOW = timedelta(days=30)
+# Heartbeat rows are kept this long (for support and seq de-duplication); uptime lives in the hourly buckets.
+HEARTBEAT_RETENTION = timedelta(days=7)
 HOUR_S = 3600
 
 
@@ -159,3 +161,22 @@ def nodes_mark_offline(*, now: datetime | None = None) -> list[int]:
         transaction.on_commit(partial(_send_offline, ids))
     logger.info("marked %d node(s) offline: %s", len(ids), ids[:20])
     return ids
+
+
+def node_heartbeats_prune(*, now: datetime | None = None, batch_size: int = 10_000) -> int:
+    """Delete heartbeat rows older than `HEARTBEAT_RETENTION` in batches. Returns how many were deleted.
+
+    Safe for idempotency: uptime is telescoping (a replayed old seq adds no extra uptime overall) and
+    billing de-duplicates usage by its own (node, lease, seq) key.
+    """
+    cutoff = (now or timezone.now()) - HEARTBEAT_RETENTION
+    deleted = 0
+    while True:
+        ids = list(
+            NodeHeartbeat.objects.filter(received_at__lt=cutoff)
+            .order_by("pk")
+            .values_list("pk", flat=True)[:batch_size]
+        )
+        if not ids:
+            return deleted
+        deleted += NodeHeartbeat.objects.filter(pk__in=ids).delete()[0]

@@ -8,8 +8,9 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 
-from marketplace.models import Node, NodeStatus, NodeUptime
+from marketplace.models import Node, NodeHeartbeat, NodeStatus, NodeUptime
 from marketplace.services.reliability import (
+    node_heartbeats_prune,
     node_reliability_compute,
     node_reliability_refresh,
     node_uptime_add,
@@ -182,3 +183,16 @@ def test_offline_task_is_on_the_beat_schedule_and_runs(django_capture_on_commit_
         nodes_mark_offline_task.delay()
     node.refresh_from_db()
     assert node.status == NodeStatus.OFFLINE
+
+
+def test_heartbeat_rows_are_pruned_after_retention() -> None:
+    node = NodeFactory()
+    now = timezone.now()
+    old = [NodeHeartbeat.objects.create(node_id=node.pk, seq=seq) for seq in range(3)]
+    NodeHeartbeat.objects.filter(pk__in=[beat.pk for beat in old]).update(received_at=now - timedelta(days=8))
+    recent = NodeHeartbeat.objects.create(node_id=node.pk, seq=10)
+    assert node_heartbeats_prune(now=now, batch_size=2) == 3
+    assert list(NodeHeartbeat.objects.values_list("pk", flat=True)) == [recent.pk]
+    assert settings.CELERY_BEAT_SCHEDULE["marketplace-node-heartbeats-prune"]["task"] == (
+        "marketplace.tasks.node_heartbeats_prune"
+    )

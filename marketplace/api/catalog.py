@@ -2,9 +2,10 @@
 
 from typing import Any
 
+from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
-from rest_framework import permissions, serializers, status
+from rest_framework import generics, permissions, serializers, status
 from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -74,10 +75,16 @@ class GPUModelOut(serializers.ModelSerializer[GPUModel]):
         return str(from_micros(micros=obj.reference_price_micros))
 
 
-class GPUModelListView(APIView):
+class GPUModelListView(generics.ListAPIView[GPUModel]):
     """The GPU catalog with each model's AI tier; public."""
 
     permission_classes = [permissions.AllowAny]
+    serializer_class = GPUModelOut
+    pagination_class = Pagination
+
+    def get_queryset(self) -> QuerySet[GPUModel]:
+        params = self.request.query_params
+        return gpu_model_list(tier=params.get("tier"), vendor=params.get("vendor"))
 
     @extend_schema(
         operation_id="gpu_models_list",
@@ -87,11 +94,8 @@ class GPUModelListView(APIView):
         ],
         responses={200: GPUModelOut(many=True), **BAD_REQUEST},
     )
-    def get(self, request: Request) -> Response:
-        models = gpu_model_list(tier=request.query_params.get("tier"), vendor=request.query_params.get("vendor"))
-        paginator = Pagination()
-        page = paginator.paginate_queryset(models, request, view=self)
-        return paginator.get_paginated_response(GPUModelOut(page, many=True).data)
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return self.list(request, *args, **kwargs)
 
 
 class GPUModelDetailView(APIView):
@@ -222,19 +226,22 @@ def _provider(request: Request) -> Provider:
     return request.user.provider  # type: ignore[union-attr]
 
 
-class FleetAssessmentListView(APIView):
+class FleetAssessmentListView(generics.ListAPIView[FleetAssessment]):
     """A provider's fleet assessments; POST a fleet (multipart `file` CSV or JSON `lines`) to assess it."""
 
     permission_classes = [IsProvider]
     parser_classes = [JSONParser, MultiPartParser]
+    serializer_class = FleetAssessmentSummaryOut
+    pagination_class = Pagination
+
+    def get_queryset(self) -> QuerySet[FleetAssessment]:
+        return fleet_assessment_list(provider=_provider(self.request))
 
     @extend_schema(
         operation_id="fleet_assessments_list", responses={200: FleetAssessmentSummaryOut(many=True), **AUTH_ERRORS}
     )
-    def get(self, request: Request) -> Response:
-        paginator = Pagination()
-        page = paginator.paginate_queryset(fleet_assessment_list(provider=_provider(request)), request, view=self)
-        return paginator.get_paginated_response(FleetAssessmentSummaryOut(page, many=True).data)
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return self.list(request, *args, **kwargs)
 
     @extend_schema(
         operation_id="fleet_assessments_create",

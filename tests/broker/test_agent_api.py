@@ -7,6 +7,7 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from billing.models import UsageRecord
 from broker.models import Job, JobEvent, JobState, Lease, LeaseState
 from common.errors import Conflict
 from common.models import AuditLog
@@ -466,3 +467,16 @@ def test_agent_endpoints_are_documented_in_the_openapi_schema() -> None:
     for path in ("/api/v1/agent/register", "/api/v1/agent/heartbeat", "/api/v1/agent/leases"):
         assert path in schema["paths"]
     assert "nodeAgentToken" in schema["components"]["securitySchemes"]
+
+
+def test_usage_reaches_metering_once_with_the_real_ingest() -> None:
+    node, raw = agent_node()
+    lease = make_lease(node, state=LeaseState.ACTIVE, job_state=JobState.RUNNING)
+    client = agent_client(raw)
+    body = {"seq": 1, "leases": [report(lease.pk, 1, gpu_seconds=90.5)]}
+    assert client.post("/api/v1/agent/heartbeat", body, format="json").json()["duplicate"] is False
+    assert client.post("/api/v1/agent/heartbeat", body, format="json").json()["duplicate"] is True
+    # the same usage report in a new heartbeat (an agent resending after a lost response) is not counted twice
+    assert client.post("/api/v1/agent/heartbeat", {**body, "seq": 2}, format="json").json()["duplicate"] is False
+    records = UsageRecord.objects.filter(node_id=node.pk)
+    assert [(r.lease_ref, r.seq, r.gpu_ms) for r in records] == [(lease.pk, 1, 90_500)]

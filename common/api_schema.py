@@ -20,7 +20,9 @@ _DESCRIPTIONS = {
 class ErrorOut(serializers.Serializer[dict[str, Any]]):
     detail = serializers.CharField(help_text="A clear, human-readable message")
     code = serializers.CharField(help_text="A stable machine-readable code")
-    errors = serializers.JSONField(required=False, help_text="Per-field errors or details, when any")
+    errors = serializers.JSONField(  # type: ignore[assignment]  # the metaclass pops declared fields
+        required=False, help_text="Per-field errors or details, when any"
+    )
 
 
 def error_responses(*statuses: int, **descriptions: str) -> dict[int, OpenApiResponse]:

@@ -1,9 +1,10 @@
 """The customer wallet over the API: balance, recent transactions, top-ups (own only)."""
 
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
+from django.contrib.auth.models import User
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
@@ -110,7 +111,7 @@ class TopUpListCreateView(APIView):
         tags=["wallet"],
     )
     def get(self, request: Request) -> Response:
-        topups = TopUp.objects.filter(user=request.user).order_by("-created_at", "-id")[:100]
+        topups = TopUp.objects.filter(user=cast(User, request.user)).order_by("-created_at", "-id")[:100]
         return Response([topup_data(t) for t in topups])
 
     @extend_schema(

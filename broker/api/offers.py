@@ -16,7 +16,7 @@ from common.api_schema import error_responses
 from common.errors import ValidationFailed
 
 
-class OfferOut(serializers.Serializer[Offer]):
+class OfferOut(serializers.Serializer[Any]):
     node_id = serializers.IntegerField()
     node_name = serializers.CharField()
     gpu_name = serializers.CharField()

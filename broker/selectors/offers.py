@@ -103,7 +103,7 @@ def listed_now(*, at: datetime | None = None) -> Q:
 
 def available_offers(*, at: datetime | None = None) -> QuerySet[Node]:
     """The offer universe: listed-now nodes with at least one free GPU, annotated."""
-    return annotated_nodes(at=at).filter(listed_now(at=at)).filter(free_gpus__gt=0)
+    return annotated_nodes(at=at).filter(listed_now(at=at)).filter(Q(free_gpus__gt=0))
 
 
 # Query-language field → (model expression, how to convert the parsed value).

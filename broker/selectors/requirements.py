@@ -416,8 +416,8 @@ def requirements_check_possible(*, spec: JobSpec) -> None:
     ):
         wanted = getattr(spec, name)
         if wanted and wanted > (top[key] or 0):
-            best = math.floor(top[key] or 0)
-            refuse(name, f"{name} {wanted} exceeds the most any listed node offers ({best} {unit}).", best)
+            most = math.floor(top[key] or 0)
+            refuse(name, f"{name} {wanted} exceeds the most any listed node offers ({most} {unit}).", most)
     if spec.gpu_models:
         listed_models = set(
             listed.filter(gpu_model__slug__in=spec.gpu_models).values_list("gpu_model__slug", flat=True)

@@ -153,16 +153,18 @@ def job_book(*, customer: Customer, data: dict[str, Any], idempotency_key: str |
     return job
 
 
-def _end_leases(*, job: Job, reason: str) -> None:
-    """End the job's live leases through the lease service when it exists, else a conditional update."""
-    live = list(Lease.objects.filter(job=job, state__in=[LeaseState.RESERVED, LeaseState.ACTIVE]).order_by("pk"))
-    if not live:
-        return
+def _optional(module: str, name: str) -> Any:
     try:
-        leases_mod: Any = importlib.import_module("broker.services.leases")
+        return getattr(importlib.import_module(module), name, None)
     except ImportError:
-        leases_mod = None
-    lease_end = getattr(leases_mod, "lease_end", None) if leases_mod is not None else None
+        return None
+
+
+def _end_leases(*, job: Job, reason: str) -> list[Lease]:
+    """End the job's live leases through the lease service (lease_end), else a conditional update.
+    Returns the leases that were live."""
+    live = list(Lease.objects.filter(job=job, state__in=[LeaseState.RESERVED, LeaseState.ACTIVE]).order_by("pk"))
+    lease_end = _optional("broker.services.leases", "lease_end")
     for lease in live:
         if lease_end is not None:
             lease_end(lease_id=lease.pk, reason=reason)
@@ -170,6 +172,40 @@ def _end_leases(*, job: Job, reason: str) -> None:
             Lease.objects.filter(pk=lease.pk, state__in=[LeaseState.RESERVED, LeaseState.ACTIVE]).update(
                 state=LeaseState.ENDED, ended_at=timezone.now(), end_reason=reason[:200]
             )
+    return live
+
+
+def _settle_through_billing(*, job: Job, ended: list[Lease]) -> bool:
+    """When billing has an open account for a lease we just ended, let billing settle its remaining usage and
+    return the job's unused hold (one release, under billing's key). Returns False when billing has none."""
+    settle_final = _optional("billing.services.settlement", "lease_settle_final")
+    if settle_final is None or not ended:
+        return False
+    from billing.models import LeaseAccount, LeaseAccountStatus
+
+    accounts = {
+        a.lease_ref: a for a in LeaseAccount.objects.filter(job_ref=job.pk, lease_ref__in=[lease.pk for lease in ended])
+    }
+    open_refs = [ref for ref, a in accounts.items() if a.status == LeaseAccountStatus.OPEN]
+    if not open_refs:
+        return False
+    charged_elsewhere = sum(
+        LeaseAccount.objects.filter(job_ref=job.pk)
+        .exclude(lease_ref=open_refs[-1])
+        .values_list("charged_micros", flat=True)
+    )
+    for ref in open_refs[:-1]:
+        settle_final(
+            lease_ref=ref, job_ref=job.pk, customer_user=job.customer.user, release_unused_hold_micros=0, failed=False
+        )
+    settle_final(
+        lease_ref=open_refs[-1],
+        job_ref=job.pk,
+        customer_user=job.customer.user,
+        release_unused_hold_micros=max(0, job.held_micros - charged_elsewhere),
+        failed=False,
+    )
+    return True
 
 
 def job_cancel(*, job: Job, customer: Customer) -> Job:
@@ -187,20 +223,21 @@ def job_cancel(*, job: Job, customer: Customer) -> Job:
             raise Conflict(
                 f"Job {locked.pk} is already {locked.state}; there is nothing to cancel.", code="job_terminal"
             )
+        ended: list[Lease] = []
         if locked.state in (JobState.MATCHED, JobState.RUNNING):
-            _end_leases(job=locked, reason="cancelled by customer")
+            ended = _end_leases(job=locked, reason="cancelled by customer")
         charged = min(job_cost_so_far(job=locked), locked.held_micros)
         release = locked.held_micros - charged
         moved = job_transition(
             job_id=locked.pk,
             from_states=[JobState.PENDING, JobState.PREEMPTED, JobState.MATCHED, JobState.RUNNING],
             to_state=JobState.CANCELLED,
-            note=f"cancelled by customer; {format_usd(micros=release)} released from escrow",
+            note="cancelled by customer; unused escrow released",
             held_micros=0,
         )
         if not moved:  # pragma: no cover - the row lock above makes this unreachable
             raise Conflict(f"Job {locked.pk} changed state; try again.")
-        if release > 0:
+        if not _settle_through_billing(job=locked, ended=ended) and release > 0:
             escrow_release(
                 user=customer.user,
                 amount_micros=release,

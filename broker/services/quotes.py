@@ -5,7 +5,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Count, Max, Min, QuerySet
+from django.db.models import Count, Max, Min, Q, QuerySet
 from django.utils import timezone
 
 from broker.models import JobMode, Lease
@@ -59,7 +59,7 @@ def matching_offers(*, spec: JobSpec) -> QuerySet[Node]:
         available_offers()
         .filter(spec_hardware_q(spec))
         .filter(spec_market_q(spec))
-        .filter(free_gpus__gte=spec.gpu_count)
+        .filter(Q(free_gpus__gte=spec.gpu_count))
     )
 
 

@@ -1,7 +1,7 @@
 """Helpers for the booking tests: catalog GPUs, nodes, funded wallets, leases."""
 
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 from django.utils import timezone
 
@@ -13,12 +13,12 @@ from tests.factories import GPUModelFactory, NodeFactory
 
 def gpu(slug: str) -> GPUModel:
     found = GPUModel.objects.filter(slug=slug).first()
-    return found if found is not None else GPUModelFactory(slug=slug)
+    return found if found is not None else cast(GPUModel, GPUModelFactory(slug=slug))
 
 
 def node(**kwargs: Any) -> Node:
     slug = kwargs.pop("gpu", "rtx-4090")
-    return NodeFactory(gpu_model=gpu(slug), **kwargs)
+    return cast(Node, NodeFactory(gpu_model=gpu(slug), **kwargs))
 
 
 def fund(customer: Customer, dollars: int, key: str = "test-fund") -> None:

@@ -55,7 +55,7 @@ def _run_workers(customer_id: int, keys: list[str]) -> list[dict[str, Any]]:
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_bookings_cannot_overdraw_the_wallet() -> None:
     node(name="big", gpu_count=8, price_micros=500_000)
-    customer = CustomerFactory()
+    customer: Any = CustomerFactory()
     fund(customer, 35)  # each booking holds $10: at most 3 of 8 fit
     results = _run_workers(customer.pk, ["-"] * 8)
     statuses = sorted(r["status"] for r in results)
@@ -69,7 +69,7 @@ def test_concurrent_bookings_cannot_overdraw_the_wallet() -> None:
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_requests_with_one_idempotency_key_book_once() -> None:
     node(name="big", gpu_count=8, price_micros=500_000)
-    customer = CustomerFactory()
+    customer: Any = CustomerFactory()
     fund(customer, 100)
     results = _run_workers(customer.pk, ["same-key"] * 6)
     jobs = {r["job"] for r in results}

@@ -274,3 +274,36 @@ def test_booking_calls_match_round_soon_after_commit(
     with django_capture_on_commit_callbacks(execute=True):
         job_book(customer=customer, data=booking())
     assert calls == [1]
+
+
+def test_cancel_running_job_with_a_billing_account_releases_once_through_billing(
+    market: Any, customer: Any, customer_client: APIClient
+) -> None:
+    settlement = pytest.importorskip("billing.services.settlement")
+    from billing.models import LeaseAccount, LeaseAccountStatus
+
+    fund(customer, 100)
+    job = job_book(customer=customer, data=booking())
+    eu = market.provider.nodes.model.objects.get(name="eu-4090")
+    lease = lease_on(eu, customer, 2)
+    lease.job = job
+    lease.activated_at = timezone.now()
+    lease.save()
+    Job.objects.filter(pk=job.pk).update(state=JobState.RUNNING)
+    settlement.lease_account_open(
+        lease_ref=lease.pk,
+        job_ref=job.pk,
+        customer_user=customer.user,
+        provider_user=eu.provider.user,
+        node_id=eu.pk,
+        price_micros=lease.price_micros,
+        gpu_count=2,
+        hold_micros=job.held_micros,
+    )
+    response = customer_client.post(f"{JOBS}{job.pk}/cancel/")
+    assert response.status_code == 200
+    assert LeaseAccount.objects.get(lease_ref=lease.pk).status == LeaseAccountStatus.CLOSED
+    balance = wallet_balance(user=customer.user)
+    assert (balance.available_micros, balance.held_micros) == (100_000_000, 0)
+    assert customer_client.post(f"{JOBS}{job.pk}/cancel/").status_code == 409
+    assert wallet_balance(user=customer.user).available_micros == 100_000_000

@@ -4,3 +4,9 @@ from django.apps import AppConfig
 class BrokerConfig(AppConfig):
     name = "broker"
     verbose_name = "Broker: jobs, leases, matching, agent API"
+
+    def ready(self) -> None:
+        from broker.services.failover import on_node_went_offline
+        from marketplace.signals import node_went_offline
+
+        node_went_offline.connect(on_node_went_offline, dispatch_uid="broker.failover")

@@ -1,0 +1,348 @@
+"""Leases: a job's hold on specific GPU slots of one node for a period, at an agreed price.
+
+States `reserved → active → ended | preempted | failed`. Every change is a conditional UPDATE on
+the lease's current state, so a repeated or late call changes nothing and returns False. The job
+moves with it through `job_transition`.
+
+No double booking: on PostgreSQL the exclusion constraint `leaseslot_no_overlap` (migration 0003)
+rejects two LeaseSlots on the same (node, slot) with overlapping periods. On SQLite, writers are
+serialised by `BEGIN IMMEDIATE` (settings), and `lease_slots_conflicting` re-checks overlaps inside
+the writing transaction before inserting.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from broker.models import Job, JobState, Lease, LeaseSlot, LeaseState
+from broker.services.jobs_state import job_transition
+from common.errors import Conflict
+from common.money import prorate
+
+log = logging.getLogger(__name__)
+
+HOLDING_STATES = (LeaseState.RESERVED, LeaseState.ACTIVE)
+LIVE_JOB_STATES = (JobState.MATCHED, JobState.RUNNING)
+
+
+@dataclass(frozen=True)
+class LeasePlan:
+    job_id: int
+    node_id: int
+    gpu_slots: list[int]
+    price_micros: int
+    starts_at: datetime
+    ends_at: datetime
+
+
+def lease_slots_conflicting(*, node_id: int, slots: Sequence[int], starts_at: datetime, ends_at: datetime) -> bool:
+    """True when any of `slots` of the node is held by a lease slot overlapping [starts_at, ends_at)."""
+    return LeaseSlot.objects.filter(
+        node_id=node_id, slot__in=list(slots), starts_at__lt=ends_at, ends_at__gt=starts_at
+    ).exists()
+
+
+def leases_create_bulk(*, plans: Sequence[LeasePlan], check_overlap: bool | None = None) -> list[Lease]:
+    """Insert leases and their slots (call inside the round's transaction). On PostgreSQL the exclusion
+    constraint is the guard (an overlap raises IntegrityError and rolls the round back); elsewhere each
+    plan is re-checked against existing slots first (Conflict on overlap)."""
+    if not plans:
+        return []
+    if check_overlap is None:
+        check_overlap = transaction.get_connection().vendor != "postgresql"
+    if check_overlap:
+        _check_overlaps(plans)
+    now = timezone.now()
+    leases = Lease.objects.bulk_create(
+        [
+            Lease(
+                job_id=p.job_id,
+                node_id=p.node_id,
+                gpu_slots=list(p.gpu_slots),
+                gpu_count=len(p.gpu_slots),
+                price_micros=p.price_micros,
+                starts_at=p.starts_at,
+                ends_at=p.ends_at,
+                state=LeaseState.RESERVED,
+                created_at=now,
+            )
+            for p in plans
+        ],
+        batch_size=2000,
+    )
+    if leases and leases[0].pk is None:  # backends that do not return ids on bulk insert
+        by_job = dict(
+            Lease.objects.filter(job_id__in=[p.job_id for p in plans], created_at=now).values_list("job_id", "pk")
+        )
+        for lease in leases:
+            lease.pk = lease.id = by_job[lease.job_id]
+    LeaseSlot.objects.bulk_create(
+        [
+            LeaseSlot(lease_id=lease.pk, node_id=p.node_id, slot=s, starts_at=p.starts_at, ends_at=p.ends_at)
+            for lease, p in zip(leases, plans, strict=True)
+            for s in p.gpu_slots
+        ],
+        batch_size=4000,
+    )
+    return leases
+
+
+def _check_overlaps(plans: Sequence[LeasePlan]) -> None:
+    """Overlap re-check for databases without the exclusion constraint: against the database and within the batch."""
+    seen: dict[tuple[int, int], list[tuple[datetime, datetime]]] = {}
+    node_ids = sorted({p.node_id for p in plans})
+    lo = min(p.starts_at for p in plans)
+    for node_id, slot, s, e in LeaseSlot.objects.filter(node_id__in=node_ids, ends_at__gt=lo).values_list(
+        "node_id", "slot", "starts_at", "ends_at"
+    ):
+        seen.setdefault((node_id, slot), []).append((s, e))
+    for p in plans:
+        for slot in p.gpu_slots:
+            periods = seen.setdefault((p.node_id, slot), [])
+            if any(s < p.ends_at and e > p.starts_at for s, e in periods):
+                raise Conflict(f"GPU {slot} of node {p.node_id} is already leased for an overlapping period")
+            periods.append((p.starts_at, p.ends_at))
+
+
+def lease_create(
+    *, job_id: int, node_id: int, gpu_slots: Sequence[int], price_micros: int, starts_at: datetime, ends_at: datetime
+) -> Lease:
+    """One lease for a pending job (manual assignment, tests): job pending → matched, slots held."""
+    plan = LeasePlan(job_id, node_id, sorted(gpu_slots), price_micros, starts_at, ends_at)
+    with transaction.atomic():
+        if not job_transition(
+            job_id=job_id,
+            from_states=[JobState.PENDING],
+            to_state=JobState.MATCHED,
+            note=f"leased {len(plan.gpu_slots)} GPU(s) on node {node_id}",
+            pending_reason="",
+        ):
+            raise Conflict(f"Job {job_id} is not pending; it cannot be leased.")
+        _check_overlaps([plan])  # on PostgreSQL the constraint would catch it too; a clear 409 is nicer
+        return leases_create_bulk(plans=[plan], check_overlap=False)[0]
+
+
+def _truncate_slots(*, lease_id: int, now: datetime) -> None:
+    """Free the lease's GPUs from `now` on (a slot not yet started becomes an empty period)."""
+    LeaseSlot.objects.filter(lease_id=lease_id, starts_at__gt=now).update(ends_at=F("starts_at"))
+    LeaseSlot.objects.filter(lease_id=lease_id, starts_at__lte=now, ends_at__gt=now).update(ends_at=now)
+
+
+def _close(*, lease_id: int, to_state: LeaseState, reason: str, now: datetime) -> Lease | None:
+    updated = Lease.objects.filter(pk=lease_id, state__in=HOLDING_STATES).update(
+        state=to_state, ended_at=now, end_reason=reason[:200]
+    )
+    if not updated:
+        return None
+    _truncate_slots(lease_id=lease_id, now=now)
+    return Lease.objects.select_related("job", "job__customer__user", "node__provider__user").get(pk=lease_id)
+
+
+def _optional(module: str, name: str) -> Callable[..., Any] | None:
+    try:
+        mod = importlib.import_module(module)
+    except ImportError:
+        return None
+    fn = getattr(mod, name, None)
+    return fn if callable(fn) else None
+
+
+def lease_activate(*, lease_id: int) -> bool:
+    """reserved → active on the agent's first usage report; the job matched → running."""
+    now = timezone.now()
+    with transaction.atomic():
+        updated = Lease.objects.filter(pk=lease_id, state=LeaseState.RESERVED).update(
+            state=LeaseState.ACTIVE, activated_at=now
+        )
+        if not updated:
+            return False
+        lease = Lease.objects.select_related("job__customer__user", "node__provider__user").get(pk=lease_id)
+        job_transition(
+            job_id=lease.job_id, from_states=[JobState.MATCHED], to_state=JobState.RUNNING, note="agent started"
+        )
+        account_open = _optional("billing.services.settlement", "lease_account_open")
+        if account_open is not None:
+            account_open(
+                lease_ref=lease.pk,
+                job_ref=lease.job_id,
+                customer_user=lease.job.customer.user,
+                provider_user=lease.node.provider.user,
+                node_id=lease.node_id,
+                price_micros=lease.price_micros,
+                gpu_count=lease.gpu_count,
+                hold_micros=0,
+            )
+    return True
+
+
+def lease_end(*, lease_id: int, reason: str = "completed", complete_job: bool = False) -> bool:
+    """reserved/active → ended; the GPUs free up from now. With `complete_job` (lease expiry, workload
+    finished) the job moves matched/running → completed and its unused escrow is released; without it
+    (e.g. the booking service ending leases of a job it is cancelling) the caller owns the job's state."""
+    now = timezone.now()
+    with transaction.atomic():
+        lease = _close(lease_id=lease_id, to_state=LeaseState.ENDED, reason=reason, now=now)
+        if lease is None:
+            return False
+        if complete_job and job_transition(
+            job_id=lease.job_id, from_states=LIVE_JOB_STATES, to_state=JobState.COMPLETED, note=f"lease ended: {reason}"
+        ):
+            _lease_close_money(lease=lease, job_terminal=True, failed=False)
+    return True
+
+
+def lease_fail(*, lease_id: int, reason: str = "node failed") -> bool:
+    """reserved/active → failed (node failure). The job goes back to pending with retries+1, or to
+    failed when its retry budget is spent (then its unused escrow is released). Billing's SLA credit
+    is applied through settlement (or the sla hook when settlement is absent)."""
+    now = timezone.now()
+    with transaction.atomic():
+        lease = _close(lease_id=lease_id, to_state=LeaseState.FAILED, reason=reason, now=now)
+        if lease is None:
+            return False
+        job = Job.objects.select_for_update().get(pk=lease.job_id)
+        terminal = False
+        if job.retries < job.max_retries:
+            job_transition(
+                job_id=job.pk,
+                from_states=LIVE_JOB_STATES,
+                to_state=JobState.PENDING,
+                note=f"lease {lease.pk} failed ({reason}); re-queued, retry {job.retries + 1} of {job.max_retries}",
+                retries=F("retries") + 1,
+                pending_reason=f"Re-queued after its node failed ({reason}).",
+            )
+        else:
+            terminal = job_transition(
+                job_id=job.pk,
+                from_states=LIVE_JOB_STATES,
+                to_state=JobState.FAILED,
+                note=f"lease {lease.pk} failed ({reason}); retry budget of {job.max_retries} spent",
+            )
+        _lease_close_money(lease=lease, job_terminal=terminal, failed=True)
+    _after_commit_match()
+    return True
+
+
+def lease_preempt(*, lease_id: int, reason: str = "preempted by on-demand work") -> bool:
+    """reserved/active → preempted; the interruptible job goes back to pending (retries kept) with a
+    `preempted` step in its history. The agent sees the lease in its stop list."""
+    now = timezone.now()
+    with transaction.atomic():
+        lease = _close(lease_id=lease_id, to_state=LeaseState.PREEMPTED, reason=reason, now=now)
+        if lease is None:
+            return False
+        if job_transition(
+            job_id=lease.job_id,
+            from_states=LIVE_JOB_STATES,
+            to_state=JobState.PREEMPTED,
+            note=f"lease {lease.pk}: {reason}",
+        ):
+            job_transition(
+                job_id=lease.job_id,
+                from_states=[JobState.PREEMPTED],
+                to_state=JobState.PENDING,
+                note="re-queued after preemption",
+                pending_reason="Re-queued: its interruptible lease was preempted.",
+            )
+        _lease_close_money(lease=lease, job_terminal=False, failed=False)
+    return True
+
+
+def _after_commit_match() -> None:
+    def trigger() -> None:
+        soon = _optional("broker.tasks", "match_round_soon")
+        if soon is not None:
+            try:
+                soon()
+            except Exception:  # the beat round still runs
+                log.exception("match_round_soon failed")
+
+    transaction.on_commit(trigger)
+
+
+def lease_cost_so_far(*, lease: Lease, now: datetime | None = None) -> int:
+    """Accrued cost of a lease from activation to its end (or now), at its price."""
+    if lease.activated_at is None:
+        return 0
+    until = lease.ended_at or now or timezone.now()
+    seconds = max(0, int((min(until, lease.ends_at) - lease.activated_at).total_seconds()))
+    return prorate(micros_per_hour=lease.price_micros, seconds=seconds, gpus=lease.gpu_count)
+
+
+# ---------------------------------------------------------------------------------------------
+# MONEY HOOK — billing takes this over. Everything money-related a lease close does is here.
+# ---------------------------------------------------------------------------------------------
+def _lease_close_money(*, lease: Lease, job_terminal: bool, failed: bool) -> None:
+    """Close the lease's money.
+
+    - A lease that ran (activated) has a billing account: `billing.services.settlement.lease_settle_final`
+      settles it, releases the job's unused hold when the job is terminal, and applies the SLA credit when
+      `failed`.
+    - Otherwise (lease never started, or settlement absent): when the job is terminal, release the
+      job's hold minus what its leases accrued with `escrow_release` under a deterministic key; on a
+      failure call `billing.services.sla.sla_credit_for_failed_lease` if it exists.
+    The job's `held_micros` is zeroed (conditionally) once released, so a repeat releases nothing.
+    """
+    job = lease.job
+    settle_final = _optional("billing.services.settlement", "lease_settle_final")
+    hold = Job.objects.filter(pk=job.pk).values_list("held_micros", flat=True).first() or 0
+    release_hold = hold if job_terminal else 0
+    if settle_final is not None and lease.activated_at is not None:
+        try:
+            settle_final(
+                lease_ref=lease.pk,
+                job_ref=job.pk,
+                customer_user=job.customer.user,
+                release_unused_hold_micros=release_hold,
+                failed=failed,
+            )
+        except Exception:  # a missing account must not block failover; fall through to the plain release
+            log.exception("lease_settle_final failed for lease %s", lease.pk)
+        else:
+            if job_terminal:
+                Job.objects.filter(pk=job.pk, held_micros=hold).update(held_micros=0)
+            return
+    if failed and lease.activated_at is not None:
+        sla = _optional("billing.services.sla", "sla_credit_for_failed_lease")
+        if sla is not None:
+            try:
+                sla(lease_ref=lease.pk)
+            except Exception:
+                log.exception("sla_credit_for_failed_lease failed for lease %s", lease.pk)
+    if not job_terminal or hold <= 0:
+        return
+    accrued = sum(lease_cost_so_far(lease=x) for x in Lease.objects.filter(job_id=job.pk))
+    release = max(0, hold - accrued)
+    if release and Job.objects.filter(pk=job.pk, held_micros=hold).update(held_micros=hold - release):
+        from billing.services.wallet import escrow_release
+
+        escrow_release(
+            user=job.customer.user,
+            amount_micros=release,
+            key=f"job:{job.pk}:escrow-release-final",
+            memo=f"Unused hold of job {job.pk}",
+        )
+
+
+def leases_expire(*, now: datetime | None = None, limit: int = 500) -> int:
+    """End leases whose period is over (the job completes). Returns how many ended."""
+    now = now or timezone.now()
+    ids = list(
+        Lease.objects.filter(state__in=HOLDING_STATES, ends_at__lte=now)
+        .order_by("pk")
+        .values_list("pk", flat=True)[:limit]
+    )
+    return sum(1 for lease_id in ids if lease_end(lease_id=lease_id, reason="expired", complete_job=True))
+
+
+def leases_holding(*, node_id: int) -> list[Lease]:
+    return list(Lease.objects.filter(node_id=node_id, state__in=HOLDING_STATES).order_by("pk"))

@@ -1,0 +1,458 @@
+"""Match rounds: snapshot of pending jobs and free capacity → pure engine → one commit.
+
+`match_round_run` is what the Celery task, the console's "run now" and the benchmark call. One
+matcher per shard runs at a time (broker/locks.py); a round is idempotent: the commit only leases
+jobs that are still pending (locked), and the database refuses overlapping GPU slots, so a crashed
+round or a re-run cannot double-book.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+from django.utils import timezone
+
+from broker import engine
+from broker.engine.fairshare import decayed_usage, priority_order
+from broker.locks import shard_lock
+from broker.models import Job, JobEvent, JobMode, JobState, Lease, LeaseSlot, MatchRound
+from broker.services.jobs_state import job_transition
+from broker.services.leases import HOLDING_STATES, LeasePlan, lease_preempt, leases_create_bulk
+from marketplace.models import TIER_RANK, GPUModel, Node, NodeStatus, Region
+
+log = logging.getLogger(__name__)
+
+PAUSE_KEY = "broker:matching:paused"
+MAX_SLOTS_DEFAULT = 8
+REGIONS = [r.value for r in Region]
+MODE_CODE: dict[str, int] = {
+    JobMode.ON_DEMAND: engine.MODE_ON_DEMAND,
+    JobMode.INTERRUPTIBLE: engine.MODE_INTERRUPTIBLE,
+    JobMode.RESERVED: engine.MODE_RESERVED,
+}
+
+REASON_TEXT = {
+    "no_node_with_gpu_count": "No listed node has that many GPUs in one machine.",
+    "gpu_model": "No available node has one of the allowed GPU models.",
+    "gpu_ram": "No available node has enough GPU memory.",
+    "compute_capability": "No available node meets the minimum compute capability.",
+    "tier": "No available node meets the minimum tier.",
+    "region": "No available node is in the allowed regions.",
+    "verified": "No verified node meets the requirements.",
+    "reliability": "No node meeting the requirements is reliable enough.",
+    "inet": "No node meeting the requirements has enough download bandwidth.",
+    "cpu": "No node meeting the requirements has enough CPU cores per GPU.",
+    "ram": "No node meeting the requirements has enough RAM per GPU.",
+    "disk": "No node meeting the requirements has enough disk per GPU.",
+    "availability_window": "No node meeting the requirements is listed for the whole period.",
+    "price": "Nodes meet the requirements but ask more than the price limit.",
+    "capacity": "Nodes fit but their GPUs are leased for the period.",
+    "contention": "GPUs that fit went to higher-priority jobs in this round.",
+}
+
+
+def _epoch(dt: datetime | None, default: float) -> float:
+    return dt.timestamp() if dt is not None else default
+
+
+def matching_paused() -> bool:
+    return bool(cache.get(PAUSE_KEY))
+
+
+def matching_pause_set(*, paused: bool) -> None:
+    """Pause or resume matching (the console's switch). Stored in the cache shared by all processes."""
+    if paused:
+        cache.set(PAUSE_KEY, True, timeout=None)
+    else:
+        cache.delete(PAUSE_KEY)
+
+
+@dataclass
+class Snapshot:
+    now: datetime
+    jobs: engine.Jobs
+    nodes: engine.Nodes
+    models: engine.Models
+    preemptible: engine.Preemptible
+    job_ids: list[int]
+    node_ids: list[int]
+
+
+def _models_table() -> tuple[engine.Models, dict[int, int]]:
+    rows = list(
+        GPUModel.objects.order_by("pk").values_list("pk", "vram_gb", "compute_capability", "tier", "fp16_tflops")
+    )
+    index = {pk: i for i, (pk, *_rest) in enumerate(rows)}
+    return (
+        engine.Models(
+            vram=np.array([float(r[1]) for r in rows]),
+            cc=np.array([float(r[2] or 0) for r in rows]),
+            tier=np.array([TIER_RANK.get(r[3], 0) for r in rows], dtype=np.int64),  # type: ignore[call-overload]
+            fp16=np.array([float(r[4] or 0) for r in rows]),
+        ),
+        index,
+    )
+
+
+def snapshot_take(*, now: datetime, job_limit: int | None = None) -> Snapshot:
+    """Read pending jobs, free capacity and fair-share usage into engine arrays."""
+    nowf = now.timestamp()
+    models, model_index = _models_table()
+    region_index = {r: i for i, r in enumerate(REGIONS)}
+    # Nodes: listed, online, not cordoned.
+    node_rows = list(
+        Node.objects.filter(listed=True, cordoned=False, status=NodeStatus.ONLINE)
+        .order_by("pk")
+        .values_list(
+            "pk",
+            "gpu_model_id",
+            "region",
+            "reliability",
+            "verified",
+            "inet_down_mbps",
+            "cpu_cores",
+            "ram_gb",
+            "disk_gb",
+            "gpu_count",
+            "price_micros",
+            "min_bid_micros",
+            "dlperf",
+            "available_from",
+            "available_until",
+        )
+    )
+    n = len(node_rows)
+    node_ids = [r[0] for r in node_rows]
+    pos = {pk: i for i, pk in enumerate(node_ids)}
+    gpu_count = np.array([r[9] for r in node_rows], dtype=np.int64)
+    max_slots = max(int(gpu_count.max()) if n else MAX_SLOTS_DEFAULT, MAX_SLOTS_DEFAULT)
+    slot_free_at = np.full((n, max_slots), np.inf)
+    if n:
+        slot_free_at[np.arange(max_slots)[None, :] < gpu_count[:, None]] = -np.inf
+    holdings: dict[tuple[int, int], float] = {}
+    for node_id, slot, ends_at in LeaseSlot.objects.filter(ends_at__gt=now).values_list("node_id", "slot", "ends_at"):
+        i = pos.get(node_id)
+        if i is None or slot >= max_slots:
+            continue
+        t = ends_at.timestamp()
+        if t > slot_free_at[i, slot]:
+            slot_free_at[i, slot] = t
+        holdings[(i, slot)] = max(holdings.get((i, slot), -np.inf), t)
+    gpu = np.maximum(gpu_count, 1)
+    fp16 = models.fp16[[model_index[r[1]] for r in node_rows]] if n else np.zeros(0)
+    nodes = engine.Nodes(
+        ids=np.array(node_ids, dtype=np.int64),
+        model=np.array([model_index[r[1]] for r in node_rows], dtype=np.int64),
+        region=np.array([region_index.get(r[2], 0) for r in node_rows], dtype=np.int64),
+        reliability=np.array([r[3] for r in node_rows], dtype=float),
+        verified=np.array([r[4] for r in node_rows], dtype=bool),
+        inet=np.array([r[5] for r in node_rows], dtype=float),
+        cpu_per_gpu=np.array([r[6] for r in node_rows], dtype=float) / gpu,
+        ram_per_gpu=np.array([r[7] for r in node_rows], dtype=float) / gpu,
+        disk_per_gpu=np.array([r[8] for r in node_rows], dtype=float) / gpu,
+        gpu_count=gpu_count,
+        ask=np.array([r[10] for r in node_rows], dtype=float),
+        min_bid=np.array([r[11] for r in node_rows], dtype=float),
+        dlperf=np.array([r[12] if r[12] is not None else np.nan for r in node_rows], dtype=float) if n else np.zeros(0),
+        avail_from=np.array([_epoch(r[13], -np.inf) for r in node_rows], dtype=float),
+        avail_until=np.array([_epoch(r[14], np.inf) for r in node_rows], dtype=float),
+        slot_free_at=slot_free_at,
+    )
+    if n:
+        nodes.dlperf = np.where(np.isnan(nodes.dlperf), fp16, nodes.dlperf)
+    # Interruptible leases that may be preempted: started, and the last holding on each of their slots.
+    pre_rows = list(
+        Lease.objects.filter(
+            state__in=HOLDING_STATES, job__mode=JobMode.INTERRUPTIBLE, starts_at__lte=now, ends_at__gt=now
+        ).values_list("pk", "node_id", "price_micros", "gpu_slots", "ends_at")
+    )
+    pre = [
+        r
+        for r in pre_rows
+        if r[1] in pos and all(holdings.get((pos[r[1]], s)) == r[4].timestamp() for s in r[3] if s < max_slots)
+    ]
+    preemptible = engine.Preemptible(
+        lease_ids=np.array([r[0] for r in pre], dtype=np.int64),
+        node_idx=np.array([pos[r[1]] for r in pre], dtype=np.int64),
+        bid=np.array([r[2] for r in pre], dtype=float),
+        gpu_count=np.array([len(r[3]) for r in pre], dtype=np.int64),
+        slots=[list(r[3]) for r in pre],
+    )
+    # Jobs.
+    qs = Job.objects.filter(state=JobState.PENDING).order_by("created_at", "pk")
+    job_rows = list(
+        (qs[:job_limit] if job_limit else qs).values_list(
+            "pk",
+            "customer_id",
+            "gpu_count",
+            "min_gpu_ram",
+            "min_compute_cap",
+            "min_tier",
+            "regions",
+            "min_reliability",
+            "verified_only",
+            "min_inet_down",
+            "min_cpu_cores_per_gpu",
+            "min_ram_gb_per_gpu",
+            "min_disk_gb_per_gpu",
+            "mode",
+            "max_price_micros",
+            "bid_micros",
+            "earliest_start",
+            "duration_seconds",
+            "created_at",
+        )
+    )
+    m = len(job_rows)
+    job_ids = [r[0] for r in job_rows]
+    jpos = {pk: i for i, pk in enumerate(job_ids)}
+    allowed_models = np.ones((m, max(models.count, 1)), dtype=bool)
+    constrained: dict[int, list[int]] = {}
+    if m:
+        through = Job.gpu_models.through
+        for job_id, model_id in through.objects.filter(job__state=JobState.PENDING).values_list(
+            "job_id", "gpumodel_id"
+        ):
+            if job_id in jpos and model_id in model_index:
+                constrained.setdefault(jpos[job_id], []).append(model_index[model_id])
+        for i, idx in constrained.items():
+            allowed_models[i] = False
+            allowed_models[i, idx] = True
+    allowed_regions = np.ones((m, len(REGIONS)), dtype=bool)
+    pref_region = np.full(m, -1, dtype=np.int64)
+    for i, r in enumerate(job_rows):
+        regions = [region_index[x] for x in (r[6] or []) if x in region_index]
+        if r[6]:
+            allowed_regions[i] = False
+            allowed_regions[i, regions] = True
+            pref_region[i] = regions[0] if regions else -1
+    mode = np.array([MODE_CODE.get(r[13], 0) for r in job_rows], dtype=np.int64)
+    price_limit = np.array(
+        [
+            float(r[15] if r[15] is not None else 0)
+            if r[13] == JobMode.INTERRUPTIBLE
+            else float(r[14] if r[14] is not None else np.inf)
+            for r in job_rows
+        ],
+        dtype=float,
+    )
+    start = np.array([max(_epoch(r[16], nowf), nowf) for r in job_rows], dtype=float)
+    duration = np.array([r[17] for r in job_rows], dtype=float)
+    # Fair share: decayed GPU-hours per customer from leases that overlapped the last 7 half-lives.
+    half_life = float(getattr(settings, "RIGSHIFT_FAIRSHARE_HALF_LIFE_S", 24 * 3600))
+    since = now - timedelta(seconds=7 * half_life)
+    lease_rows = Lease.objects.filter(activated_at__isnull=False, ends_at__gt=since).values_list(
+        "job__customer_id", "activated_at", "ended_at", "ends_at", "gpu_count"
+    )
+    spans = [(c, _epoch(a, nowf), (e or min(end, now)).timestamp(), g) for c, a, e, end, g in lease_rows]
+    usage_by_customer = decayed_usage(spans=spans, now=nowf, half_life_s=half_life)
+    usage = np.array([usage_by_customer.get(r[1], 0.0) for r in job_rows], dtype=float)
+    submitted = np.array([r[18].timestamp() for r in job_rows], dtype=float)
+    customers = np.array([r[1] for r in job_rows], dtype=np.int64)
+    order = priority_order(
+        usage=usage,
+        submitted=submitted,
+        mode=mode,
+        bid=price_limit,
+        customer=customers,
+        demand_gpu_hours=np.array([r[2] for r in job_rows], dtype=float) * duration / 3600.0,
+    )
+
+    def num(i: int, default: float = 0.0) -> np.ndarray:
+        return (
+            np.array([float(r[i]) if r[i] is not None else default for r in job_rows], dtype=float)  # type: ignore[arg-type]
+            if m
+            else np.zeros(0)
+        )
+
+    jobs = engine.Jobs(
+        ids=np.array(job_ids, dtype=np.int64),
+        gpu_count=np.array([r[2] for r in job_rows], dtype=np.int64),
+        min_vram=num(3),
+        allowed_models=allowed_models,
+        min_cc=num(4),
+        min_tier=np.array([TIER_RANK.get(r[5], 0) if r[5] else 0 for r in job_rows], dtype=np.int64),  # type: ignore[call-overload]
+        allowed_regions=allowed_regions,
+        pref_region=pref_region,
+        min_reliability=num(7),
+        verified_only=np.array([r[8] for r in job_rows], dtype=bool),
+        min_inet=num(9),
+        min_cpu_per_gpu=num(10),
+        min_ram_per_gpu=num(11),
+        min_disk_per_gpu=num(12),
+        mode=mode,
+        price_limit=price_limit,
+        start=start,
+        end=start + duration,
+        order=order,
+    )
+    return Snapshot(now, jobs, nodes, models, preemptible, job_ids, node_ids)
+
+
+def _expire_pending(*, now: datetime) -> int:
+    """Pending jobs whose start window has passed fail (their escrow is released by the booking side's
+    cancel rules are not ours: we release the whole hold, as nothing ran)."""
+    expired = list(
+        Job.objects.filter(state=JobState.PENDING, latest_start__lt=now).order_by("pk").values_list("pk", flat=True)
+    )
+    count = 0
+    for job_id in expired:
+        with transaction.atomic():
+            if job_transition(
+                job_id=job_id,
+                from_states=[JobState.PENDING],
+                to_state=JobState.FAILED,
+                note="start window passed without a match",
+                pending_reason="",
+            ):
+                count += 1
+                _job_release_all(job_id=job_id)
+    return count
+
+
+def _job_release_all(*, job_id: int) -> None:
+    job = Job.objects.select_related("customer__user").get(pk=job_id)
+    hold = job.held_micros
+    if hold > 0 and Job.objects.filter(pk=job_id, held_micros=hold).update(held_micros=0):
+        from billing.services.wallet import escrow_release
+
+        escrow_release(
+            user=job.customer.user,
+            amount_micros=hold,
+            key=f"job:{job_id}:escrow-release-final",
+            memo=f"Job {job_id} expired unmatched",
+        )
+
+
+def match_round_run(*, shard: str = "default", now: datetime | None = None, wait_s: float = 5.0) -> MatchRound:
+    """Run one round for `shard` under its matcher lock. Returns the saved MatchRound, or an unsaved one
+    whose note says why nothing ran (paused, or another matcher holds the lock)."""
+    if matching_paused():
+        return MatchRound(shard=shard, started_at=timezone.now(), note="paused")
+    with shard_lock(shard=shard, wait_s=wait_s) as acquired:
+        if not acquired:
+            return MatchRound(shard=shard, started_at=timezone.now(), note="skipped: another matcher holds the lock")
+        return _round(shard=shard, now=now)
+
+
+def _round(*, shard: str, now: datetime | None) -> MatchRound:
+    t0 = time.perf_counter()
+    now = now or timezone.now()
+    started = timezone.now()
+    _expire_pending(now=now)
+    snap = snapshot_take(now=now)
+    t1 = time.perf_counter()
+    result = engine.match(
+        jobs=snap.jobs, nodes=snap.nodes, models=snap.models, now=now.timestamp(), preemptible=snap.preemptible
+    )
+    t2 = time.perf_counter()
+    placed, preempted, dropped = _commit(snap=snap, result=result)
+    t3 = time.perf_counter()
+    reasons = Counter(result.reasons.values())
+    if dropped:
+        reasons["changed_during_round"] += dropped
+    rnd = MatchRound.objects.create(
+        shard=shard,
+        started_at=started,
+        finished_at=timezone.now(),
+        jobs_considered=snap.jobs.count,
+        nodes_considered=snap.nodes.count,
+        placed=placed,
+        preempted=preempted,
+        snapshot_ms=(t1 - t0) * 1000,
+        engine_ms=(t2 - t1) * 1000,
+        commit_ms=(t3 - t2) * 1000,
+        total_ms=(t3 - t0) * 1000,
+        unplaced_reasons=dict(reasons),
+        phases={**{f"engine_{k}": round(v, 2) for k, v in result.timings_ms.items()}, **_jsonable(result.stats)},
+    )
+    return rnd
+
+
+def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: (v if isinstance(v, str | int | float) else str(v)) for k, v in d.items()}
+
+
+def _commit(*, snap: Snapshot, result: engine.Result) -> tuple[int, int, int]:
+    """Write the round in one transaction: preemptions, leases + slots, jobs → matched, pending reasons."""
+    now = snap.now
+    nowf = now.timestamp()
+    placements = result.placements
+    with transaction.atomic():
+        ids = sorted(snap.job_ids[p.job_idx] for p in placements)
+        still: set[int] = set()
+        for lo in range(0, len(ids), 5000):
+            still.update(
+                Job.objects.select_for_update()
+                .filter(pk__in=ids[lo : lo + 5000], state=JobState.PENDING)
+                .order_by("pk")
+                .values_list("pk", flat=True)
+            )
+        node_ids = sorted({snap.node_ids[p.node_idx] for p in placements})
+        ok_nodes: set[int] = set()
+        for lo in range(0, len(node_ids), 5000):
+            ok_nodes.update(
+                Node.objects.filter(
+                    pk__in=node_ids[lo : lo + 5000], listed=True, cordoned=False, status=NodeStatus.ONLINE
+                ).values_list("pk", flat=True)
+            )
+        keep = [p for p in placements if snap.job_ids[p.job_idx] in still and snap.node_ids[p.node_idx] in ok_nodes]
+        dropped = len(placements) - len(keep)
+        preempted = 0
+        for p in keep:
+            for lease_id in p.preempts:
+                preempted += int(lease_preempt(lease_id=lease_id, reason="preempted by on-demand work"))
+        plans = []
+        for p in keep:
+            start = max(float(snap.jobs.start[p.job_idx]), nowf)
+            end = start + float(snap.jobs.end[p.job_idx] - snap.jobs.start[p.job_idx])
+            plans.append(
+                LeasePlan(
+                    job_id=snap.job_ids[p.job_idx],
+                    node_id=snap.node_ids[p.node_idx],
+                    gpu_slots=p.slots,
+                    price_micros=p.price,
+                    starts_at=datetime.fromtimestamp(start, tz=UTC),
+                    ends_at=datetime.fromtimestamp(end, tz=UTC),
+                )
+            )
+        leases_create_bulk(plans=plans)
+        placed_ids = [pl.job_id for pl in plans]
+        for lo in range(0, len(placed_ids), 5000):
+            Job.objects.filter(pk__in=placed_ids[lo : lo + 5000], state=JobState.PENDING).update(
+                state=JobState.MATCHED, pending_reason="", updated_at=now
+            )
+        JobEvent.objects.bulk_create(
+            [
+                JobEvent(
+                    job_id=pl.job_id,
+                    at=now,
+                    from_state=JobState.PENDING,
+                    to_state=JobState.MATCHED,
+                    note=f"matched: {len(pl.gpu_slots)} GPU(s) on node {pl.node_id} at "
+                    f"${Decimal(pl.price_micros) / 1_000_000:.2f}/GPU-h",
+                )
+                for pl in plans
+            ],
+            batch_size=4000,
+        )
+        by_reason: dict[str, list[int]] = {}
+        for j, code in result.reasons.items():
+            by_reason.setdefault(code, []).append(snap.job_ids[j])
+        for code, job_ids in by_reason.items():
+            text = REASON_TEXT.get(code, code)
+            for lo in range(0, len(job_ids), 5000):
+                Job.objects.filter(pk__in=job_ids[lo : lo + 5000], state=JobState.PENDING).exclude(
+                    pending_reason=text
+                ).update(pending_reason=text)
+    return len(plans), preempted, dropped

@@ -1,0 +1,45 @@
+"""Broker Celery tasks: thin wrappers that call one service each. Tasks take ids and are idempotent."""
+
+from __future__ import annotations
+
+from celery import shared_task
+from django.core.cache import cache
+
+from broker.services.failover import node_failover as node_failover_service
+from broker.services.leases import leases_expire as leases_expire_service
+from broker.services.matching import match_round_run
+
+SOON_KEY = "broker:match-round-soon:{shard}"
+SOON_COUNTDOWN_S = 0.3
+
+
+@shared_task(name="broker.tasks.match_round", acks_late=True, ignore_result=True)
+def match_round(shard: str = "default") -> int | None:
+    """Run one matching round for `shard` (idempotent; skipped while another matcher holds the lock)."""
+    cache.delete(SOON_KEY.format(shard=shard))  # bookings from now on ask for another round
+    rnd = match_round_run(shard=shard)
+    return rnd.pk
+
+
+def match_round_soon(shard: str = "default") -> None:
+    """Ask for a round within about a second (after a booking). Debounced: bookings arriving within
+    the countdown share one round (a cache key marks one as queued until that round starts)."""
+    if match_round.app.conf.task_always_eager:
+        match_round(shard)
+        return
+    key = SOON_KEY.format(shard=shard)
+    if not cache.add(key, 1, timeout=5):
+        return
+    match_round.apply_async(args=[shard], countdown=SOON_COUNTDOWN_S)
+
+
+@shared_task(name="broker.tasks.leases_expire", acks_late=True, ignore_result=True)
+def leases_expire() -> int:
+    """Beat: leases past their end → ended (jobs completed, unused escrow released)."""
+    return leases_expire_service()
+
+
+@shared_task(name="broker.tasks.node_failover", acks_late=True, ignore_result=True)
+def node_failover(node_id: int) -> int:
+    """Fail the leases of an offline node over (idempotent: a lease fails once)."""
+    return node_failover_service(node_id=node_id)

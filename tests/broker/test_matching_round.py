@@ -1,0 +1,79 @@
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from broker.models import Job, JobState, Lease, LeaseSlot, MatchRound
+from broker.services.matching import match_round_run
+from tests.factories import CustomerFactory, GPUModelFactory, NodeFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def make_job(customer, **kw):
+    models = kw.pop("gpu_models", None)
+    defaults = dict(name="j", gpu_count=1, image="img", duration_seconds=3600, max_price_micros=5_000_000)
+    defaults.update(kw)
+    job = Job.objects.create(customer=customer, **defaults)
+    if models:
+        job.gpu_models.set(models)
+    return job
+
+
+def test_round_places_jobs_and_records_round():
+    node = NodeFactory(gpu_count=4)
+    c = CustomerFactory()
+    jobs = [make_job(c, gpu_count=g) for g in (1, 2, 1, 4)]
+    rnd = match_round_run()
+    assert rnd.pk and rnd.placed == 3 and rnd.jobs_considered == 4
+    assert rnd.unplaced_reasons == {"contention": 1} or sum(rnd.unplaced_reasons.values()) == 1
+    states = {j.pk: Job.objects.get(pk=j.pk).state for j in jobs}
+    assert sorted(states.values()).count(JobState.MATCHED) == 3
+    slots = list(LeaseSlot.objects.filter(node=node).values_list("slot", flat=True))
+    assert sorted(slots) == [0, 1, 2, 3]
+    unplaced = [j for j in jobs if states[j.pk] == JobState.PENDING][0]
+    assert Job.objects.get(pk=unplaced.pk).pending_reason
+    # Re-running changes nothing.
+    again = match_round_run()
+    assert again.placed == 0 and Lease.objects.count() == 3
+    assert MatchRound.objects.count() == 2
+
+
+def test_round_respects_price_and_reports_reason():
+    NodeFactory(gpu_count=1, price_micros=3_000_000)
+    job = make_job(CustomerFactory(), max_price_micros=2_000_000)
+    rnd = match_round_run()
+    assert rnd.placed == 0 and rnd.unplaced_reasons == {"price": 1}
+    job.refresh_from_db()
+    assert job.state == JobState.PENDING and "price" in job.pending_reason
+
+
+def test_on_demand_pays_ask_interruptible_pays_bid():
+    NodeFactory(gpu_count=2, price_micros=1_000_000, min_bid_micros=300_000)
+    c = CustomerFactory()
+    od = make_job(c, max_price_micros=2_000_000)
+    it = make_job(c, mode="interruptible", bid_micros=400_000, max_price_micros=None)
+    match_round_run()
+    assert Lease.objects.get(job=od).price_micros == 1_000_000
+    assert Lease.objects.get(job=it).price_micros == 400_000
+
+
+def test_gpu_model_constraint():
+    a100 = GPUModelFactory(slug="a100-80gb", name="A100 80GB", vram_gb=80, tier="training")
+    NodeFactory(gpu_count=1)
+    n2 = NodeFactory(gpu_count=1, gpu_model=a100)
+    job = make_job(CustomerFactory(), gpu_models=[a100])
+    match_round_run()
+    assert Lease.objects.get(job=job).node_id == n2.pk
+
+
+def test_future_start_window_and_expiry():
+    now = timezone.now()
+    NodeFactory(gpu_count=1)
+    c = CustomerFactory()
+    late = make_job(c, latest_start=now - timedelta(minutes=1))
+    future = make_job(c, mode="reserved", earliest_start=now + timedelta(hours=2))
+    match_round_run()
+    assert Job.objects.get(pk=late.pk).state == JobState.FAILED
+    lease = Lease.objects.get(job=future)
+    assert abs((lease.starts_at - (now + timedelta(hours=2))).total_seconds()) < 1

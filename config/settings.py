@@ -150,6 +150,18 @@ CELERY_BEAT_SCHEDULE["billing-payout-run"] = {
     "schedule": 3600.0,
     "options": {"expires": 3600},
 }
+# Broker: a matching round every few seconds (bookings also trigger one within a second); expire leases.
+CELERY_BEAT_SCHEDULE["broker-match-round"] = {
+    "task": "broker.tasks.match_round",
+    "schedule": 5.0,
+    "args": ["default"],
+    "options": {"expires": 5},
+}
+CELERY_BEAT_SCHEDULE["broker-leases-expire"] = {
+    "task": "broker.tasks.leases_expire",
+    "schedule": 30.0,
+    "options": {"expires": 30},
+}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 8}},

@@ -12,9 +12,10 @@ How a name is matched:
 3. Join what is left without spaces (the "key": "rtx3060ti") and look it up among the keys of every catalog
    name and alias, with and without their series prefix (RTX/GTX/RX/CMP), so "3090", "1080ti" and "580" match.
    If nothing matches, try again without form-factor words (SXM/PCIe/HBM3...).
-4. A memory size in the name picks among variants by VRAM ("RX 580 4GB"); a size no variant has is no match
-   ("GTX 1060 3GB" is not the 6 GB card). Without a size, the variant marked ``default_variant`` wins
-   ("RX 580" → the 8 GB card, the common one in mining farms).
+4. A memory size in the name picks among variants by VRAM ("RX 580 4GB"), within 10% (drivers round and mix
+   GiB/GB: "A100 86GB" is the 80 GB card); a size no variant has is no match ("GTX 1060 3GB" is not the 6 GB
+   card). Without a size, the variant marked ``default_variant`` wins ("RX 580" → the 8 GB card, the common one
+   in mining farms).
 
 Unknown names give ``None``: callers report them back with the raw name, never drop them.
 """
@@ -40,6 +41,7 @@ _NOISE = (
 )
 NOISE_WORDS = frozenset(_NOISE.split())
 SERIES_PREFIXES = ("rtx", "gtx", "rx", "cmp")
+MEMORY_TOLERANCE = Decimal("0.1")
 FORM_FACTOR_WORDS = frozenset({"sxm", "pcie", "nvl", "hgx", "dgx", "oam", "hbm", "hbm2", "hbm2e", "hbm3", "hbm3e"})
 
 _MEMORY = re.compile(r"(\d+)\s*(?:gb|gib|gig|gigs|g)(?![a-z])")
@@ -90,12 +92,20 @@ def _index() -> dict[str, tuple[GPUSpec, ...]]:
 
 def _pick(candidates: tuple[GPUSpec, ...], memory: int | None) -> GPUSpec | None:
     if memory is not None:
-        sized = [spec for spec in candidates if spec.vram_gb == Decimal(memory)]
-        if len(sized) == 1:
-            return sized[0]
+        # Drivers report memory in GiB, MiB or decimal GB ("81920 MiB", "85.9 GB" for an 80 GB card): a stated size
+        # within 10% of a variant's VRAM picks it, the closest first.
+        stated = Decimal(memory)
+        sized = sorted(
+            (abs(spec.vram_gb - stated), spec.slug, spec)
+            for spec in candidates
+            if abs(spec.vram_gb - stated) <= spec.vram_gb * MEMORY_TOLERANCE
+        )
         if not sized:
             return None
-        candidates = tuple(sized)
+        closest = [spec for distance, _, spec in sized if distance == sized[0][0]]
+        if len(closest) == 1:
+            return closest[0]
+        candidates = tuple(closest)
     if len(candidates) == 1:
         return candidates[0]
     defaults = [spec for spec in candidates if spec.default_variant]

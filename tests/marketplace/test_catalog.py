@@ -163,6 +163,7 @@ def test_catalog_sync_is_idempotent_and_repairs_drift() -> None:
         ("Tesla T4", "t4"), ("CMP 170HX", "cmp-170hx"), ("nvidia cmp 30hx", "cmp-30hx"), ("170hx", "cmp-170hx"),
         ("AMD Instinct MI300X", "mi300x"), ("RTX A4000", "rtx-a4000"), ("A40", "a40"), ("L40S", "l40s"),
         ("NVIDIA H200", "h200"), ("EVGA GeForce RTX 3080 FTW3 Ultra LHR", "rtx-3080"), ("  rtx   2060 ", "rtx-2060"),
+        ("NVIDIA GeForce RTX 4090 23GB", "rtx-4090"), ("NVIDIA A100 86GB", "a100-80gb"), ("RTX 3090 24 GB", "rtx-3090"),
     ],
 )  # fmt: skip
 def test_match_slug_forgives_how_miners_write_names(name, slug) -> None:

@@ -5,9 +5,14 @@ from django.db.models.signals import post_migrate
 
 
 def _sync_gpu_catalog(sender: AppConfig, *, using: str = "default", **kwargs: Any) -> None:
+    from django.db import connections
+
+    from marketplace.models import GPUModel
     from marketplace.services.catalog import catalog_sync
 
-    catalog_sync(using=using)
+    # After `migrate marketplace zero` the table is gone: nothing to sync.
+    if GPUModel._meta.db_table in connections[using].introspection.table_names():
+        catalog_sync(using=using)
 
 
 class MarketplaceConfig(AppConfig):

@@ -147,7 +147,10 @@ def agent_heartbeat(
                     if report["lease_id"] not in owned
                 ]
                 _check_reports(reports=own_reports, owned=owned)
-                for lease_id in sorted({report["lease_id"] for report in own_reports}):
+                # a lease starts on a report of it running or of usage; a zero-usage "exited" report is the agent
+                # closing a lease it never started (e.g. withdrawn before it began): that must not activate it
+                started = {r["lease_id"] for r in own_reports if r["state"] == "running" or r["gpu_seconds"] > 0}
+                for lease_id in sorted(started):
                     state, job_id, _ = owned[lease_id]
                     if state == LeaseState.RESERVED and _lease_activate(lease_id=lease_id, job_id=job_id, now=now):
                         activated.append(lease_id)

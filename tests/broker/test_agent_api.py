@@ -480,3 +480,14 @@ def test_usage_reaches_metering_once_with_the_real_ingest() -> None:
     assert client.post("/api/v1/agent/heartbeat", {**body, "seq": 2}, format="json").json()["duplicate"] is False
     records = UsageRecord.objects.filter(node_id=node.pk)
     assert [(r.lease_ref, r.seq, r.gpu_ms) for r in records] == [(lease.pk, 1, 90_500)]
+
+
+def test_a_zero_usage_exited_report_does_not_activate_a_reserved_lease(usage_calls: list[dict]) -> None:
+    node, raw = agent_node()
+    lease = make_lease(node)
+    closed = {**report(lease.pk, 1, gpu_seconds=0, span_s=0), "state": "exited"}
+    response = agent_client(raw).post("/api/v1/agent/heartbeat", {"seq": 1, "leases": [closed]}, format="json")
+    assert response.json()["activated_leases"] == []
+    lease.refresh_from_db()
+    assert lease.state == LeaseState.RESERVED
+    assert len(usage_calls) == 1  # still metered (billing keeps every report)

@@ -56,7 +56,7 @@ def test_agent_registers_heartbeats_runs_a_lease_and_stops_it(live_server: Any) 
 
     now = timezone.now()
     job = Job.objects.create(
-        customer=CustomerFactory(),
+        customer_id=CustomerFactory().pk,
         name="train",
         gpu_count=2,
         image="ghcr.io/acme/train:1",

@@ -22,11 +22,9 @@ from marketplace.services.assessment import (
     fleet_assess,
     max_upload_bytes,
     parse_fleet_csv,
+    request_body_size_check,
     upload_size_check,
 )
-
-# Multipart framing around a file of the maximum size; a body beyond limit + this is refused before parsing.
-MULTIPART_OVERHEAD_BYTES = 64 * 1024
 
 ERROR = inline_serializer("CatalogError", fields={"detail": serializers.CharField(), "code": serializers.CharField()})
 BAD_REQUEST = {400: OpenApiResponse(ERROR, description="Invalid input; the message names the line or value")}
@@ -248,12 +246,13 @@ class FleetAssessmentListView(generics.ListAPIView[FleetAssessment]):
         request={"application/json": FleetAssessmentIn, "multipart/form-data": FleetAssessmentIn},
         responses={201: FleetAssessmentOut, **BAD_REQUEST, **AUTH_ERRORS, **TOO_LARGE},
     )
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        # Before authentication: session auth's CSRF check would otherwise parse the body.
+        if request.method == "POST":
+            request_body_size_check(content_length=request.META.get("CONTENT_LENGTH"))
+        super().initial(request, *args, **kwargs)
+
     def post(self, request: Request) -> Response:
-        # Refuse an oversized body from its declared length, before the parser reads it.
-        length = request.META.get("CONTENT_LENGTH") or "0"
-        declared = int(length) if str(length).isdigit() else 0
-        if declared > max_upload_bytes() + MULTIPART_OVERHEAD_BYTES:
-            upload_size_check(size=declared)
         data = FleetAssessmentIn(data=request.data)
         data.is_valid(raise_exception=True)
         upload = data.validated_data.get("file")

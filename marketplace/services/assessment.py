@@ -37,6 +37,8 @@ MAX_LINES = 5000
 MAX_COUNT_PER_LINE = 100_000
 MAX_NAME_LENGTH = 200
 DEFAULT_UTILISATION = Decimal("0.6")
+# Multipart framing (boundaries, headers, other fields) allowed around a file of the maximum size.
+MULTIPART_OVERHEAD_BYTES = 64 * 1024
 _WHOLE_NUMBER = re.compile(r"[+-]?\d+")
 HEADER_MODEL_WORDS = {"model", "gpu", "gpu model", "gpu_model", "card", "name"}
 HEADER_COUNT_WORDS = {"count", "qty", "quantity", "gpus", "number", "units", "amount"}
@@ -53,6 +55,17 @@ def upload_size_check(*, size: int | None) -> None:
         raise PayloadTooLarge(
             f"The upload is {size:,} bytes; the limit is {limit:,} bytes. A fleet CSV has one short line per model."
         )
+
+
+def request_body_size_check(*, content_length: str | None) -> None:
+    """Refuse a request whose declared body exceeds the upload limit plus multipart framing, before it is parsed.
+
+    Django reads no more than the declared Content-Length, so checking it first bounds what is ever read.
+    """
+    text = str(content_length or "0").strip()
+    declared = int(text) if text.isdigit() else 0
+    if declared > max_upload_bytes() + MULTIPART_OVERHEAD_BYTES:
+        upload_size_check(size=declared)
 
 
 def _count_from(text: str, *, line_no: int) -> int:

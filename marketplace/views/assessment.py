@@ -15,6 +15,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.safestring import mark_safe
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods
 
 from common.charts import bar_chart_svg
@@ -29,10 +30,10 @@ from marketplace.services.assessment import (
     max_upload_bytes,
     parse_fleet_csv,
     parse_fleet_text,
+    request_body_size_check,
     upload_size_check,
 )
 
-MULTIPART_OVERHEAD_BYTES = 64 * 1024
 TIER_COLORS = {
     Tier.TRAINING.value: "#1a7f37",
     Tier.FINE_TUNING.value: "#2da44e",
@@ -118,19 +119,21 @@ def assessment_list(request: HttpRequest) -> HttpResponse:
     )
 
 
+@csrf_exempt  # CSRF is checked by _assessment_create, after the size check (the CSRF check parses the body)
 @require_http_methods(["GET", "POST"])
 @provider_required
 def assessment_new(request: HttpRequest) -> HttpResponse:
     if request.method == "GET":
         return _form_page(request, FleetAssessmentForm())
-    length = str(request.META.get("CONTENT_LENGTH") or "0")
-    declared = int(length) if length.isdigit() else 0
-    if declared > max_upload_bytes() + MULTIPART_OVERHEAD_BYTES:
-        # Refused from the declared length, before Django reads the body.
-        try:
-            upload_size_check(size=declared)
-        except PayloadTooLarge as exc:
-            return _form_page(request, FleetAssessmentForm(), status=exc.status_code, error=exc.message)
+    try:
+        request_body_size_check(content_length=request.META.get("CONTENT_LENGTH"))
+    except PayloadTooLarge as exc:
+        return _form_page(request, FleetAssessmentForm(), status=exc.status_code, error=exc.message)
+    return _assessment_create(request)
+
+
+@csrf_protect
+def _assessment_create(request: HttpRequest) -> HttpResponse:
     form = FleetAssessmentForm(request.POST, request.FILES)
     if not form.is_valid():
         return _form_page(request, form, status=400)

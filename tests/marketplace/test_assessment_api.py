@@ -135,3 +135,20 @@ def test_file_over_the_limit_within_multipart_slack_is_413(provider_client) -> N
     response = provider_client.post(URL, {"file": _csv(b"RX 580,1\n" * 200)}, format="multipart")
     assert response.status_code == 413
     assert FleetAssessment.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_oversized_body_is_refused_before_parsing_even_with_session_auth(provider, monkeypatch) -> None:
+    """Session auth's CSRF check reads POST; the declared length is checked before authentication."""
+    from rest_framework.test import APIClient
+
+    def parse_forbidden(self):
+        raise AssertionError("the body was parsed")
+
+    client = APIClient()
+    client.force_login(provider.user)
+    monkeypatch.setattr("django.http.multipartparser.MultiPartParser.parse", parse_forbidden)
+    big = _csv(b"RX 580,1\n" * (2 * 1024 * 1024 // 9))
+    response = client.post(URL, {"file": big}, format="multipart")
+    assert response.status_code == 413
+    assert FleetAssessment.objects.count() == 0

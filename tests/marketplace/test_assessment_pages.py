@@ -130,3 +130,26 @@ def test_provider_b_cannot_see_provider_a_assessment(provider, provider_page) ->
     listing = provider_page.get(reverse("provider:assessment-list")).content.decode()
     assert reverse("provider:assessment-detail", args=[mine.pk]) in listing
     assert reverse("provider:assessment-detail", args=[theirs.pk]) not in listing
+
+
+@pytest.mark.django_db
+def test_oversized_body_is_refused_before_it_is_parsed(provider_page, monkeypatch) -> None:
+    """The declared length is checked first: the multipart parser (and CSRF's read of POST) never runs."""
+
+    def parse_forbidden(self):
+        raise AssertionError("the body was parsed")
+
+    upload = SimpleUploadedFile("fleet.csv", b"RX 580,1\n" * (2 * 1024 * 1024 // 9), content_type="text/csv")
+    monkeypatch.setattr("django.http.multipartparser.MultiPartParser.parse", parse_forbidden)
+    response = provider_page.post(reverse("provider:assessment-new"), {"file": upload, "utilisation_pct": "60"})
+    assert response.status_code == 413
+    assert FleetAssessment.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_csrf_is_still_enforced_on_the_form(provider) -> None:
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(provider.user)
+    response = client.post(reverse("provider:assessment-new"), {"text": "3090,1", "utilisation_pct": "60"})
+    assert response.status_code == 403
+    assert FleetAssessment.objects.count() == 0

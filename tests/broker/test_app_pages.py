@@ -124,7 +124,7 @@ def test_dashboard_low_balance_warning_goes_away_after_funding(cust_client: Clie
 
 def test_low_balance_uses_the_typical_job_hour(cust_client: Client, customer: Customer) -> None:
     """$50 is over the $10 floor but under one hour of the latest job (8 GPUs leased at $9/GPU-hour = $72)."""
-    node = NodeFactory(gpu_count=8, price_micros=9_000_000)
+    node: Any = NodeFactory(gpu_count=8, price_micros=9_000_000)
     job = Job.objects.create(customer=customer, name="big", gpu_count=8, image="x", duration_seconds=3600)
     now = timezone.now()
     Lease.objects.create(
@@ -373,3 +373,36 @@ def test_tokens_create_show_once_and_revoke(cust_client: Client, customer: Custo
     token.refresh_from_db()
     assert token.revoked_at is not None
     assert f"<code>{token.prefix}…</code>" not in cust_client.get("/app/tokens/").content.decode()
+
+
+def test_matched_job_shows_its_lease_and_cancel_ends_it(cust_client: Client, customer: Customer, booked: Job) -> None:
+    from broker.services.matching import match_round_run
+
+    match_round_run()
+    booked.refresh_from_db()
+    assert booked.state == JobState.MATCHED
+    body = cust_client.get(f"/app/jobs/{booked.pk}/status/").content.decode()
+    lease_html = body[body.index('id="job-lease"') :]
+    assert "cheap-eu" in lease_html and "GeForce RTX 4090" in lease_html and "0, 1" in lease_html
+    assert "$0.40 / GPU-hour" in lease_html and "Reserved" in lease_html
+    assert 'id="job-explanation"' not in body  # only pending jobs explain themselves
+    cust_client.post(f"/app/jobs/{booked.pk}/cancel/")
+    booked.refresh_from_db()
+    assert booked.state == JobState.CANCELLED
+    assert not booked.leases.filter(state__in=["reserved", "active"]).exists()
+    assert wallet_balance(user=customer.user).held_micros == 0
+    assert wallet_balance(user=customer.user).available_micros == 50_000_000  # nothing was used
+
+
+def test_pending_job_uses_the_matching_explanation_when_provided(
+    cust_client: Client, booked: Job, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """broker.services.explain.job_explain (the matching work) is preferred over the stored pending_reason."""
+    import sys
+    import types
+
+    fake = types.ModuleType("broker.services.explain")
+    fake.job_explain = lambda *, job: {"message": f"cheapest node for job {job.pk} asks $2.45/h; your max is $1.00/h"}  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "broker.services.explain", fake)
+    body = cust_client.get(f"/app/jobs/{booked.pk}/").content.decode()
+    assert f"cheapest node for job {booked.pk} asks $2.45/h" in body

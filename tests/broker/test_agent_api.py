@@ -15,6 +15,7 @@ from common.tokens import token_generate, token_hash
 from marketplace.models import Node, NodeHeartbeat, NodeStatus, NodeUptime
 from marketplace.services.nodes import node_register, node_token_revoke, node_token_rotate
 from marketplace.services.verification import node_verify
+from marketplace.tasks import nodes_mark_offline as nodes_mark_offline_task
 from tests.conftest import client_for
 from tests.factories import CustomerFactory, NodeFactory, UserFactory
 
@@ -491,3 +492,26 @@ def test_a_zero_usage_exited_report_does_not_activate_a_reserved_lease(usage_cal
     lease.refresh_from_db()
     assert lease.state == LeaseState.RESERVED
     assert len(usage_calls) == 1  # still metered (billing keeps every report)
+
+
+def test_silent_node_goes_offline_its_leases_fail_over_and_coming_back_resurrects_nothing(
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    node, raw = agent_node(status=NodeStatus.ONLINE)
+    lease = make_lease(node, state=LeaseState.ACTIVE, job_state=JobState.RUNNING)
+    Node.objects.filter(pk=node.pk).update(last_heartbeat_at=timezone.now() - timedelta(minutes=5))
+    with django_capture_on_commit_callbacks(execute=True):
+        nodes_mark_offline_task.delay()
+    node.refresh_from_db()
+    lease.refresh_from_db()
+    assert node.status == NodeStatus.OFFLINE
+    assert lease.state == LeaseState.FAILED
+    assert Job.objects.get(pk=lease.job_id).state == JobState.PENDING
+
+    client = agent_client(raw)
+    assert client.post("/api/v1/agent/heartbeat", {"seq": 1}, format="json").status_code == 200
+    node.refresh_from_db()
+    lease.refresh_from_db()
+    assert node.status == NodeStatus.ONLINE
+    assert lease.state == LeaseState.FAILED
+    assert [item["lease_id"] for item in client.get("/api/v1/agent/leases").json()["stop"]] == [lease.pk]

@@ -146,10 +146,10 @@ class JobBookingForm(forms.Form):
     max_price = forms.DecimalField(label="Max price $/GPU-hour", required=False, **_MONEY_KW)
     bid = forms.DecimalField(label="Bid $/GPU-hour", required=False, **_MONEY_KW)
     earliest_start = forms.DateTimeField(
-        label="Earliest start", required=False, widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
+        label="Earliest start (UTC)", required=False, widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
     )
     latest_start = forms.DateTimeField(
-        label="Latest start", required=False, widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
+        label="Latest start (UTC)", required=False, widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
     )
     duration_hours = forms.DecimalField(
         label="Duration (hours)", min_value=Decimal("0.01"), max_value=Decimal(8760), max_digits=8, decimal_places=2

@@ -1,10 +1,14 @@
-"""Reads for the customer portal dashboard: the low-balance warning."""
+"""Reads for the customer portal: the low-balance warning, the user's API tokens."""
 
 from dataclasses import dataclass
+
+from django.contrib.auth.models import User
+from django.db.models import QuerySet
 
 from billing.selectors.wallet import wallet_balance
 from broker.models import Job
 from broker.selectors.offers import offer_search
+from common.models import ApiToken
 from common.money import to_micros
 from marketplace.models import Customer
 
@@ -43,3 +47,13 @@ def wallet_low_balance(*, customer: Customer) -> LowBalance | None:
     if available < threshold:
         return LowBalance(available_micros=available, threshold_micros=threshold, reason=reason)
     return None
+
+
+def api_tokens_active(*, user: User) -> QuerySet[ApiToken]:
+    """The user's tokens that are not revoked, newest first."""
+    return ApiToken.objects.filter(user=user, revoked_at__isnull=True).order_by("-created_at", "-id")
+
+
+def api_token_own(*, user: User, token_id: int) -> ApiToken | None:
+    """The user's own token `token_id` (None for another user's)."""
+    return ApiToken.objects.filter(pk=token_id, user=user).first()

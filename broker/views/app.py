@@ -20,16 +20,16 @@ from billing.models import TopUpStatus
 from billing.selectors.wallet import wallet_balance, wallet_entries
 from billing.services.topups import topup_amount_parse, topup_create
 from broker.forms import CustomerSignupForm, TopUpForm, form_add_domain_errors
-from broker.models import Job
-from broker.selectors.customer_portal import wallet_low_balance
+from broker.selectors.customer_portal import api_token_own, api_tokens_active, wallet_low_balance
+from broker.selectors.jobs import job_list
 from broker.services.customers import customer_signup
 from common.errors import DomainError, ValidationFailed
-from common.models import ApiToken
 from common.money import format_usd
 from common.services import api_token_create, api_token_revoke
 from marketplace.models import Customer
 
 View = Callable[..., HttpResponse]
+RECENT_JOBS = 10
 
 
 def customer_required(view: View) -> View:
@@ -70,7 +70,7 @@ def signup(request: HttpRequest) -> HttpResponse:
 @customer_required
 def dashboard(request: HttpRequest) -> HttpResponse:
     customer = customer_of(request)
-    jobs = list(Job.objects.filter(customer=customer).order_by("-created_at", "-id")[:10])
+    jobs = list(job_list(customer=customer)[:RECENT_JOBS])
     return render(
         request,
         "app/dashboard.html",
@@ -133,7 +133,7 @@ def tokens(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         name = (request.POST.get("name") or "api").strip()[:100] or "api"
         _, new_token = api_token_create(user=user, name=name)  # type: ignore[arg-type]
-    rows = ApiToken.objects.filter(user=user, revoked_at__isnull=True).order_by("-created_at", "-id")  # type: ignore[misc]
+    rows = api_tokens_active(user=user)  # type: ignore[arg-type]
     response = render(request, "app/tokens.html", {"tokens": rows, "new_token": new_token})
     if new_token:
         response["Cache-Control"] = "no-store"
@@ -143,7 +143,7 @@ def tokens(request: HttpRequest) -> HttpResponse:
 @customer_required
 @require_POST
 def token_revoke(request: HttpRequest, token_id: int) -> HttpResponse:
-    token = ApiToken.objects.filter(pk=token_id, user=request.user).first()  # type: ignore[misc]
+    token = api_token_own(user=request.user, token_id=token_id)  # type: ignore[arg-type]
     if token is None:
         raise Http404("No such token.")
     api_token_revoke(token=token)

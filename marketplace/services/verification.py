@@ -203,6 +203,35 @@ def node_agent_report_apply(*, node: Node, report: dict[str, Any], now: datetime
     return AgentReportResult(node=node, hardware_mismatch=mismatch, benchmark_flag=flag, deverified=deverified)
 
 
+def node_hardware_recheck(*, node: Node) -> str:
+    """Compare the node's stored agent report with its (possibly edited) registration again.
+
+    Call after the provider changes the GPU model or count. Updates `hardware_mismatch` and takes
+    verification away when they no longer match. Returns the mismatch ('' when they match or the
+    agent has not reported yet).
+    """
+    if node.agent_registered_at is None:
+        return ""
+    gpus = list((node.agent_report or {}).get("gpus") or [])
+    mismatch = hardware_mismatch_describe(gpu_model=node.gpu_model, gpu_count=node.gpu_count, gpus=gpus)[:500]
+    with transaction.atomic():
+        locked = Node.objects.select_for_update().get(pk=node.pk)
+        deverify = bool(mismatch) and locked.verified
+        Node.objects.filter(pk=node.pk).update(
+            hardware_mismatch=mismatch, verified=locked.verified and not mismatch, updated_at=timezone.now()
+        )
+        if deverify:
+            audit_log(
+                actor=None,
+                action="node.deverify",
+                target=f"node:{node.pk}",
+                details={"reason": "registration no longer matches the agent's hardware", "mismatch": mismatch},
+            )
+    node.hardware_mismatch = mismatch
+    node.verified = locked.verified and not mismatch
+    return mismatch
+
+
 def _require_staff(by: AbstractBaseUser | AnonymousUser) -> None:
     if not (by.is_authenticated and getattr(by, "is_staff", False)):
         raise PermissionDenied("Only staff may verify or deverify nodes.")

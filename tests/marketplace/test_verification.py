@@ -15,6 +15,7 @@ from marketplace.services.verification import (
     name_normalise,
     node_agent_report_apply,
     node_deverify,
+    node_hardware_recheck,
     node_verify,
 )
 from tests.factories import GPUModelFactory, NodeFactory, UserFactory
@@ -139,3 +140,19 @@ def test_deverify_is_audit_logged_with_reason(rtx4090: GPUModel) -> None:
     assert log.details == {"reason": "benchmark far below catalog"}
     node_deverify(node=node, by=staff)  # already unverified: no second entry
     assert AuditLog.objects.filter(action="node.deverify").count() == 1
+
+
+def test_recheck_after_the_registration_changes(rtx4090: GPUModel) -> None:
+    node = NodeFactory(gpu_model=rtx4090, gpu_count=8, verified=False)
+    assert node_hardware_recheck(node=node) == ""  # the agent has not reported yet
+    node_agent_report_apply(node=node, report={"gpus": gpus(6)})
+    assert Node.objects.get(pk=node.pk).hardware_mismatch
+    Node.objects.filter(pk=node.pk).update(gpu_count=6)  # the provider corrects the registration
+    node.refresh_from_db()
+    assert node_hardware_recheck(node=node) == ""
+    node_verify(node=node, by=UserFactory(is_staff=True))
+    Node.objects.filter(pk=node.pk).update(gpu_count=4)
+    node.refresh_from_db()
+    assert node_hardware_recheck(node=node) == "registered 4× GeForce RTX 4090, agent sees 6× GeForce RTX 4090"
+    node.refresh_from_db()
+    assert node.verified is False

@@ -370,11 +370,11 @@ def fleet_assess(
         )
         FleetAssessmentLine.objects.bulk_create(
             FleetAssessmentLine(
-                assessment=assessment,
+                assessment_id=assessment.pk,
                 position=line.position,
                 raw_model=line.raw,
                 count=line.count,
-                gpu_model=line.model,
+                gpu_model_id=line.model.pk if line.model else None,
             )
             for line in parsed
         )

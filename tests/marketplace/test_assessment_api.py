@@ -152,3 +152,28 @@ def test_oversized_body_is_refused_before_parsing_even_with_session_auth(provide
     response = client.post(URL, {"file": big}, format="multipart")
     assert response.status_code == 413
     assert FleetAssessment.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_multipart_utilisation_and_zero_utilisation(provider_client) -> None:
+    response = provider_client.post(
+        URL, {"file": _csv(b"RX 580,10\n4090,2\n"), "utilisation": "0.9"}, format="multipart"
+    )
+    assert response.status_code == 201, response.json()
+    assert response.json()["utilisation"] == "0.900"
+    response = provider_client.post(URL, {"lines": [{"model": "RX 580", "count": 3}], "utilisation": 0}, format="json")
+    assert response.status_code == 201
+    options = response.json()["upgrade_path"]["options"]
+    assert options and all(option["payback_months"] is None for option in options)
+
+
+@pytest.mark.django_db
+def test_overlong_model_name_and_both_inputs_are_400(provider_client) -> None:
+    response = provider_client.post(URL, {"lines": [{"model": "x" * 201, "count": 1}]}, format="json")
+    assert response.status_code == 400 and "longer than 200" in response.json()["detail"]
+    response = provider_client.post(
+        URL, {"file": _csv(b"RX 580,1\n"), "lines[0]model": "RX 580", "lines[0]count": "1"}, format="multipart"
+    )
+    assert response.status_code == 400
+    assert "not both" in response.json()["detail"]
+    assert FleetAssessment.objects.count() == 0

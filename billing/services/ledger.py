@@ -6,13 +6,14 @@ touched accounts in primary-key order, re-check idempotency keys after taking th
 guarded account going negative, and write entries and cached balances together.
 """
 
+import json
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.contrib.auth.models import User
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Case, IntegerField, Value, When
 
 from billing.errors import InsufficientFunds, UnbalancedTransaction
@@ -70,6 +71,64 @@ def _deltas(transfer: Transfer) -> dict[int, int]:
     return deltas
 
 
+def _insert(to_create: list[tuple[Transfer, dict[int, int]]]) -> list[LedgerTransaction]:
+    """Insert the transactions and their entries: two statements of arrays on PostgreSQL, bulk_create elsewhere."""
+    if connection.vendor != "postgresql":
+        txns = LedgerTransaction.objects.bulk_create(
+            [
+                LedgerTransaction(idempotency_key=t.key, kind=t.kind, memo=t.memo[:300], metadata=t.metadata)
+                for t, _ in to_create
+            ]
+        )
+        Entry.objects.bulk_create(
+            [
+                Entry(transaction=txn, account_id=pk, amount=delta)
+                for txn, (_, deltas) in zip(txns, to_create, strict=True)
+                for pk, delta in deltas.items()
+            ]
+        )
+        return txns
+    txn_table = connection.ops.quote_name(LedgerTransaction._meta.db_table)
+    entry_table = connection.ops.quote_name(Entry._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {txn_table} (idempotency_key, kind, memo, metadata, created_at) "  # noqa: S608
+            "SELECT k, t, m, d::jsonb, now() "
+            "FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[]) AS x(k, t, m, d) "
+            "RETURNING id, idempotency_key, created_at",
+            [
+                [t.key for t, _ in to_create],
+                [t.kind for t, _ in to_create],
+                [t.memo[:300] for t, _ in to_create],
+                [json.dumps(t.metadata) for t, _ in to_create],
+            ],
+        )
+        returned = {key: (pk, created) for pk, key, created in cursor.fetchall()}
+        txns = [
+            LedgerTransaction(
+                id=returned[t.key][0],
+                idempotency_key=t.key,
+                kind=t.kind,
+                memo=t.memo[:300],
+                metadata=t.metadata,
+                created_at=returned[t.key][1],
+            )
+            for t, _ in to_create
+        ]
+        txn_ids, account_ids, amounts = [], [], []
+        for txn, (_, deltas) in zip(txns, to_create, strict=True):
+            for pk, delta in deltas.items():
+                txn_ids.append(txn.pk)
+                account_ids.append(pk)
+                amounts.append(delta)
+        cursor.execute(
+            f"INSERT INTO {entry_table} (transaction_id, account_id, amount) "  # noqa: S608
+            "SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[])",
+            [txn_ids, account_ids, amounts],
+        )
+    return txns
+
+
 def _post(transfers: Sequence[Transfer]) -> list[LedgerTransaction]:
     """Post inside the caller's atomic block; raises IntegrityError if another process took a key meanwhile."""
     planned = [(t, _deltas(t)) for t in transfers]
@@ -102,21 +161,16 @@ def _post(transfers: Sequence[Transfer]) -> list[LedgerTransaction]:
             balances[pk] = balance
         to_create.append((t, deltas))
     if to_create:
-        txns = LedgerTransaction.objects.bulk_create(
-            [
-                LedgerTransaction(idempotency_key=t.key, kind=t.kind, memo=t.memo[:300], metadata=t.metadata)
-                for t, _ in to_create
-            ]
-        )
-        Entry.objects.bulk_create(
-            [
-                Entry(transaction=txn, account_id=pk, amount=delta)
-                for txn, (_, deltas) in zip(txns, to_create, strict=True)
-                for pk, delta in deltas.items()
-            ]
-        )
+        txns = _insert(to_create)
         changed = [pk for pk in pks if balances[pk] != locked[pk]["balance"]]
-        if changed:
+        if changed and connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"UPDATE {connection.ops.quote_name(Account._meta.db_table)} AS a SET balance = v.b "  # noqa: S608
+                    "FROM unnest(%s::bigint[], %s::bigint[]) AS v(id, b) WHERE a.id = v.id",
+                    [changed, [balances[pk] for pk in changed]],
+                )
+        elif changed:
             Account.objects.filter(pk__in=changed).update(
                 balance=Case(*[When(pk=pk, then=Value(balances[pk])) for pk in changed], output_field=IntegerField())
             )

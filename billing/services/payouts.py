@@ -75,7 +75,12 @@ def payout_create(*, provider_user: User, amount_micros: int | None = None) -> P
 def payout_send(*, payout_id: int) -> Payout:
     """Ask the gateway to send a pending payout; safe to retry (the gateway call is idempotent)."""
     with transaction.atomic():
-        payout = Payout.objects.select_for_update().select_related("ledger_transaction").filter(pk=payout_id).first()
+        payout = (
+            Payout.objects.select_for_update(of=("self",))
+            .select_related("ledger_transaction")
+            .filter(pk=payout_id)
+            .first()
+        )
         if payout is None:
             raise NotFound(f"no payout {payout_id}")
         if payout.status != PayoutStatus.PENDING:

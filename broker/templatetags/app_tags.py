@@ -45,3 +45,11 @@ def hours(seconds: int | None) -> str:
         return "—"
     value = Decimal(int(seconds)) / 3600
     return f"{value.quantize(Decimal('0.01')).normalize():f}"
+
+
+@register.filter
+def plain(value: Decimal | str | None) -> str:
+    """A decimal without trailing zeros, for form values and links: 0.900000 → 0.9"""
+    if value is None or value == "":
+        return ""
+    return format(Decimal(str(value)).normalize(), "f")

@@ -402,7 +402,16 @@ def test_pending_job_uses_the_matching_explanation_when_provided(
     import types
 
     fake = types.ModuleType("broker.services.explain")
-    fake.job_explain = lambda *, job: {"message": f"cheapest node for job {job.pk} asks $2.45/h; your max is $1.00/h"}  # type: ignore[attr-defined]
+    fake.job_explain = lambda *, job: {"message": f"cheapest node for job {job.pk} asks $2.45/h; your max is $1.00/h"}
     monkeypatch.setitem(sys.modules, "broker.services.explain", fake)
     body = cust_client.get(f"/app/jobs/{booked.pk}/").content.decode()
     assert f"cheapest node for job {booked.pk} asks $2.45/h" in body
+
+
+def test_search_book_link_prefills_the_booking_form(cust_client: Client, market: Any) -> None:
+    page = cust_client.get("/app/search/", {"region": "us"}).content.decode()
+    link = "/app/jobs/new/?gpu_models=rtx-4090&amp;max_price=0.9&amp;regions=us"
+    assert link in page
+    form = cust_client.get(link.replace("&amp;", "&")).content.decode()
+    assert 'value="0.9"' in form and '<option value="us" selected>' in form
+    assert '<option value="rtx-4090" selected>' in form

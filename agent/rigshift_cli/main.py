@@ -183,7 +183,7 @@ def _rows(body: Any) -> list[dict[str, Any]]:
 # --------------------------------------------------------------------------- requirement flags
 
 
-def add_requirement_flags(parser: argparse.ArgumentParser) -> None:
+def add_requirement_flags(parser: argparse.ArgumentParser, *, booking: bool) -> None:
     g = parser.add_argument_group("requirements")
     g.add_argument("--gpus", type=int, default=1, help="GPUs on one node (default 1)")
     g.add_argument("--min-gpu-ram", type=float, help="minimum GPU memory in GB")
@@ -205,12 +205,16 @@ def add_requirement_flags(parser: argparse.ArgumentParser) -> None:
     m.add_argument("--bid", help="interruptible: bid $ per GPU-hour")
     m.add_argument("--earliest-start", help="ISO 8601 time, e.g. 2026-12-01T08:00:00Z")
     m.add_argument("--latest-start", help="ISO 8601 time")
-    m.add_argument("--hours", required=True, help="duration in hours, e.g. 1.5")
+    m.add_argument(
+        "--hours", required=booking, help="duration in hours, e.g. 1.5" + ("" if booking else " (for the max cost)")
+    )
 
 
 def requirements_from(args: argparse.Namespace) -> dict[str, Any]:
     """Flat JSON fields of the jobs/quotes API; unset flags are left out (the server's defaults apply)."""
-    data: dict[str, Any] = {"gpu_count": args.gpus, "mode": args.mode, "duration_hours": str(args.hours)}
+    data: dict[str, Any] = {"gpu_count": args.gpus, "mode": args.mode}
+    if args.hours is not None:
+        data["duration_hours"] = str(args.hours)
     optional = {
         "min_gpu_ram": args.min_gpu_ram,
         "min_compute_cap": args.min_compute_cap,
@@ -525,7 +529,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_search_offers)
 
     p = sub.add_parser("quote", parents=[common], help="what a job would cost and when it could start")
-    add_requirement_flags(p)
+    add_requirement_flags(p, booking=False)
     p.set_defaults(func=cmd_quote)
 
     jobs = sub.add_parser("jobs", help="book and follow jobs")
@@ -537,7 +541,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="environment variable (repeatable)")
     p.add_argument("--port", action="append", type=int, default=[], help="port to expose (repeatable)")
     p.add_argument("--idempotency-key", help="a repeated create with the same key returns the same job")
-    add_requirement_flags(p)
+    add_requirement_flags(p, booking=True)
     p.set_defaults(func=cmd_jobs_create)
     p = jobs_sub.add_parser("list", parents=[common], help="your jobs")
     p.set_defaults(func=cmd_jobs_list)

@@ -128,8 +128,12 @@ def test_api_errors_are_shown_with_nonzero_exit(
     code, out, err = run(capsys, "jobs", "create", "--name", "x", "--image", "img", *BOOK)
     assert code == 1 and "short by $4.00" in err and "HTTP 402" in err and out == ""
     # 400: impossible requirement names the market maximum.
-    code, _, err = run(capsys, "quote", "--gpus", "16", "--hours", "1")
+    code, _, err = run(capsys, "quote", "--gpus", "16")
     assert code == 1 and "largest node (8 GPUs)" in err
+    # A quote needs no duration (then there is no max cost yet); a booking does.
+    quote = run_json(capsys, "quote", "--gpus", "4", "--region", "us")
+    assert quote["matching_nodes"] == 1 and quote["max_cost"] is None
+    assert run(capsys, "jobs", "create", "--name", "x", "--image", "i", "--max-price", "1")[0] == 2
     # 400: malformed query names the clause.
     code, _, err = run(capsys, "search", "offers", "gpu_ramm>=24")
     assert code == 1 and "gpu_ramm" in err

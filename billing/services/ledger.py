@@ -71,9 +71,48 @@ def _deltas(transfer: Transfer) -> dict[int, int]:
     return deltas
 
 
-def _insert(to_create: list[tuple[Transfer, dict[int, int]]]) -> list[LedgerTransaction]:
-    """Insert the transactions and their entries: two statements of arrays on PostgreSQL, bulk_create elsewhere."""
-    if connection.vendor != "postgresql":
+def _lock(planned: list[tuple[Transfer, dict[int, int]]]) -> dict[int, dict[str, Any]]:
+    pks = sorted({pk for _, deltas in planned for pk in deltas})
+    return {
+        row["pk"]: dict(row)
+        for row in Account.objects.select_for_update()
+        .filter(pk__in=pks)
+        .order_by("pk")
+        .values("pk", "balance", "guarded", "kind")
+    }
+
+
+def _apply_guarded(
+    locked: dict[int, dict[str, Any]], to_create: list[tuple[Transfer, dict[int, int]]]
+) -> dict[int, int]:
+    """New balances after `to_create` in order; InsufficientFunds if a guarded account would go negative."""
+    balances = {pk: row["balance"] for pk, row in locked.items()}
+    for _, deltas in to_create:
+        for pk, delta in deltas.items():
+            balance = balances[pk] + delta
+            if locked[pk]["guarded"] and balance < 0:
+                raise InsufficientFunds(
+                    f"{AccountKind(locked[pk]['kind']).label} has {format_usd(micros=balances[pk])}; "
+                    f"{format_usd(micros=-delta)} is needed (short by {format_usd(micros=-balance)})",
+                    shortfall_micros=-balance,
+                )
+            balances[pk] = balance
+    return {pk: b for pk, b in balances.items() if b != locked[pk]["balance"]}
+
+
+def _post_generic(planned: list[tuple[Transfer, dict[int, int]]]) -> list[LedgerTransaction]:
+    locked = _lock(planned)
+    existing = {
+        txn.idempotency_key: txn
+        for txn in LedgerTransaction.objects.filter(idempotency_key__in=[t.key for t, _ in planned])
+    }
+    to_create, seen = [], set(existing)
+    for t, deltas in planned:
+        if t.key not in seen:
+            seen.add(t.key)
+            to_create.append((t, deltas))
+    changed = _apply_guarded(locked, to_create)
+    if to_create:
         txns = LedgerTransaction.objects.bulk_create(
             [
                 LedgerTransaction(idempotency_key=t.key, kind=t.kind, memo=t.memo[:300], metadata=t.metadata)
@@ -87,96 +126,78 @@ def _insert(to_create: list[tuple[Transfer, dict[int, int]]]) -> list[LedgerTran
                 for pk, delta in deltas.items()
             ]
         )
-        return txns
-    txn_table = connection.ops.quote_name(LedgerTransaction._meta.db_table)
-    entry_table = connection.ops.quote_name(Entry._meta.db_table)
+        if changed:
+            Account.objects.filter(pk__in=list(changed)).update(
+                balance=Case(*[When(pk=pk, then=Value(b)) for pk, b in changed.items()], output_field=IntegerField())
+            )
+        existing.update({txn.idempotency_key: txn for txn in txns})
+    return [existing[t.key] for t, _ in planned]
+
+
+def _post_postgresql(planned: list[tuple[Transfer, dict[int, int]]]) -> list[LedgerTransaction]:
+    """Lock accounts, insert new keys (ON CONFLICT DO NOTHING tells which are new), check guards, write
+    entries and balances: four statements per batch, each carrying arrays, whatever the batch size."""
+    locked = _lock(planned)
+    unique: dict[str, tuple[Transfer, dict[int, int]]] = {}
+    for t, deltas in planned:
+        unique.setdefault(t.key, (t, deltas))
+    batch = list(unique.values())
+    q = connection.ops.quote_name
     with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {txn_table} (idempotency_key, kind, memo, metadata, created_at) "  # noqa: S608
+            f"INSERT INTO {q(LedgerTransaction._meta.db_table)} (idempotency_key, kind, memo, metadata, created_at) "  # noqa: S608
             "SELECT k, t, m, d::jsonb, now() "
             "FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[]) AS x(k, t, m, d) "
-            "RETURNING id, idempotency_key, created_at",
+            "ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, idempotency_key, created_at",
             [
-                [t.key for t, _ in to_create],
-                [t.kind for t, _ in to_create],
-                [t.memo[:300] for t, _ in to_create],
-                [json.dumps(t.metadata) for t, _ in to_create],
+                [t.key for t, _ in batch],
+                [t.kind for t, _ in batch],
+                [t.memo[:300] for t, _ in batch],
+                [json.dumps(t.metadata) for t, _ in batch],
             ],
         )
-        returned = {key: (pk, created) for pk, key, created in cursor.fetchall()}
-        txns = [
-            LedgerTransaction(
-                id=returned[t.key][0],
+        inserted = {key: (pk, created) for pk, key, created in cursor.fetchall()}
+        to_create = [(t, d) for t, d in batch if t.key in inserted]
+        changed = _apply_guarded(locked, to_create)  # raises: the caller's atomic block undoes the insert
+        result = {
+            t.key: LedgerTransaction(
+                id=inserted[t.key][0],
                 idempotency_key=t.key,
                 kind=t.kind,
                 memo=t.memo[:300],
                 metadata=t.metadata,
-                created_at=returned[t.key][1],
+                created_at=inserted[t.key][1],
             )
             for t, _ in to_create
-        ]
-        txn_ids, account_ids, amounts = [], [], []
-        for txn, (_, deltas) in zip(txns, to_create, strict=True):
-            for pk, delta in deltas.items():
-                txn_ids.append(txn.pk)
-                account_ids.append(pk)
-                amounts.append(delta)
-        cursor.execute(
-            f"INSERT INTO {entry_table} (transaction_id, account_id, amount) "  # noqa: S608
-            "SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[])",
-            [txn_ids, account_ids, amounts],
-        )
-    return txns
-
-
-def _post(transfers: Sequence[Transfer]) -> list[LedgerTransaction]:
-    """Post inside the caller's atomic block; raises IntegrityError if another process took a key meanwhile."""
-    planned = [(t, _deltas(t)) for t in transfers]
-    pks = sorted({pk for _, deltas in planned for pk in deltas})
-    locked = {
-        row["pk"]: row
-        for row in Account.objects.select_for_update()
-        .filter(pk__in=pks)
-        .order_by("pk")
-        .values("pk", "balance", "guarded", "kind")
-    }
-    keys = [t.key for t in transfers]
-    existing = {txn.idempotency_key: txn for txn in LedgerTransaction.objects.filter(idempotency_key__in=keys)}
-    balances = {pk: row["balance"] for pk, row in locked.items()}
-    to_create: list[tuple[Transfer, dict[int, int]]] = []
-    seen: set[str] = set(existing)
-    for t, deltas in planned:
-        if t.key in seen:
-            continue
-        seen.add(t.key)
-        for pk, delta in deltas.items():
-            balance = balances[pk] + delta
-            if locked[pk]["guarded"] and balance < 0:
-                kind_label = AccountKind(locked[pk]["kind"]).label
-                raise InsufficientFunds(
-                    f"{kind_label} has {format_usd(micros=balances[pk])}; {format_usd(micros=-delta)} is needed "
-                    f"(short by {format_usd(micros=-balance)})",
-                    shortfall_micros=-balance,
-                )
-            balances[pk] = balance
-        to_create.append((t, deltas))
-    if to_create:
-        txns = _insert(to_create)
-        changed = [pk for pk in pks if balances[pk] != locked[pk]["balance"]]
-        if changed and connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    f"UPDATE {connection.ops.quote_name(Account._meta.db_table)} AS a SET balance = v.b "  # noqa: S608
-                    "FROM unnest(%s::bigint[], %s::bigint[]) AS v(id, b) WHERE a.id = v.id",
-                    [changed, [balances[pk] for pk in changed]],
-                )
-        elif changed:
-            Account.objects.filter(pk__in=changed).update(
-                balance=Case(*[When(pk=pk, then=Value(balances[pk])) for pk in changed], output_field=IntegerField())
+        }
+        if len(result) < len(batch):
+            result.update(
+                {
+                    txn.idempotency_key: txn
+                    for txn in LedgerTransaction.objects.filter(
+                        idempotency_key__in=[k for k in unique if k not in result]
+                    )
+                }
             )
-        for txn, (t, _) in zip(txns, to_create, strict=True):
-            existing[t.key] = txn
-    return [existing[t.key] for t in transfers]
+        if to_create:
+            txn_ids, account_ids, amounts = [], [], []
+            for t, deltas in to_create:
+                for pk, delta in deltas.items():
+                    txn_ids.append(inserted[t.key][0])
+                    account_ids.append(pk)
+                    amounts.append(delta)
+            cursor.execute(
+                f"INSERT INTO {q(Entry._meta.db_table)} (transaction_id, account_id, amount) "  # noqa: S608
+                "SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[])",
+                [txn_ids, account_ids, amounts],
+            )
+        if changed:
+            cursor.execute(
+                f"UPDATE {q(Account._meta.db_table)} AS a SET balance = v.b "  # noqa: S608
+                "FROM unnest(%s::bigint[], %s::bigint[]) AS v(id, b) WHERE a.id = v.id",
+                [list(changed), list(changed.values())],
+            )
+    return [result[t.key] for t, _ in planned]
 
 
 def ledger_transfer_many(*, transfers: Sequence[Transfer]) -> list[LedgerTransaction]:
@@ -184,17 +205,22 @@ def ledger_transfer_many(*, transfers: Sequence[Transfer]) -> list[LedgerTransac
 
     A key already posted (earlier, or earlier in the batch) returns the first result. If any guarded
     account would go negative, InsufficientFunds is raised and nothing of the batch is written.
+    Accounts are locked in primary-key order before anything is checked or written.
     """
     if not transfers:
         return []
+    planned = [(t, _deltas(t)) for t in transfers]
+    if connection.vendor == "postgresql":
+        with transaction.atomic():
+            return _post_postgresql(planned)
     with transaction.atomic():
         try:
             with transaction.atomic():
-                return _post(transfers)
+                return _post_generic(planned)
         except IntegrityError:
-            # Another process posted one of these keys between our check and our insert: retry once,
-            # now that its transaction committed the key is seen as existing.
-            return _post(transfers)
+            # Another connection posted one of these keys between our check and our insert: retry once,
+            # now that its commit makes the key visible as existing.
+            return _post_generic(planned)
 
 
 def ledger_transfer(

@@ -251,10 +251,18 @@ def demo_seed() -> SeedResult:
 
 
 def demo_fleet() -> list[dict[str, str]]:
-    """The demo nodes whose token is the derived one: name, agent token and simulate profile (for runstack)."""
+    """The demo nodes whose token is the derived one (for runstack): name, agent token, simulate profile, and
+    a state file name tied to this very node row, so a re-created database never meets a stale agent state."""
     fleet = []
     for node in Node.objects.filter(name__in=NODES_BY_NAME, token_revoked_at__isnull=True).order_by("pk"):
         raw = demo_node_token(node_name=node.name)
         if node.token_hash == token_hash(raw=raw):
-            fleet.append({"name": node.name, "token": raw, "profile": NODES_BY_NAME[node.name].profile})
+            fleet.append(
+                {
+                    "name": node.name,
+                    "token": raw,
+                    "profile": NODES_BY_NAME[node.name].profile,
+                    "state_file": f"{node.name}-{node.pk}-{node.created_at.timestamp():.0f}.json",
+                }
+            )
     return fleet

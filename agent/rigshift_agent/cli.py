@@ -173,7 +173,7 @@ def cmd_fleet(args: argparse.Namespace) -> int:
             server=server,
             token=node["token"],
             simulate=node["profile"],
-            state_file=str(state_dir / f"{node['name']}.json"),
+            state_file=str(state_dir / node.get("state_file", f"{node['name']}.json")),
             interval=args.interval,
             name=node["name"],
         )

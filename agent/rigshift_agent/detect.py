@@ -133,6 +133,8 @@ def _complete_name(name: str, *, raw: str, vram_gb: float | None) -> str:
         return "A100 80GB" if "80G" in upper else "A100 40GB"
     if name == "H100":
         return "H100 PCIe" if "PCIE" in upper else "H100 SXM"
+    if name == "V100" and vram_gb is not None:
+        return "V100 32GB" if vram_gb > 20 else "V100 16GB"
     if name in {"RX 470", "RX 480", "RX 570", "RX 580"} and vram_gb is not None:
         return f"{name} {'4GB' if vram_gb < 6 else '8GB'}"
     return name
@@ -142,12 +144,10 @@ def name_from_pci(*, vendor_id: int, device_id: int, raw: str, vram_gb: float | 
     base = PCI_DEVICE_NAMES.get((vendor_id, device_id))
     if base is None:
         return None
-    if base == "A100":
-        return _complete_name(base, raw=raw, vram_gb=vram_gb)
     if base == "RX 580":  # Polaris 10/20: RX 470/480/570/580 share the chip; trust the name when it says which.
         named = normalise_name(raw, vram_gb=vram_gb)
         return named if named.startswith("RX ") else _complete_name(base, raw=raw, vram_gb=vram_gb)
-    return base
+    return _complete_name(base, raw=raw, vram_gb=vram_gb)
 
 
 @dataclass

@@ -64,7 +64,9 @@ def test_demo_tokens_are_derived_and_stored_hashed_only() -> None:
     assert not Node.objects.filter(token_hash__startswith="rsn_").exists()
     fleet = demo_fleet()
     assert len(fleet) == len(NODES)
-    assert {"name": "us-tx-4090-a", "token": raw, "profile": "8xRTX4090"} in fleet
+    entry = next(e for e in fleet if e["name"] == "us-tx-4090-a")
+    assert (entry["token"], entry["profile"]) == (raw, "8xRTX4090")
+    assert entry["state_file"].startswith(f"us-tx-4090-a-{node.pk}-")
     with override_settings(SECRET_KEY="another-secret-key-for-this-test-only-0123456789"):
         assert demo_node_token(node_name=node.name) != raw
         assert demo_fleet() == []  # tokens follow SECRET_KEY; a changed key starts no agent with stale tokens

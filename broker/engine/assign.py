@@ -70,9 +70,22 @@ class Assigner:
 
     def _place(self, j: int, n: int) -> None:
         g = int(self.jobs.gpu_count[j])
-        self.slots_of[j] = _take_slots(self.slot_free_at[n], float(self.start[j]), float(self.end[j]), g)
+        row = self.slot_free_at[n]
+        start = float(self.start[j])
+        if g == 1 and start <= self.now:
+            s, best = -1, -np.inf
+            for k, v in enumerate(row.tolist()):
+                if v <= start and (s < 0 or v > best):
+                    s, best = k, v
+            if s < 0:
+                raise AssertionError("no free slot on a node chosen for capacity")
+            row[s] = float(self.end[j])
+            self.slots_of[j] = [s]
+            self.free_now[n] -= 1
+        else:
+            self.slots_of[j] = _take_slots(row, start, float(self.end[j]), g)
+            self.free_now[n] = int((row <= self.now).sum())
         self.node_of[j] = n
-        self.free_now[n] = int((self.slot_free_at[n] <= self.now).sum())
 
     def _try_greedy(self, j: int) -> bool:
         cand = np.flatnonzero(self.feas[j])
@@ -91,9 +104,62 @@ class Assigner:
         return True
 
     def greedy(self, order: IntA) -> None:
-        for j in order:
-            if self.node_of[j] < 0:
-                self._try_greedy(int(j))
+        """Jobs in priority order take the best node that fits. Single-GPU jobs starting now go through
+        per-class candidate lists (jobs with identical feasibility rows and preferred region share one
+        list, ordered once by score with a packing preference for nodes with few free GPUs, and walked
+        with a pointer: a full node stays full within the greedy pass)."""
+        jobs = self.jobs
+        single = (jobs.gpu_count == 1) & (self.start <= self.now)
+        cls = self._single_classes(np.flatnonzero(single & (self.node_of < 0)))
+        free = self.free_now
+        key = self.base + self.w.packing * (-(free - 1) / self.max_slots + 0.5 * (free == 1))
+        global_order = np.argsort(-key, kind="stable")
+        lists: dict[int, tuple[list[int], list[int]]] = {}
+        for j in order.tolist():
+            if self.node_of[j] >= 0:
+                continue
+            c = cls.get(j)
+            if c is None:
+                self._try_greedy(j)
+                continue
+            entry = lists.get(c)
+            if entry is None:
+                cand = global_order[self.feas[j][global_order]]
+                pref = int(jobs.pref_region[j])
+                if pref >= 0 and len(cand):
+                    local = self.nodes.region[cand] == pref
+                    cand = np.concatenate([cand[local], cand[~local]])
+                entry = (cand.tolist(), [0])
+                lists[c] = entry
+            cand_list, ptr = entry
+            p = ptr[0]
+            while p < len(cand_list) and free[cand_list[p]] < 1:
+                p += 1
+            ptr[0] = p
+            if p < len(cand_list):
+                if self.feas[j, cand_list[p]]:
+                    self._place(j, cand_list[p])
+                else:  # hash collision (never seen): take the exact path for this job
+                    self._try_greedy(j)
+
+    def _single_classes(self, rows: IntA) -> dict[int, int]:
+        """Class id per job: a 64-bit hash of (feasibility row, preferred region). A hash collision can
+        only merge candidate lists; `greedy` re-checks feasibility of every pick, so it costs a
+        fallback, never a constraint."""
+        if len(rows) == 0:
+            return {}
+        packed = np.packbits(self.feas, axis=1)[rows]
+        pad = (-packed.shape[1]) % 8
+        if pad:
+            packed = np.concatenate([packed, np.zeros((len(rows), pad), dtype=np.uint8)], axis=1)
+        words = np.ascontiguousarray(packed).view(np.uint64)
+        mult = np.asarray(np.random.default_rng(12345).integers(1, 2**63, size=words.shape[1], dtype=np.uint64))
+        mult = mult | np.uint64(1)
+        with np.errstate(over="ignore"):
+            h = (words * mult[None, :]).sum(axis=1, dtype=np.uint64)
+            h = h * np.uint64(1_000_003) + (self.jobs.pref_region[rows] + 1).astype(np.uint64)
+        _, inverse = np.unique(h, return_inverse=True)
+        return dict(zip(rows.tolist(), inverse.ravel().tolist(), strict=True))
 
     # -- max-flow augmentation for single-GPU jobs ------------------------------------------------
     def augment_singles(self) -> None:

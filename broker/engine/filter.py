@@ -13,7 +13,7 @@ import numpy as np
 
 from broker.engine.types import REASONS, BoolA, IntA, Jobs, Models, Nodes
 
-CHUNK = 2048
+CHUNK = 512
 
 
 def _combo_table(jobs: Jobs, models: Models, rows: IntA, n_regions: int) -> tuple[BoolA, BoolA]:
@@ -80,23 +80,79 @@ def _steps(
 def free_at(nodes: Nodes, start: np.ndarray) -> IntA:
     """(len(start) × N) number of slots free at each start time (grouped by distinct start)."""
     uniq, inverse = np.unique(start, return_inverse=True)
-    per = np.stack([(nodes.slot_free_at <= t).sum(axis=1) for t in uniq]) if len(uniq) else np.zeros((0, nodes.count))
-    counts: IntA = per[inverse].astype(np.int64)
+    if len(uniq) == 0:
+        return np.zeros((0, nodes.count), dtype=np.int64)
+    per = np.stack([(nodes.slot_free_at <= t).sum(axis=1) for t in uniq])
+    counts: IntA = per[inverse.ravel()].astype(np.int64)
     return counts
 
 
+def _and_rows(acc: BoolA, rows: IntA, mask: BoolA) -> None:
+    """acc[rows] &= mask (rows a subset)."""
+    acc[rows] &= mask
+
+
 def feasible(jobs: Jobs, nodes: Nodes, models: Models, *, now: float, with_capacity: bool = True) -> BoolA:
-    """The (J × N) matrix of job/node pairs meeting every hard constraint (and, by default, free capacity)."""
-    out = np.empty((jobs.count, nodes.count), dtype=bool)
+    """The (J × N) matrix of job/node pairs meeting every hard constraint (and, by default, free capacity).
+
+    Fast path: catalog constraints and region are folded into one (job × model·region) table and
+    gathered once per node; threshold constraints only touch the rows of jobs that set them."""
+    n_nodes = nodes.count
+    out = np.empty((jobs.count, n_nodes), dtype=bool)
+    if n_nodes == 0 or jobs.count == 0:
+        out[:] = False
+        return out
+    n_regions = int(max(jobs.allowed_regions.shape[1], nodes.region.max() + 1))
+    node_combo = nodes.model * n_regions + nodes.region
+    start_all = np.maximum(jobs.start, now)
+    end_all = jobs.end + (start_all - jobs.start)
+    windowed = bool(np.isfinite(nodes.avail_from).any() or np.isfinite(nodes.avail_until).any())
+    all_verified = bool(nodes.verified.all())
     for lo in range(0, jobs.count, CHUNK):
-        rows = np.arange(lo, min(lo + CHUNK, jobs.count))
-        acc: BoolA | None = None
-        for reason, maker in _steps(jobs, nodes, models, rows, now):
-            if maker is None or (reason == "capacity" and not with_capacity):
-                continue
-            mask = maker()
-            acc = mask.copy() if acc is None else np.logical_and(acc, mask, out=acc)
-        out[rows] = acc if acc is not None else True
+        hi = min(lo + CHUNK, jobs.count)
+        rows = np.arange(lo, hi)
+        jm, jr = _combo_table(jobs, models, rows, n_regions)
+        model_ok: BoolA = np.asarray(jm.all(axis=0))  # rows × M
+        combo = (model_ok[:, :, None] & jr[:, None, :]).reshape(len(rows), -1)
+        acc = np.ascontiguousarray(np.take(combo, node_combo, axis=1))
+        g = jobs.gpu_count[rows]
+        acc &= nodes.gpu_count[None, :] >= g[:, None]
+        if not all_verified:
+            vo = jobs.verified_only[rows]
+            if vo.any():
+                acc &= nodes.verified[None, :] | ~vo[:, None]
+        for node_vals, job_vals in (
+            (nodes.reliability, jobs.min_reliability[rows]),
+            (nodes.inet, jobs.min_inet[rows]),
+            (nodes.cpu_per_gpu, jobs.min_cpu_per_gpu[rows]),
+            (nodes.ram_per_gpu, jobs.min_ram_per_gpu[rows]),
+            (nodes.disk_per_gpu, jobs.min_disk_per_gpu[rows]),
+        ):
+            sub = np.flatnonzero(job_vals > 0)
+            if len(sub) * 4 > len(rows):  # many rows: one full pass (a 0 requirement passes every node)
+                acc &= node_vals[None, :] >= np.where(job_vals > 0, job_vals, -np.inf)[:, None]
+            elif len(sub):
+                _and_rows(acc, sub, node_vals[None, :] >= job_vals[sub, None])
+        start, end = start_all[rows], end_all[rows]
+        if windowed:
+            acc &= (nodes.avail_from[None, :] <= start[:, None]) & (nodes.avail_until[None, :] >= end[:, None])
+        limit = jobs.price_limit[rows]
+        interruptible = jobs.mode[rows] == 1
+        if (~interruptible & np.isfinite(limit)).any():
+            acc &= nodes.ask[None, :] <= np.where(interruptible, np.inf, limit)[:, None]
+        if interruptible.any():
+            acc &= nodes.min_bid[None, :] <= np.where(interruptible, limit, np.inf)[:, None]
+        if with_capacity:
+            uniq, inverse = np.unique(start, return_inverse=True)
+            inverse = inverse.ravel()
+            for k, t in enumerate(uniq):
+                free = (nodes.slot_free_at <= t).sum(axis=1)
+                sub = np.flatnonzero(inverse == k)
+                if len(sub) == len(rows):
+                    acc &= free[None, :] >= g[:, None]
+                else:
+                    _and_rows(acc, sub, free[None, :] >= g[sub, None])
+        out[lo:hi] = acc
     return out
 
 

@@ -356,7 +356,8 @@ def _round(*, shard: str, now: datetime | None) -> MatchRound:
         jobs=snap.jobs, nodes=snap.nodes, models=snap.models, now=now.timestamp(), preemptible=snap.preemptible
     )
     t2 = time.perf_counter()
-    placed, preempted, dropped = _commit(snap=snap, result=result)
+    commit_phases: dict[str, float] = {}
+    placed, preempted, dropped = _commit(snap=snap, result=result, phases=commit_phases)
     t3 = time.perf_counter()
     reasons = Counter(result.reasons.values())
     if dropped:
@@ -374,7 +375,11 @@ def _round(*, shard: str, now: datetime | None) -> MatchRound:
         commit_ms=(t3 - t2) * 1000,
         total_ms=(t3 - t0) * 1000,
         unplaced_reasons=dict(reasons),
-        phases={**{f"engine_{k}": round(v, 2) for k, v in result.timings_ms.items()}, **_jsonable(result.stats)},
+        phases={
+            **{f"engine_{k}": round(v, 2) for k, v in result.timings_ms.items()},
+            **commit_phases,
+            **_jsonable(result.stats),
+        },
     )
     return rnd
 
@@ -383,21 +388,20 @@ def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
     return {k: (v if isinstance(v, str | int | float) else str(v)) for k, v in d.items()}
 
 
-def _commit(*, snap: Snapshot, result: engine.Result) -> tuple[int, int, int]:
+def _commit(*, snap: Snapshot, result: engine.Result, phases: dict[str, float]) -> tuple[int, int, int]:
     """Write the round in one transaction: preemptions, leases + slots, jobs → matched, pending reasons."""
+    tick = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal tick
+        t = time.perf_counter()
+        phases[f"commit_{name}"] = round((t - tick) * 1000, 2)
+        tick = t
+
     now = snap.now
     nowf = now.timestamp()
     placements = result.placements
     with transaction.atomic():
-        ids = sorted(snap.job_ids[p.job_idx] for p in placements)
-        still: set[int] = set()
-        for lo in range(0, len(ids), 5000):
-            still.update(
-                Job.objects.select_for_update()
-                .filter(pk__in=ids[lo : lo + 5000], state=JobState.PENDING)
-                .order_by("pk")
-                .values_list("pk", flat=True)
-            )
         node_ids = sorted({snap.node_ids[p.node_idx] for p in placements})
         ok_nodes: set[int] = set()
         for lo in range(0, len(node_ids), 5000):
@@ -406,7 +410,10 @@ def _commit(*, snap: Snapshot, result: engine.Result) -> tuple[int, int, int]:
                     pk__in=node_ids[lo : lo + 5000], listed=True, cordoned=False, status=NodeStatus.ONLINE
                 ).values_list("pk", flat=True)
             )
-        keep = [p for p in placements if snap.job_ids[p.job_idx] in still and snap.node_ids[p.node_idx] in ok_nodes]
+        on_live_nodes = [p for p in placements if snap.node_ids[p.node_idx] in ok_nodes]
+        still = _jobs_claim(job_ids=sorted(snap.job_ids[p.job_idx] for p in on_live_nodes), now=now)
+        lap("nodes_check_jobs_claim")
+        keep = [p for p in on_live_nodes if snap.job_ids[p.job_idx] in still]
         dropped = len(placements) - len(keep)
         preempted = 0
         for p in keep:
@@ -426,26 +433,21 @@ def _commit(*, snap: Snapshot, result: engine.Result) -> tuple[int, int, int]:
                     ends_at=datetime.fromtimestamp(end, tz=UTC),
                 )
             )
-        leases_create_bulk(plans=plans)
-        placed_ids = [pl.job_id for pl in plans]
-        for lo in range(0, len(placed_ids), 5000):
-            Job.objects.filter(pk__in=placed_ids[lo : lo + 5000], state=JobState.PENDING).update(
-                state=JobState.MATCHED, pending_reason="", updated_at=now
-            )
-        JobEvent.objects.bulk_create(
-            [
-                JobEvent(
-                    job_id=pl.job_id,
-                    at=now,
-                    from_state=JobState.PENDING,
-                    to_state=JobState.MATCHED,
-                    note=f"matched: {len(pl.gpu_slots)} GPU(s) on node {pl.node_id} at "
+        lap("preempt_plan")
+        leases_create_bulk(plans=plans, timings=phases)
+        lap("leases_slots")
+        _events_insert(
+            rows=[
+                (
+                    pl.job_id,
+                    f"matched: {len(pl.gpu_slots)} GPU(s) on node {pl.node_id} at "
                     f"${Decimal(pl.price_micros) / 1_000_000:.2f}/GPU-h",
                 )
                 for pl in plans
             ],
-            batch_size=4000,
+            now=now,
         )
+        lap("events")
         by_reason: dict[str, list[int]] = {}
         for j, code in result.reasons.items():
             by_reason.setdefault(code, []).append(snap.job_ids[j])
@@ -455,4 +457,53 @@ def _commit(*, snap: Snapshot, result: engine.Result) -> tuple[int, int, int]:
                 Job.objects.filter(pk__in=job_ids[lo : lo + 5000], state=JobState.PENDING).exclude(
                     pending_reason=text
                 ).update(pending_reason=text)
+        lap("pending_reasons")
+    lap("transaction_commit")
     return len(plans), preempted, dropped
+
+
+def _jobs_claim(*, job_ids: list[int], now: datetime) -> set[int]:
+    """pending → matched for the placed jobs still pending, in one conditional UPDATE per chunk (row
+    locks taken by the UPDATE itself, in id order); returns the ids it moved. The round's JobEvents
+    record the transitions (a bulk form of `job_transition`, same conditional rule)."""
+    moved: set[int] = set()
+    connection = transaction.get_connection()
+    for lo in range(0, len(job_ids), 5000):
+        chunk = job_ids[lo : lo + 5000]
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "UPDATE broker_job SET state = %s, pending_reason = '', updated_at = %s "
+                    "WHERE id = ANY(%s) AND state = %s RETURNING id",
+                    [JobState.MATCHED.value, now, chunk, JobState.PENDING.value],
+                )
+                moved.update(row[0] for row in cursor.fetchall())
+        else:
+            pending = set(
+                Job.objects.filter(pk__in=chunk, state=JobState.PENDING).values_list("pk", flat=True)
+            )  # sqlite: the round's write transaction (BEGIN IMMEDIATE) already excludes other writers
+            Job.objects.filter(pk__in=pending, state=JobState.PENDING).update(
+                state=JobState.MATCHED, pending_reason="", updated_at=now
+            )
+            moved |= pending
+    return moved
+
+
+def _events_insert(*, rows: list[tuple[int, str]], now: datetime) -> None:
+    """JobEvents pending → matched for the round (COPY on PostgreSQL)."""
+    connection = transaction.get_connection()
+    if connection.vendor == "postgresql" and rows:
+        with (
+            connection.cursor() as cursor,
+            cursor.cursor.copy("COPY broker_jobevent (job_id, at, from_state, to_state, note) FROM STDIN") as copy,
+        ):
+            for job_id, note in rows:
+                copy.write_row((job_id, now, JobState.PENDING.value, JobState.MATCHED.value, note[:500]))
+        return
+    JobEvent.objects.bulk_create(
+        [
+            JobEvent(job_id=job_id, at=now, from_state=JobState.PENDING, to_state=JobState.MATCHED, note=note[:500])
+            for job_id, note in rows
+        ],
+        batch_size=500,
+    )

@@ -54,8 +54,9 @@ def _http(url: str, data: dict[str, Any] | None = None) -> tuple[int, Any]:
         return exc.code, None
 
 
-@pytest.fixture
-def stack_env(tmp_path: Path) -> dict[str, str]:
+@pytest.fixture(scope="module")
+def stack_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    tmp_path = tmp_path_factory.mktemp("runstack")
     env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "CELERY_TASK_ALWAYS_EAGER"}}
     env |= {
         "DJANGO_SETTINGS_MODULE": "config.settings",
@@ -161,3 +162,33 @@ def test_runstack_serves_runs_tasks_keeps_demo_nodes_online_and_stops_everything
     assert process.wait(timeout=max(5.0, until - time.monotonic() + 15)) == 0, log.read_text(errors="replace")[-3000:]
     assert {name: pgid for name, pgid in children.items() if _alive(pgid)} == {}
     assert "every process stopped" in log.read_text(errors="replace")
+
+
+def test_a_child_that_dies_stops_the_stack_with_a_non_zero_exit(stack_env: dict[str, str], tmp_path: Path) -> None:
+    log = tmp_path / "runstack.log"
+    with socket.socket() as busy:  # the web server cannot bind this port and exits at once
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                [sys.executable, MANAGE, "runstack", "--host", "127.0.0.1", "--port", str(port)],
+                env=stack_env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        try:
+            code = process.wait(timeout=45)
+        finally:
+            if process.poll() is None:
+                process.kill()
+            for pgid in _pgids(log).values():
+                if _alive(pgid):
+                    os.killpg(pgid, signal.SIGKILL)
+    output = log.read_text(errors="replace")
+    assert code != 0, output
+    assert "web exited with code" in output
+    children = _pgids(log)
+    assert {"web", "worker", "beat"} <= set(children)
+    assert [name for name, pgid in children.items() if _alive(pgid)] == []

@@ -1,3 +1,8 @@
-from django.urls import URLPattern, URLResolver
+from django.urls import path
 
-urlpatterns: list[URLPattern | URLResolver] = []
+from broker.api import match
+
+urlpatterns = [
+    path("jobs/<int:job_id>/explain/", match.JobExplainView.as_view(), name="api-job-explain"),
+    path("match/rounds/", match.MatchRoundsView.as_view(), name="api-match-rounds"),
+]

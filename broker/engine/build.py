@@ -65,7 +65,7 @@ def make_nodes(specs: Sequence[dict[str, Any]], *, busy: dict[int, list[float]] 
     slot_free_at = np.full((n, MAX_SLOTS), np.inf)
     for i, r in enumerate(rows):
         slot_free_at[i, : int(r["gpu_count"])] = -np.inf
-        for s, t in enumerate((busy or {}).get(i, [])):
+        for s, t in enumerate((busy or {}).get(i, [])[: int(r["gpu_count"])]):
             slot_free_at[i, s] = t
     return Nodes(
         ids=np.arange(1, n + 1, dtype=np.int64),

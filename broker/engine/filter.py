@@ -176,3 +176,16 @@ def first_reasons(jobs: Jobs, nodes: Nodes, models: Models, rows: IntA, *, now: 
             result[lo : lo + CHUNK][empty] = REASONS.index(reason)
             decided |= empty
     return [REASONS[i] for i in result]
+
+
+def cumulative_masks(jobs: Jobs, nodes: Nodes, models: Models, row: int, *, now: float) -> list[tuple[str, BoolA]]:
+    """For one job: (reason, candidate mask after applying that constraint) in REASONS order
+    (constraints the job does not set are skipped). Used to explain what emptied the candidate set."""
+    out: list[tuple[str, BoolA]] = []
+    acc = np.ones(nodes.count, dtype=bool)
+    for reason, maker in _steps(jobs, nodes, models, np.array([row]), now):
+        if maker is None:
+            continue
+        acc = acc & maker()[0]
+        out.append((reason, acc.copy()))
+    return out

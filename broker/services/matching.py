@@ -104,7 +104,7 @@ def _models_table() -> tuple[engine.Models, dict[int, int]]:
     )
 
 
-def snapshot_take(*, now: datetime, job_limit: int | None = None) -> Snapshot:
+def snapshot_take(*, now: datetime, job_limit: int | None = None, job_ids: list[int] | None = None) -> Snapshot:
     """Read pending jobs, free capacity and fair-share usage into engine arrays."""
     nowf = now.timestamp()
     models, model_index = _models_table()
@@ -190,6 +190,8 @@ def snapshot_take(*, now: datetime, job_limit: int | None = None) -> Snapshot:
     )
     # Jobs.
     qs = Job.objects.filter(state=JobState.PENDING).order_by("created_at", "pk")
+    if job_ids is not None:
+        qs = qs.filter(pk__in=job_ids)
     job_rows = list(
         (qs[:job_limit] if job_limit else qs).values_list(
             "pk",

@@ -1,0 +1,167 @@
+"""Explanations a customer (and an operator) can act on: which requirement emptied the candidate set
+for a job, and what would match instead."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+from django.utils import timezone
+
+from broker.engine.filter import cumulative_masks
+from broker.models import Job, JobMode, JobState, Lease, LeaseState
+from broker.services.matching import REASON_TEXT, REGIONS, snapshot_take
+from common.money import format_usd
+from marketplace.models import GPUModel
+
+
+@dataclass
+class Explanation:
+    job_id: int
+    state: str
+    code: str  # a REASONS code, or "placed"/"not_pending"
+    message: str
+    candidates: int = 0  # nodes meeting every requirement but capacity
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def _usd_h(micros: float) -> str:
+    return f"{format_usd(micros=int(micros))}/h"
+
+
+def _when(ts: float) -> str:
+    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def job_explain(*, job: Job, now: datetime | None = None) -> Explanation:
+    """Why `job` is (not) placed, in words a customer can act on."""
+    now = now or timezone.now()
+    if job.state != JobState.PENDING:
+        lease = (
+            Lease.objects.filter(job=job, state__in=[LeaseState.RESERVED, LeaseState.ACTIVE]).order_by("-pk").first()
+        )
+        if lease is not None:
+            msg = (
+                f"Placed on node {lease.node_id}: {lease.gpu_count} GPU(s) at {_usd_h(lease.price_micros)} per GPU "
+                f"from {lease.starts_at:%Y-%m-%d %H:%M} UTC."
+            )
+            return Explanation(
+                job.pk, job.state, "placed", msg, details={"lease_id": lease.pk, "node_id": lease.node_id}
+            )
+        return Explanation(job.pk, job.state, "not_pending", f"The job is {job.state}; it is not waiting for a match.")
+    snap = snapshot_take(now=now, job_ids=[job.pk])
+    if snap.jobs.count == 0:
+        return Explanation(job.pk, job.state, "not_pending", "The job is not waiting for a match.")
+    nodes = snap.nodes
+    if nodes.count == 0:
+        return Explanation(job.pk, job.state, "no_node_with_gpu_count", "No node is listed and online right now.")
+    steps = cumulative_masks(snap.jobs, nodes, snap.models, 0, now=now.timestamp())
+    before = np.ones(nodes.count, dtype=bool)
+    for code, mask in steps:
+        if not mask.any():
+            return _explain(job=job, snap=snap, code=code, before=before, now=now)
+        before = mask
+    fit = int(before.sum())
+    return Explanation(
+        job.pk,
+        job.state,
+        "contention",
+        f"{fit} node(s) fit and have free GPUs now; the job is placed in the next matching round "
+        "(higher-priority jobs took the free GPUs in the last one).",
+        candidates=fit,
+    )
+
+
+def _requirements(job: Job) -> str:
+    parts = [f"{job.gpu_count} GPU(s) on one node"]
+    if job.min_gpu_ram:
+        parts.append(f"≥ {job.min_gpu_ram:g} GB VRAM")
+    if job.regions:
+        parts.append("in " + "/".join(job.regions))
+    return ", ".join(parts)
+
+
+def _explain(*, job: Job, snap: Any, code: str, before: np.ndarray, now: datetime) -> Explanation:
+    nodes = snap.nodes
+    idx = np.flatnonzero(before)
+    text = REASON_TEXT.get(code, code)
+    details: dict[str, Any] = {"nodes_before_this_requirement": len(idx)}
+    msg = text
+    g = job.gpu_count
+    if code == "no_node_with_gpu_count":
+        biggest = int(nodes.gpu_count.max())
+        msg = (
+            f"The largest listed node has {biggest} GPUs; you asked for {g} on one node. "
+            f"Split the job or ask for ≤ {biggest}."
+        )
+    elif code == "gpu_model":
+        names = dict(GPUModel.objects.values_list("pk", "name"))
+        model_pks = sorted(GPUModel.objects.values_list("pk", flat=True))
+        counts: dict[str, int] = {}
+        for m in nodes.model[idx]:
+            name = names.get(model_pks[int(m)], "?")
+            counts[name] = counts.get(name, 0) + 1
+        top = ", ".join(f"{n} ({c})" for n, c in sorted(counts.items(), key=lambda kv: -kv[1])[:5])
+        allowed = ", ".join(job.gpu_models.values_list("name", flat=True)) or "-"
+        msg = f"No available node has an allowed GPU model ({allowed}). Available now: {top or 'none'}."
+    elif code in ("gpu_ram", "compute_capability", "tier"):
+        arr = {"gpu_ram": snap.models.vram, "compute_capability": snap.models.cc, "tier": snap.models.tier}[code]
+        best = float(arr[nodes.model[idx]].max()) if len(idx) else 0.0
+        want = {"gpu_ram": job.min_gpu_ram, "compute_capability": job.min_compute_cap, "tier": job.min_tier}[code]
+        label = {"gpu_ram": "GPU memory (GB)", "compute_capability": "compute capability", "tier": "tier rank"}[code]
+        msg = f"The best {label} among otherwise fitting nodes is {best:g}; you require {want}."
+        details["best"] = best
+    elif code == "region":
+        counts = {}
+        for r in nodes.region[idx]:
+            counts[REGIONS[int(r)]] = counts.get(REGIONS[int(r)], 0) + 1
+        where = ", ".join(f"{k} ({v})" for k, v in sorted(counts.items(), key=lambda kv: -kv[1]))
+        allowed = ", ".join(job.regions)
+        msg = f"Nodes that meet your GPU requirements are only in: {where or 'nowhere'}; you allow {allowed}."
+    elif code == "verified":
+        msg = f"{len(idx)} unverified node(s) fit; allow unverified nodes or wait for verification."
+    elif code in ("reliability", "inet", "cpu", "ram", "disk"):
+        arr = {
+            "reliability": nodes.reliability,
+            "inet": nodes.inet,
+            "cpu": nodes.cpu_per_gpu,
+            "ram": nodes.ram_per_gpu,
+            "disk": nodes.disk_per_gpu,
+        }[code]
+        best = float(arr[idx].max()) if len(idx) else 0.0
+        want2: object = {
+            "reliability": job.min_reliability,
+            "inet": job.min_inet_down,
+            "cpu": job.min_cpu_cores_per_gpu,
+            "ram": job.min_ram_gb_per_gpu,
+            "disk": job.min_disk_gb_per_gpu,
+        }[code]
+        msg = f"{text} The best among otherwise fitting nodes offers {best:g}; you require {want2}."
+        details["best"] = best
+    elif code == "availability_window":
+        msg = f"{len(idx)} node(s) fit but none is listed for the whole period you asked for."
+    elif code == "price":
+        interruptible = job.mode == JobMode.INTERRUPTIBLE
+        prices = nodes.min_bid[idx] if interruptible else nodes.ask[idx]
+        cheapest = float(prices.min())
+        details["cheapest_micros"] = int(cheapest)
+        if interruptible:
+            msg = (
+                f"The lowest minimum bid of a node with {_requirements(job)} is {_usd_h(cheapest)}; "
+                f"your bid is {_usd_h(job.bid_micros or 0)}."
+            )
+        else:
+            msg = (
+                f"The cheapest node with {_requirements(job)} asks {_usd_h(cheapest)}; "
+                f"your max is {_usd_h(job.max_price_micros or 0)}."
+            )
+    elif code == "capacity":
+        free_from = np.sort(nodes.slot_free_at[idx], axis=1)[:, g - 1]
+        first = float(free_from.min())
+        details["free_from"] = _when(first)
+        msg = f"{len(idx)} node(s) fit but are leased until {_when(first)} at the earliest."
+    return Explanation(
+        job.pk, job.state, code, msg, candidates=len(idx) if code in ("capacity", "contention") else 0, details=details
+    )

@@ -383,7 +383,7 @@ def _check_in_snapshot(snap: Snapshot, j: int, n: int, node: Node) -> Assignment
 def _snapshot_for(job: Job, now: datetime | None) -> tuple[Snapshot, int]:
     if job.state != JobState.PENDING:
         raise NotFound(f"Job {job.pk} is {job.get_state_display().lower()}; only pending jobs can be assigned.")
-    snap = snapshot_take(now=now or timezone.now())
+    snap = snapshot_take(now=now or timezone.now(), job_ids=[job.pk])
     if job.pk not in snap.job_ids:
         raise NotFound(f"Job {job.pk} is no longer pending.")
     return snap, snap.job_ids.index(job.pk)

@@ -275,3 +275,13 @@ def test_node_page_shows_agent_report_beside_registration(staff_client: Client) 
     assert f'id="node-{node.pk}"' in listing and "mismatch" in listing and "flagged" in listing
     clean = staff_client.get("/console/nodes/?mismatch=no").content.decode()
     assert f'id="node-{node.pk}"' not in clean
+
+
+def test_job_page_shows_the_matching_explanation(staff_client: Client) -> None:
+    NodeFactory(name="dear", gpu_count=2, price_micros=2_450_000)
+    job = Job.objects.create(
+        customer=cust(), name="cheap", gpu_count=1, image="img", duration_seconds=3600, max_price_micros=2_000_000
+    )
+    html = staff_client.get(f"/console/jobs/{job.pk}/").content.decode()
+    assert 'id="job-explanation"' in html
+    assert "asks $2.45/h; your max is $2.00/h" in html

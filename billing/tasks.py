@@ -22,3 +22,11 @@ def payout_run_task() -> int:
     from billing.services.payouts import payout_run
 
     return len(payout_run())
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def invoices_close_month_task() -> int:
+    """Beat (daily): close last month's invoices (idempotent: a closed month is not closed again)."""
+    from billing.services.invoices import invoices_close_previous_month
+
+    return invoices_close_previous_month()

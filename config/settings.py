@@ -150,6 +150,11 @@ CELERY_BEAT_SCHEDULE["billing-payout-run"] = {
     "schedule": 3600.0,
     "options": {"expires": 3600},
 }
+CELERY_BEAT_SCHEDULE["billing-invoices-close-month"] = {
+    "task": "billing.tasks.invoices_close_month_task",
+    "schedule": 86400.0,
+    "options": {"expires": 3600},
+}
 # Broker: a matching round every few seconds (bookings also trigger one within a second); expire leases.
 CELERY_BEAT_SCHEDULE["broker-match-round"] = {
     "task": "broker.tasks.match_round",

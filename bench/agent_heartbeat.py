@@ -28,7 +28,7 @@ from django.utils import timezone  # noqa: E402
 from billing.models import UsageRecord  # noqa: E402
 from broker.models import Job, JobEvent, JobState, Lease, LeaseState  # noqa: E402
 from common.tokens import token_generate, token_hash  # noqa: E402
-from marketplace.models import Customer, GPUModel, Node, NodeHeartbeat, NodeStatus, NodeUptime, Provider  # noqa: E402
+from marketplace.models import Customer, GPUModel, Node, NodeHeartbeat, NodeUptime, Provider  # noqa: E402
 
 PREFIX = "bench-agent-"
 

@@ -149,7 +149,7 @@ def payout_data(p: Payout) -> dict[str, Any]:
     }
 
 
-class EarningsOut(serializers.Serializer[dict[str, Any]]):
+class ProviderEarningsOut(serializers.Serializer[dict[str, Any]]):
     month = serializers.CharField()
     gross = serializers.CharField()
     platform_fee = serializers.CharField()
@@ -170,7 +170,7 @@ class ProviderEarningsView(APIView):
     @extend_schema(
         operation_id="provider_earnings_retrieve",
         parameters=[OpenApiParameter("month", str, description="YYYY-MM (UTC); default: this month")],
-        responses={200: EarningsOut, **error_responses(400, 401, 403)},
+        responses={200: ProviderEarningsOut, **error_responses(400, 401, 403)},
         tags=["billing"],
     )
     def get(self, request: Request) -> Response:

@@ -457,9 +457,16 @@ def test_leases_lists_what_to_start_and_to_stop() -> None:
     assert later.pk not in {item["lease_id"] for item in body["start"]} and old.pk not in stop
 
 
-def test_leases_empty_without_leases() -> None:
-    _, raw = agent_node()
-    assert agent_client(raw).get("/api/v1/agent/leases").json() == {"start": [], "stop": []}
+def test_leases_empty_without_leases_and_cheap(django_assert_max_num_queries: Any) -> None:
+    node, raw = agent_node()
+    for _ in range(5):
+        make_lease(node, state=LeaseState.ACTIVE, job_state=JobState.RUNNING)
+    make_lease(node, state=LeaseState.ENDED, ended_at=timezone.now())
+    with django_assert_max_num_queries(3):  # auth, start list (with jobs), stop list
+        body = agent_client(raw).get("/api/v1/agent/leases").json()
+    assert (len(body["start"]), len(body["stop"])) == (5, 1)
+    _, other_raw = agent_node()
+    assert agent_client(other_raw).get("/api/v1/agent/leases").json() == {"start": [], "stop": []}
 
 
 def test_agent_endpoints_are_documented_in_the_openapi_schema() -> None:

@@ -111,7 +111,8 @@ def leases_create_bulk(
 
 def _copy_leases(*, plans: Sequence[LeasePlan], now: datetime) -> list[int]:
     """PostgreSQL fast path: ids drawn from the lease sequence, then COPY leases and slots."""
-    with transaction.get_connection().cursor() as cursor:
+    connection = transaction.get_connection()
+    with connection.cursor() as cursor, connection.wrap_database_errors:  # psycopg errors → django.db errors
         cursor.execute(
             "SELECT nextval(pg_get_serial_sequence('broker_lease', 'id')) FROM generate_series(1, %s)", [len(plans)]
         )

@@ -59,7 +59,7 @@ class Command(BaseCommand):
         self.children: list[Child] = []
         self.stopping = threading.Event()
         self.verbose = bool(options["verbose"])
-        self.out_lock = threading.Lock()
+        self.out_lock = threading.RLock()  # re-entrant: the signal handler may print while main holds it
         previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
         host, port = options["host"], options["port"]
         probe_host = "127.0.0.1" if host in ("0.0.0.0", "", "*") else host  # noqa: S104 — comparing, not binding

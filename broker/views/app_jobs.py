@@ -14,6 +14,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from broker.forms import JobBookingForm, form_add_domain_errors, form_errors_text
 from broker.models import TERMINAL_JOB_STATES, Job, JobState
+from broker.selectors.customer_portal import wallet_low_balance
 from broker.selectors.jobs import job_get, job_list, job_view
 from broker.services.jobs import job_book, job_cancel
 from broker.services.quotes import job_quote
@@ -88,7 +89,12 @@ def job_new(request: HttpRequest) -> HttpResponse:
             else:
                 messages.success(request, f"Job #{job.pk} booked; its maximum cost is held in escrow.")
                 return redirect("app:job_detail", job_id=job.pk)
-        context = {"form": form, "quote": None, "idempotency_key": request.POST.get("idempotency_key", "")}
+        context = {
+            "form": form,
+            "quote": None,
+            "idempotency_key": request.POST.get("idempotency_key", ""),
+            "low_balance": wallet_low_balance(customer=customer_of(request)),
+        }
         return render(request, "app/job_new.html", context, status=400)
     # GET: prefill from the search page's "Book" links (?gpu_models=…&gpu_count=…).
     initial: dict[str, Any] = {}
@@ -100,7 +106,13 @@ def job_new(request: HttpRequest) -> HttpResponse:
             initial[name] = request.GET.getlist(name)
     form = JobBookingForm(initial=initial)
     # A fresh key per form: a double-submitted form books once.
-    return render(request, "app/job_new.html", {"form": form, "quote": None, "idempotency_key": uuid.uuid4().hex})
+    context = {
+        "form": form,
+        "quote": None,
+        "idempotency_key": uuid.uuid4().hex,
+        "low_balance": wallet_low_balance(customer=customer_of(request)),
+    }
+    return render(request, "app/job_new.html", context)
 
 
 @customer_required

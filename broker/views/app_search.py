@@ -5,6 +5,7 @@ Without JavaScript the form submits (GET) to the page itself, which renders the 
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.views.decorators.vary import vary_on_headers
 
 from broker.forms import OfferSearchForm, form_errors_text
 from broker.selectors.offer_query import OfferQueryError
@@ -35,9 +36,12 @@ def _results_context(request: HttpRequest) -> dict[str, object]:
 
 
 @customer_required
+@vary_on_headers("HX-Request")
 def search(request: HttpRequest) -> HttpResponse:
+    """The page; an htmx request (the live filter, which also pushes the URL) gets the results alone."""
     context = _results_context(request)
-    if getattr(request, "htmx", False):
+    htmx = getattr(request, "htmx", None)
+    if htmx and not htmx.history_restore_request:
         return render(request, "app/_offer_results.html", context)
     return render(request, "app/search.html", context)
 

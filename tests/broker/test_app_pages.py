@@ -166,6 +166,12 @@ def test_search_query_language_and_htmx_partial(cust_client: Client, market: Any
     assert b"1 offer" in response.content
     htmx = cust_client.get("/app/search/", {"q": "price<0.5"}, HTTP_HX_REQUEST="true")
     assert b"<html" not in htmx.content and b"1 offer" in htmx.content
+    assert "HX-Request" in htmx["Vary"]
+    # htmx restoring a pushed URL from history needs the whole page.
+    restore = cust_client.get(
+        "/app/search/", {"q": "price<0.5"}, HTTP_HX_REQUEST="true", HTTP_HX_HISTORY_RESTORE_REQUEST="true"
+    )
+    assert b"<html" in restore.content and b"1 offer" in restore.content
 
 
 @pytest.mark.parametrize("q", ["gpu_ramm>=24", "gpu_ram>>24", "region==mars", "num_gpus in 3", "price<abc"])

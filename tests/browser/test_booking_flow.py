@@ -45,6 +45,7 @@ def test_customer_books_and_cancels_in_the_portal(page: Any) -> None:
     page.select_option("select[name=region]", "eu")
     page.wait_for_selector("#offer-table:has-text('$0.40')")
     assert "$0.90" not in page.inner_text("#offer-table")
+    page.wait_for_url(re.compile(r"/app/search/\?.*region=eu"))  # the live filter pushes a shareable URL
 
     # The booking form shows a live quote as it is filled in.
     page.goto("/app/jobs/new/")

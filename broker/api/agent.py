@@ -104,7 +104,8 @@ class AgentHeartbeatView(AgentView):
         summary="Liveness, GPU telemetry and per-lease usage",
         description=(
             "Send every `next_heartbeat_s` seconds. `seq` must be unique per node for the node's lifetime: "
-            "a repeated `seq` is answered 200 with `duplicate: true` and changes nothing (safe to retry). "
+            "a repeated `seq` is answered 200 with `duplicate: true` and changes nothing (safe to retry), with "
+            "`max_seq`, the highest seq received from this node (an agent that lost its state continues above it). "
             "Sequence numbers may arrive out of order. A heartbeat marks the node online and adds the time "
             "since the previous one to its uptime (when at most the offline threshold). Lease reports go to "
             "metering once per (lease, seq); the first report of a reserved lease makes it active. Reports for "
@@ -149,6 +150,7 @@ class AgentHeartbeatView(AgentView):
         body = {
             "accepted": result.accepted,
             "duplicate": result.duplicate,
+            "max_seq": result.max_seq,
             "next_heartbeat_s": result.next_heartbeat_s,
             "activated_leases": result.activated_leases,
             "ignored_leases": result.ignored_leases,

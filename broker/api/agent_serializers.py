@@ -108,6 +108,9 @@ class AgentIgnoredLeaseSerializer(serializers.Serializer[Any]):
 class AgentHeartbeatOutputSerializer(serializers.Serializer[Any]):
     accepted = serializers.BooleanField()
     duplicate = serializers.BooleanField(help_text="True when this seq was already received; nothing changed.")
+    max_seq = serializers.IntegerField(
+        allow_null=True, help_text="On a duplicate: the highest seq received from this node (else null)."
+    )
     next_heartbeat_s = serializers.IntegerField()
     activated_leases = serializers.ListField(child=serializers.IntegerField())
     ignored_leases = AgentIgnoredLeaseSerializer(many=True, help_text="Reports for leases that are not this node's.")

@@ -15,6 +15,7 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
+from django.db.models import Count, Max, Q
 from django.utils import timezone
 
 from billing.services.metering import usage_ingest
@@ -67,6 +68,7 @@ class HeartbeatResult:
     uptime_added_s: int = 0
     activated_leases: list[int] = field(default_factory=list)
     ignored_leases: list[dict[str, Any]] = field(default_factory=list)
+    max_seq: int | None = None  # on a duplicate: the highest seq received, for an agent that lost its state
 
 
 def _lease_service(name: str) -> Callable[..., Any] | None:
@@ -157,8 +159,11 @@ def agent_heartbeat(
                 if own_reports:
                     usage_ingest(node_id=node.pk, reports=own_reports)
     except IntegrityError:
-        if NodeHeartbeat.objects.filter(node_id=node.pk, seq=seq).exists():
-            return HeartbeatResult(accepted=True, duplicate=True, next_heartbeat_s=interval)
+        seen = NodeHeartbeat.objects.filter(node_id=node.pk).aggregate(
+            top=Max("seq"), same=Count("pk", filter=Q(seq=seq))
+        )
+        if seen["same"]:
+            return HeartbeatResult(accepted=True, duplicate=True, next_heartbeat_s=interval, max_seq=seen["top"])
         raise
     node.status, node.last_heartbeat_at = NodeStatus.ONLINE, seen_at
     if ignored:

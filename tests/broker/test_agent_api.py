@@ -297,6 +297,7 @@ def test_heartbeat_marks_node_online_and_records_it() -> None:
     assert response.json() == {
         "accepted": True,
         "duplicate": False,
+        "max_seq": None,
         "next_heartbeat_s": 15,
         "activated_leases": [],
         "ignored_leases": [],
@@ -323,6 +324,7 @@ def test_repeated_seq_changes_nothing(usage_calls: list[dict]) -> None:
     again = client.post("/api/v1/agent/heartbeat", body, format="json")
     assert again.status_code == 200
     assert again.json()["duplicate"] is True and again.json()["accepted"] is True
+    assert again.json()["max_seq"] == 5
     assert NodeHeartbeat.objects.filter(node=node).count() == 1
     assert list(NodeUptime.objects.filter(node=node).values_list("up_seconds", flat=True)) == uptime_after_first
     node.refresh_from_db()
@@ -350,6 +352,8 @@ def test_out_of_order_seq_is_accepted() -> None:
     for seq in (9, 3, 7):
         response = client.post("/api/v1/agent/heartbeat", {"seq": seq}, format="json")
         assert response.json()["duplicate"] is False
+    # an agent that lost its state and restarts at seq 1... is told where to continue
+    assert client.post("/api/v1/agent/heartbeat", {"seq": 3}, format="json").json()["max_seq"] == 9
     assert sorted(NodeHeartbeat.objects.filter(node=node).values_list("seq", flat=True)) == [3, 7, 9]
 
 

@@ -487,6 +487,20 @@ def cmd_wallet_topup(args: argparse.Namespace, out: TextIO) -> int:
 # --------------------------------------------------------------------------- parser
 
 
+EXAMPLES = """examples:
+  rigshift login --server https://rigshift.example --username ada
+  rigshift wallet topup 50
+  rigshift search offers 'gpu_ram>=24 num_gpus>=2 region in [eu,us]' --order=-dlperf_per_dollar
+  rigshift quote --gpus 2 --min-gpu-ram 24 --max-price 1.20 --hours 3
+  rigshift jobs create --name train --image pytorch/pytorch:latest --gpus 2 --max-price 1.20 --hours 3
+  rigshift jobs show 42 --json
+  rigshift jobs cancel 42
+
+configuration: RIGSHIFT_SERVER and RIGSHIFT_TOKEN, or the file written by `rigshift login`
+(~/.config/rigshift/config.json, or the path in RIGSHIFT_CONFIG).
+exit codes: 0 ok, 1 API or connection error (the API's message on stderr), 2 usage error."""
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON for scripts")
@@ -496,6 +510,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rigshift",
         description="RigShift customer CLI: search GPU offers, get quotes, book and follow jobs, manage the wallet.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--json", action="store_true", default=False, help="print JSON for scripts")
     parser.add_argument("--server", default=None, help="API server URL (or RIGSHIFT_SERVER)")

@@ -75,12 +75,18 @@ def job_explain(*, job: Job, now: datetime | None = None) -> Explanation:
 
 
 def _requirements(job: Job) -> str:
-    parts = [f"{job.gpu_count} GPU(s) on one node"]
+    """'with 4 GPUs, ≥ 80 GB VRAM in eu' style summary of the main requirements."""
+    parts = []
+    if job.gpu_count > 1:
+        parts.append(f"{job.gpu_count} free GPUs,")
     if job.min_gpu_ram:
         parts.append(f"≥ {job.min_gpu_ram:g} GB VRAM")
+    models = list(job.gpu_models.values_list("name", flat=True)[:3])
+    if models:
+        parts.append("/".join(models))
     if job.regions:
         parts.append("in " + "/".join(job.regions))
-    return ", ".join(parts)
+    return ("with " + " ".join(parts).rstrip(",")) if parts else "that meets your requirements"
 
 
 def _explain(*, job: Job, snap: Any, code: str, before: np.ndarray, now: datetime) -> Explanation:
@@ -149,12 +155,12 @@ def _explain(*, job: Job, snap: Any, code: str, before: np.ndarray, now: datetim
         details["cheapest_micros"] = int(cheapest)
         if interruptible:
             msg = (
-                f"The lowest minimum bid of a node with {_requirements(job)} is {_usd_h(cheapest)}; "
+                f"The lowest minimum bid of a node {_requirements(job)} is {_usd_h(cheapest)}; "
                 f"your bid is {_usd_h(job.bid_micros or 0)}."
             )
         else:
             msg = (
-                f"The cheapest node with {_requirements(job)} asks {_usd_h(cheapest)}; "
+                f"The cheapest node {_requirements(job)} asks {_usd_h(cheapest)}; "
                 f"your max is {_usd_h(job.max_price_micros or 0)}."
             )
     elif code == "capacity":

@@ -25,7 +25,7 @@ from broker.engine.filter import feasible, first_reasons
 from broker.models import Job, JobEvent, JobMode, JobState, Lease, MatchRound
 from broker.services.leases import HOLDING_STATES
 from broker.services.matching import REASON_TEXT, Snapshot, matching_paused, snapshot_take
-from common.errors import DomainError, NotFound
+from common.errors import Conflict, DomainError, NotFound
 from common.models import AuditLog
 from marketplace.models import TIER_RANK, Node, NodeStatus, Tier
 
@@ -382,10 +382,10 @@ def _check_in_snapshot(snap: Snapshot, j: int, n: int, node: Node) -> Assignment
 
 def _snapshot_for(job: Job, now: datetime | None) -> tuple[Snapshot, int]:
     if job.state != JobState.PENDING:
-        raise NotFound(f"Job {job.pk} is {job.get_state_display().lower()}; only pending jobs can be assigned.")
+        raise Conflict(f"Job {job.pk} is {job.get_state_display().lower()}; only pending jobs can be assigned.")
     snap = snapshot_take(now=now or timezone.now(), job_ids=[job.pk])
     if job.pk not in snap.job_ids:
-        raise NotFound(f"Job {job.pk} is no longer pending.")
+        raise Conflict(f"Job {job.pk} is no longer pending; only pending jobs can be assigned.")
     return snap, snap.job_ids.index(job.pk)
 
 

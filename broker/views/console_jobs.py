@@ -16,7 +16,7 @@ from broker.selectors.console import (
 from broker.services.console import job_assign_manual
 from broker.views.console import not_found, staff_required
 from broker.views.console_forms import ManualAssignForm
-from common.errors import DomainError, NotFound
+from common.errors import Conflict, DomainError, NotFound
 
 
 @staff_required
@@ -30,7 +30,7 @@ def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
     if job.state == JobState.PENDING:
         try:
             candidates = job_assignment_candidates(job=job)
-        except NotFound:  # placed meanwhile
+        except Conflict:  # placed meanwhile
             candidates = []
     return render(
         request,

@@ -161,8 +161,8 @@ def test_assign_refused_for_a_job_that_is_not_pending(staff_client: Client, staf
     box = node(gpu_count=4)
     job = pending_job()
     job_assign_manual(job_id=job.pk, node_id=box.pk, by=staff)
-    response = staff_client.post(f"/console/jobs/{job.pk}/assign/", {"node": box.pk})
-    assert response.status_code == 404
+    html = page(staff_client.post(f"/console/jobs/{job.pk}/assign/", {"node": box.pk}, follow=True))
+    assert "Not assigned: Job" in html and "only pending jobs can be assigned" in html
     assert Lease.objects.filter(job=job).count() == 1
 
 

@@ -24,13 +24,18 @@ def match_round(shard: str = "default") -> int | None:
 def match_round_soon(shard: str = "default") -> None:
     """Ask for a round within about a second (after a booking). Debounced: bookings arriving within
     the countdown share one round (a cache key marks one as queued until that round starts)."""
-    if match_round.app.conf.task_always_eager:
+    if _eager():
         match_round(shard)
         return
     key = SOON_KEY.format(shard=shard)
     if not cache.add(key, 1, timeout=5):
         return
     match_round.apply_async(args=[shard], countdown=SOON_COUNTDOWN_S)
+
+
+def _eager() -> bool:
+    """Tasks run inline (tests, CELERY_TASK_ALWAYS_EAGER): no countdown, no debounce."""
+    return bool(match_round.app.conf.task_always_eager)
 
 
 @shared_task(name="broker.tasks.leases_expire", acks_late=True, ignore_result=True)

@@ -124,7 +124,8 @@ def test_reserved_window_future_start_uses_slots_free_by_then():
 
 def test_two_reserved_jobs_do_not_overlap_on_one_slot():
     result, _, _ = run(
-        [{"gpu_count": 1}], [{"mode": 2, "start": 100.0, "duration": 1000}, {"mode": 2, "start": 500.0, "duration": 1000}]
+        [{"gpu_count": 1}],
+        [{"mode": 2, "start": 100.0, "duration": 1000}, {"mode": 2, "start": 500.0, "duration": 1000}],
     )
     assert len(result.placements) == 1
 

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.django_db
 
 def job_for(customer, **kw):
     models = kw.pop("gpu_models", None)
-    defaults = dict(name="j", gpu_count=1, image="img", duration_seconds=3600, max_price_micros=5_000_000)
+    defaults = {"name": "j", "gpu_count": 1, "image": "img", "duration_seconds": 3600, "max_price_micros": 5_000_000}
     defaults.update(kw)
     job = Job.objects.create(customer=customer, **defaults)
     if models:

@@ -28,7 +28,7 @@ pytestmark = pytest.mark.django_db
 
 
 def pending_job(customer=None, **kw):
-    defaults = dict(name="j", gpu_count=1, image="img", duration_seconds=3600, max_price_micros=2_000_000)
+    defaults = {"name": "j", "gpu_count": 1, "image": "img", "duration_seconds": 3600, "max_price_micros": 2_000_000}
     defaults.update(kw)
     return Job.objects.create(customer=customer or CustomerFactory(), **defaults)
 

@@ -12,7 +12,7 @@ pytestmark = pytest.mark.django_db
 
 def make_job(customer, **kw):
     models = kw.pop("gpu_models", None)
-    defaults = dict(name="j", gpu_count=1, image="img", duration_seconds=3600, max_price_micros=5_000_000)
+    defaults = {"name": "j", "gpu_count": 1, "image": "img", "duration_seconds": 3600, "max_price_micros": 5_000_000}
     defaults.update(kw)
     job = Job.objects.create(customer=customer, **defaults)
     if models:
@@ -31,7 +31,7 @@ def test_round_places_jobs_and_records_round():
     assert sorted(states.values()).count(JobState.MATCHED) == 3
     slots = list(LeaseSlot.objects.filter(node=node).values_list("slot", flat=True))
     assert sorted(slots) == [0, 1, 2, 3]
-    unplaced = [j for j in jobs if states[j.pk] == JobState.PENDING][0]
+    unplaced = next(j for j in jobs if states[j.pk] == JobState.PENDING)
     assert Job.objects.get(pk=unplaced.pk).pending_reason
     # Re-running changes nothing.
     again = match_round_run()

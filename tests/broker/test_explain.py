@@ -1,3 +1,4 @@
+# mypy: disable-error-code="misc"
 """Explanations: the requirement that emptied the candidate set and what would match; the API's tenancy."""
 
 from datetime import timedelta

@@ -1,3 +1,4 @@
+# mypy: disable-error-code="misc"
 """Failover: a node that stops heartbeating loses its leases; jobs go back to pending with history and
 retries; a node that comes back does not resurrect failed leases; rounds place the jobs elsewhere."""
 

@@ -1,3 +1,4 @@
+# mypy: disable-error-code="misc"
 """Lease services: conditional transitions (repeats are no-ops), slot truncation, job moves, money,
 and the database-level no-double-booking rule (PostgreSQL exclusion constraint; SQLite re-check)."""
 

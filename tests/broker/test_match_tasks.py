@@ -1,3 +1,4 @@
+# mypy: disable-error-code="misc"
 """Match rounds as Celery tasks: a booking triggers a round (eager in tests), the debounce, the shard
 lock, the pause switch, and the beat entries."""
 

@@ -1,3 +1,4 @@
+# mypy: disable-error-code="misc"
 from datetime import timedelta
 
 import pytest

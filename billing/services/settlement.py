@@ -5,9 +5,11 @@ Hooks the broker calls (plain values only; billing never imports broker):
 * `lease_account_open(*, lease_ref, job_ref, customer_user, provider_user, node_id, price_micros, gpu_count,
   hold_micros=0)` when it creates a lease. Idempotent on `lease_ref`.
 * `lease_settle_final(*, lease_ref, job_ref, customer_user, release_unused_hold_micros, failed)` when the
-  lease ends or fails. Settles the remaining usage, closes the account, and returns
-  `release_unused_hold_micros - charged` (never less than 0) from escrow to the wallet: pass the escrow hold
-  that backs this lease. With `failed=True` (the node failed) the SLA credit policy of services.sla applies.
+  lease ends or fails. Settles the remaining usage, closes the account, and returns the job's unused hold
+  from escrow to the wallet: pass the JOB's escrow hold (Job.held_micros) when the job is over, 0 when it
+  goes on (failover); billing releases `hold - everything the job's leases were charged - what it already
+  released for the job` (never below 0, never more than the escrow holds). With `failed=True` (the node
+  failed) the SLA credit policy of services.sla applies.
 
 Rating: a lease is charged `prorate(price, cumulative GPU-seconds)` minus what it was already charged,
 so flooring never drifts, capped at `hold_micros` when one was given. Each settlement is ONE ledger
@@ -25,7 +27,7 @@ from fractions import Fraction
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import transaction
-from django.db.models import BigIntegerField, Case, Exists, OuterRef, Value, When
+from django.db.models import BigIntegerField, Case, Exists, OuterRef, Sum, Value, When
 from django.utils import timezone
 
 from billing.errors import InsufficientFunds
@@ -295,10 +297,10 @@ def lease_settle_final(
 ) -> LeaseAccount:
     """Close a lease's account: settle its remaining usage, return the unused hold, apply the SLA policy.
 
-    `release_unused_hold_micros` is the escrow hold backing this lease; `hold - charged` goes back to the
-    wallet (0 when the lease used it all). `failed=True` means the lease failed because its node failed:
-    usage reported after this call is not charged, and services.sla credits the customer. Idempotent: a
-    repeated call returns the closed account unchanged.
+    `release_unused_hold_micros` is the job's escrow hold (0 while the job goes on); `hold - the job's charges
+    - what was already released for the job` goes back to the wallet. `failed=True` means the lease failed
+    because its node failed: usage reported after this call is not charged, and services.sla credits the
+    customer. Idempotent: a repeated call returns the closed account unchanged.
     """
     if release_unused_hold_micros < 0:
         raise ValidationFailed("release_unused_hold_micros must not be negative")
@@ -319,8 +321,13 @@ def lease_settle_final(
         UsageRecord.objects.filter(lease_ref=lease_ref, status=UsageStatus.PENDING).update(
             status=UsageStatus.EXCLUDED, exclusion_reason="escrow could not cover it at close: not charged"
         )
+        # Job-level: what the job's leases were charged and what billing already returned for the job
+        # come out of the hold first, so a failed-over job's earlier leases are not released twice.
         hold = release_unused_hold_micros or account.hold_micros
-        release = max(0, hold - account.charged_micros)
+        job_totals = LeaseAccount.objects.filter(job_ref=account.job_ref).aggregate(
+            charged=Sum("charged_micros"), released=Sum("released_micros")
+        )
+        release = max(0, hold - (job_totals["charged"] or 0) - (job_totals["released"] or 0))
         if release:
             escrow = account_get(kind=AccountKind.CUSTOMER_ESCROW, user=account.customer)
             escrow.refresh_from_db(fields=["balance"])

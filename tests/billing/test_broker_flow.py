@@ -1,0 +1,87 @@
+"""End to end through the broker's own services: book (hold), lease, agent heartbeats, settlement,
+node failure with failover to a second lease, completion — the customer pays exactly what was metered."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from billing.models import LeaseAccount, SlaCredit
+from billing.selectors.ledger import ledger_verify
+from billing.selectors.wallet import wallet_balance
+from billing.services.settlement import usage_settle_pending
+from billing.services.wallet import escrow_hold, wallet_credit
+from broker.models import Job
+from broker.services.agent import agent_heartbeat
+from broker.services.leases import lease_create, lease_end, lease_fail
+from tests.factories import CustomerFactory, NodeFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def beat(node, seq, lease, n, gpu_seconds):
+    start = timezone.now() - timedelta(seconds=15)
+    reports = [
+        {
+            "lease_id": lease.pk,
+            "seq": s,
+            "gpu_seconds": float(gpu_seconds),
+            "utilisation": 0.9,
+            "interval_start": start,
+            "interval_end": start + timedelta(seconds=15),
+            "state": "running",
+        }
+        for s in range(n)
+    ]
+    return agent_heartbeat(node=node, seq=seq, leases=reports + reports[:1])  # a duplicate report too
+
+
+def test_book_run_fail_over_complete_pays_exactly_the_metered_usage() -> None:
+    customer = CustomerFactory()
+    wallet_credit(user=customer.user, amount_micros=100_000_000, key="fund")
+    hold = 2 * 3_600_000 * 2  # 2 GPUs × 2 h at $3.60
+    job = Job.objects.create(
+        customer=customer,
+        name="train",
+        gpu_count=2,
+        image="img",
+        duration_seconds=7200,
+        max_price_micros=3_600_000,
+        held_micros=hold,
+    )
+    escrow_hold(user=customer.user, amount_micros=hold, key=f"job:{job.pk}:hold")
+    escrow_hold(user=customer.user, amount_micros=5_000_000, key="another-job-hold")  # must stay untouched
+    node_a, node_b = NodeFactory(price_micros=3_600_000), NodeFactory(price_micros=1_800_000)
+    now = timezone.now()
+    first = lease_create(
+        job_id=job.pk,
+        node_id=node_a.pk,
+        gpu_slots=[0, 1],
+        price_micros=3_600_000,
+        starts_at=now,
+        ends_at=now + timedelta(hours=2),
+    )
+    beat(node_a, 1, first, 4, 30)  # 4 × 30 GPU-s
+    usage_settle_pending()
+    assert LeaseAccount.objects.get(lease_ref=first.pk).charged_micros == 120_000  # 120 GPU-s at $3.60/GPU-h
+    lease_fail(lease_id=first.pk, reason="node offline")
+    job.refresh_from_db()
+    second = lease_create(
+        job_id=job.pk,
+        node_id=node_b.pk,
+        gpu_slots=[0, 1],
+        price_micros=1_800_000,
+        starts_at=now,
+        ends_at=now + timedelta(hours=2),
+    )
+    beat(node_b, 1, second, 10, 30)  # 300 GPU-s at $1.80
+    lease_end(lease_id=second.pk, reason="completed", complete_job=True)
+    usage_settle_pending()
+    charged = sum(LeaseAccount.objects.values_list("charged_micros", flat=True))
+    assert charged == 120_000 + 150_000
+    credit = sum(SlaCredit.objects.values_list("credit_micros", flat=True))
+    balance = wallet_balance(user=customer.user)
+    assert balance.held_micros == 5_000_000, "the job's unused hold is returned, the other job's hold stays"
+    assert balance.available_micros == 100_000_000 - 5_000_000 - charged + credit
+    report = ledger_verify()
+    assert report.ok, report.violations

@@ -1,3 +1,4 @@
+# mypy: disable-error-code="misc"
 """Several processes run match rounds (with and without the shard lock) and book jobs at the same time on
 PostgreSQL: no GPU is leased twice for overlapping time, no job holds two live leases, every bookable job
 is placed."""

@@ -31,8 +31,8 @@ class Books(RuleBasedStateMachine):
         super().__init__()
         self._atomic = transaction.atomic()
         self._atomic.__enter__()
-        self.customers = [CustomerFactory().user for _ in range(2)]
-        self.providers = [ProviderFactory().user for _ in range(2)]
+        self.customers: list[Any] = [CustomerFactory().user for _ in range(2)]
+        self.providers: list[Any] = [ProviderFactory().user for _ in range(2)]
         self.revenue0 = account_get(kind=AccountKind.PLATFORM_REVENUE).balance
         self.reserve0 = account_get(kind=AccountKind.RESERVE_FUND).balance
         self.topped_up = 0

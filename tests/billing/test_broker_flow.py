@@ -2,6 +2,7 @@
 node failure with failover to a second lease, completion — the customer pays exactly what was metered."""
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from django.utils import timezone
@@ -37,7 +38,7 @@ def beat(node, seq, lease, n, gpu_seconds):
 
 
 def test_book_run_fail_over_complete_pays_exactly_the_metered_usage() -> None:
-    customer = CustomerFactory()
+    customer: Any = CustomerFactory()
     wallet_credit(user=customer.user, amount_micros=100_000_000, key="fund")
     hold = 2 * 3_600_000 * 2  # 2 GPUs × 2 h at $3.60
     job = Job.objects.create(

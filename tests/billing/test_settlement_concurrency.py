@@ -79,7 +79,7 @@ def _slow_settler() -> None:
 
     original = S.objects.bulk_create
 
-    def stall(*args, **kwargs):  # type: ignore[no-untyped-def]
+    def stall(*args, **kwargs):
         result = original(*args, **kwargs)
         time.sleep(60)
         return result

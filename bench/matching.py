@@ -214,6 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=10000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--keep", action="store_true", help="keep the bench rows afterwards")
+    parser.add_argument("--build-only", action="store_true", help="build the market and stop (implies --keep)")
     parser.add_argument("--no-bound", action="store_true", help="skip the optimum bound (ratio printed as nan)")
     args = parser.parse_args(argv)
     print(f"database: {connection.vendor} {connection.settings_dict.get('NAME')}")
@@ -221,14 +222,19 @@ def main(argv: list[str] | None = None) -> int:
     t = time.perf_counter()
     build_market(n_nodes=args.nodes, n_jobs=args.jobs, seed=args.seed)
     print(f"market built in {time.perf_counter() - t:.1f}s: {args.nodes} nodes, {args.jobs} jobs")
+    if args.build_only:
+        return 0
     pending_before = Job.objects.filter(name__startswith=PREFIX, state="pending").count()
     t = time.perf_counter()
     bound, how = optimum_bound() if not args.no_bound else (0, "skipped")
     print(f"optimum bound: {bound} ({how}, {time.perf_counter() - t:.1f}s, not timed)")
     try:
+        load_before = os.getloadavg()[0]
+        c0 = time.process_time()
         t0 = time.perf_counter()
         rnd = match_round_run(shard="default", wait_s=30)
         wall = time.perf_counter() - t0
+        cpu = time.process_time() - c0
         if rnd.pk is None:
             print(f"round did not run: {rnd.note}", file=sys.stderr)
             return 1
@@ -239,7 +245,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(
             f"phases ms: snapshot={rnd.snapshot_ms:.0f} engine={rnd.engine_ms:.0f} commit={rnd.commit_ms:.0f} "
-            f"total={rnd.total_ms:.0f} wall={wall * 1000:.0f}"
+            f"total={rnd.total_ms:.0f} wall={wall * 1000:.0f} (this process cpu={cpu * 1000:.0f}; "
+            f"load average {load_before:.1f} on {os.cpu_count()} cores)"
         )
         print("engine ms: " + " ".join(f"{k}={v}" for k, v in phases.items()))
         print(f"unplaced reasons: {rnd.unplaced_reasons}")

@@ -57,6 +57,7 @@ class Assigner:
         self.start = np.maximum(jobs.start, now)
         self.end = jobs.end + (self.start - jobs.start)
         self.stats: dict[str, float | int | str] = {}
+        self._packed: np.ndarray | None = None
 
     # -- greedy --------------------------------------------------------------------------------
     def _score(self, j: int, cand: IntA, free: IntA) -> FloatA:
@@ -114,7 +115,11 @@ class Assigner:
         free = self.free_now
         key = self.base + self.w.packing * (-(free - 1) / self.max_slots + 0.5 * (free == 1))
         global_order = np.argsort(-key, kind="stable")
-        lists: dict[int, tuple[list[int], list[int]]] = {}
+        by_region = {
+            int(r): global_order[self.nodes.region[global_order] == r] for r in np.unique(self.nodes.region).tolist()
+        }
+        empty = np.zeros(0, dtype=np.int64)
+        pointers: dict[int, list[int]] = {}  # class -> [pointer into its region list, pointer into global]
         for j in order.tolist():
             if self.node_of[j] >= 0:
                 continue
@@ -122,25 +127,21 @@ class Assigner:
             if c is None:
                 self._try_greedy(j)
                 continue
-            entry = lists.get(c)
-            if entry is None:
-                cand = global_order[self.feas[j][global_order]]
-                pref = int(jobs.pref_region[j])
-                if pref >= 0 and len(cand):
-                    local = self.nodes.region[cand] == pref
-                    cand = np.concatenate([cand[local], cand[~local]])
-                entry = (cand.tolist(), [0])
-                lists[c] = entry
-            cand_list, ptr = entry
-            p = ptr[0]
-            while p < len(cand_list) and free[cand_list[p]] < 1:
-                p += 1
-            ptr[0] = p
-            if p < len(cand_list):
-                if self.feas[j, cand_list[p]]:
-                    self._place(j, cand_list[p])
-                else:  # hash collision (never seen): take the exact path for this job
-                    self._try_greedy(j)
+            ptr = pointers.setdefault(c, [0, 0])
+            row = self.feas[j]
+            pref = int(jobs.pref_region[j])
+            n = -1
+            if pref >= 0:
+                ptr[0], n = _scan(by_region.get(pref, empty), ptr[0], row, free)
+            if n < 0:
+                ptr[1], n = _scan(global_order, ptr[1], row, free)
+            if n >= 0:
+                self._place(j, n)
+
+    def _packed_rows(self) -> np.ndarray:
+        if self._packed is None:
+            self._packed = np.packbits(self.feas, axis=1)
+        return self._packed
 
     def _single_classes(self, rows: IntA) -> dict[int, int]:
         """Class id per job: a 64-bit hash of (feasibility row, preferred region). A hash collision can
@@ -148,7 +149,7 @@ class Assigner:
         fallback, never a constraint."""
         if len(rows) == 0:
             return {}
-        packed = np.packbits(self.feas, axis=1)[rows]
+        packed = self._packed_rows()[rows]
         pad = (-packed.shape[1]) % 8
         if pad:
             packed = np.concatenate([packed, np.zeros((len(rows), pad), dtype=np.uint8)], axis=1)
@@ -174,9 +175,12 @@ class Assigner:
         cap = self.free_now.copy()
         np.add.at(cap, self.node_of[placed_single], 1)
         live = np.flatnonzero(cap > 0)
-        f1 = self.feas[np.ix_(single, live)]
-        # Node classes: identical feasibility columns.
-        packed = np.packbits(f1, axis=0).T.copy()
+        # Job classes: identical feasibility rows (exact: hashed, then verified).
+        jcls, jrep = _row_classes(self._packed_rows()[single])
+        n_jc = len(jrep)
+        fr = np.take(self.feas[single[jrep]], live, axis=1)  # job classes × live nodes
+        # Node classes: identical columns over the job classes.
+        packed = np.ascontiguousarray(np.packbits(fr, axis=0).T)
         _, ncls_of_live, _ = _unique_rows(packed)
         n_nc = int(ncls_of_live.max()) + 1 if len(live) else 0
         ncls = np.full(self.nodes.count, -1, dtype=np.int64)
@@ -184,13 +188,7 @@ class Assigner:
         nc_cap = np.bincount(ncls_of_live, weights=cap[live], minlength=n_nc).astype(np.int64)
         rep = np.zeros(n_nc, dtype=np.int64)
         rep[ncls_of_live] = np.arange(len(live))
-        fc = f1[:, rep]  # singles × node classes
-        jpacked = np.packbits(fc, axis=1)
-        _, jcls, _ = _unique_rows(jpacked)
-        n_jc = int(jcls.max()) + 1
-        jrep = np.zeros(n_jc, dtype=np.int64)
-        jrep[jcls] = np.arange(len(single))
-        adj = fc[jrep]  # job classes × node classes
+        adj = fr[:, rep]  # job classes × node classes
         n_edges = int(adj.sum())
         self.stats.update(job_classes=n_jc, node_classes=n_nc, flow_edges=n_edges)
         if n_edges > MAX_FLOW_EDGES:
@@ -313,6 +311,42 @@ class Assigner:
             self._place(j, n)
             out[j] = [int(pre.lease_ids[k]) for k in chosen]
         return out
+
+
+def _scan(order: IntA, p: int, row: BoolA, free: IntA, block: int = 128) -> tuple[int, int]:
+    """First node at or after position p of `order` that the job row allows and that has a free GPU.
+    Returns (new pointer, node) or (len, -1). Nodes before the pointer are full or infeasible for the
+    class, and stay so within a greedy pass (slots are only taken), so the pointer never moves back."""
+    n = len(order)
+    while p < n:
+        blk = order[p : p + block]
+        ok = row[blk] & (free[blk] > 0)
+        k = int(ok.argmax())
+        if ok[k]:
+            return p + k, int(blk[k])
+        p += len(blk)
+    return n, -1
+
+
+def _row_classes(packed: np.ndarray) -> tuple[IntA, IntA]:
+    """Class id per row of a packed-bits matrix and one representative row per class. Rows are hashed to
+    64 bits and the grouping is verified byte for byte; a collision falls back to exact np.unique."""
+    if len(packed) == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    pad = (-packed.shape[1]) % 8
+    words = np.ascontiguousarray(
+        np.concatenate([packed, np.zeros((len(packed), pad), dtype=np.uint8)], axis=1) if pad else packed
+    ).view(np.uint64)
+    mult = np.asarray(np.random.default_rng(777).integers(1, 2**63, size=words.shape[1], dtype=np.uint64))
+    with np.errstate(over="ignore"):
+        h = (words * (mult | np.uint64(1))[None, :]).sum(axis=1, dtype=np.uint64)
+    _, first, inverse = np.unique(h, return_index=True, return_inverse=True)
+    inverse = inverse.ravel().astype(np.int64)
+    if not (packed == packed[first[inverse]]).all():
+        _, inverse, _ = _unique_rows(packed)
+        first = np.zeros(int(inverse.max()) + 1, dtype=np.int64)
+        first[inverse[::-1]] = np.arange(len(inverse))[::-1]
+    return inverse, first.astype(np.int64)
 
 
 def _unique_rows(a: np.ndarray) -> tuple[np.ndarray, IntA, IntA]:

@@ -184,6 +184,15 @@ class Runner:
         pending = self.state.pending
         try:
             body = self.client.post(HEARTBEAT, json=pending) or {}
+            max_seq = body.get("max_seq")
+            if body.get("duplicate") and isinstance(max_seq, int) and max_seq > pending["seq"]:
+                # The server has seen higher numbers from this node: this agent lost its state (a new state
+                # file), so its seq is not the one the server stored. Renumber above the server's and resend.
+                log.warning("%s: server is at seq %d, ours was %d (state lost?)", self.name, max_seq, pending["seq"])
+                self.state.seq = max_seq + 1
+                pending = self.state.pending = {**pending, "seq": self.state.seq}
+                self.store.save(self.state)
+                body = self.client.post(HEARTBEAT, json=pending) or {}
         except ApiError as exc:
             if exc.status not in REJECTED:
                 raise

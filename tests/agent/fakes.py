@@ -70,7 +70,8 @@ class FakeServer:
         if self.crash_after_send:
             self.crash_after_send = False
             raise Crash("killed after the server applied it, before the acknowledgement")
-        return {"accepted": True, "duplicate": duplicate, "next_heartbeat_s": 15}
+        max_seq = max(self.by_seq) if duplicate else None
+        return {"accepted": True, "duplicate": duplicate, "next_heartbeat_s": 15, "max_seq": max_seq}
 
     def get(self, path: str, **kwargs: Any) -> Any:
         if self.fail_next:

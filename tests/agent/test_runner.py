@@ -202,3 +202,19 @@ def test_docker_run_gets_exactly_the_leased_gpus() -> None:
     assert args[args.index("--gpus") + 1] == '"device=2,3"'
     assert args[args.index("-e") : args.index("-e") + 2] == ["-e", "A=1"]
     assert args[-4:] == ["pytorch/pytorch", "sh", "-c", "python t.py"]
+
+
+def test_an_agent_that_lost_its_state_file_continues_above_the_servers_seq(setup, tmp_path: Path) -> None:
+    server, clock, path = setup
+    runner = make_runner(server, clock, path)
+    for _ in range(5):
+        runner.step()
+        clock.advance(15)
+    assert max(server.by_seq) == 5
+    fresh = make_runner(server, clock, tmp_path / "new-state.json")  # the state file is gone
+    fresh.step()  # seq 1 is a duplicate with max_seq 5: renumbered to 6 and accepted
+    assert max(server.by_seq) == 6
+    assert fresh.state.seq == 6 and fresh.state.pending is None
+    clock.advance(15)
+    fresh.step()
+    assert max(server.by_seq) == 7

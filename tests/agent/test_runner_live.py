@@ -101,6 +101,23 @@ def test_agent_restarted_mid_lease_reports_usage_exactly_once(live_server: Any, 
     assert NodeHeartbeat.objects.filter(node=node).count() == restarted.state.seq
 
 
+def test_agent_with_a_lost_state_file_continues_above_the_servers_seq(live_server: Any, tmp_path: Path) -> None:
+    GPUModelFactory(slug="rtx-4090")
+    node, token = node_register(
+        provider=ProviderFactory(), name="rig-1", region="eu", country="DE", gpu_model_slug="rtx-4090", gpu_count=2
+    )
+    clock = Clock()
+    runner, _ = make_runner(live_server.url, token, clock, tmp_path / "old.json")
+    for _ in range(3):
+        runner.step()
+        clock.advance(15)
+    fresh, _ = make_runner(live_server.url, token, clock, tmp_path / "new.json")
+    fresh.step()
+    seqs = sorted(NodeHeartbeat.objects.filter(node=node).values_list("seq", flat=True))
+    assert seqs == [1, 2, 3, 4]
+    assert fresh.state.seq == 4 and fresh.state.pending is None
+
+
 def test_wrong_token_stops_the_agent(live_server: Any, tmp_path: Path) -> None:
     from rigshift_agent.runner import AgentFatal
 

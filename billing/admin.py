@@ -4,12 +4,22 @@ from django.contrib import admin
 
 from billing.models import (
     Account,
+    Advance,
+    AdvanceApplication,
+    AdvanceEvent,
+    AdvanceFunding,
+    AdvanceRepayment,
+    CapitalCommitment,
+    Collateral,
     Entry,
     Invoice,
     InvoiceLine,
     LeaseAccount,
     LedgerTransaction,
+    LenderPreference,
     Payout,
+    ReservedContract,
+    ReservedContractCharge,
     Settlement,
     SlaCredit,
     StripeEvent,
@@ -140,3 +150,78 @@ class InvoiceLineAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[InvoiceLine]):
     list_display = ("invoice", "position", "kind", "description", "amount_micros")
     list_filter = ("kind",)
     search_fields = ("invoice__number", "description")
+
+
+# --- financing and reserved contracts (read-only: decisions go through billing services and the console) ---------
+
+
+@admin.register(LenderPreference)
+class LenderPreferenceAdmin(admin.ModelAdmin[LenderPreference]):
+    list_display = ("lender", "mode", "max_per_advance_micros", "max_payoff_months", "updated_at")
+    list_filter = ("mode",)
+    search_fields = ("lender__username",)
+    raw_id_fields = ("lender",)
+
+
+@admin.register(CapitalCommitment)
+class CapitalCommitmentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[CapitalCommitment]):
+    list_display = ("id", "lender", "amount_usd", "status", "gateway", "gateway_ref", "created_at")
+    list_filter = ("status", "gateway")
+    search_fields = ("lender__username", "gateway_ref")
+
+    @admin.display(description="Amount", ordering="amount_micros")
+    def amount_usd(self, obj: CapitalCommitment) -> str:
+        return format_usd(micros=obj.amount_micros)
+
+
+@admin.register(ReservedContract)
+class ReservedContractAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[ReservedContract]):
+    list_display = ("id", "customer", "provider", "node", "gpu_count", "term_months", "monthly_micros", "status")
+    list_filter = ("status", "term_months")
+    search_fields = ("customer__username", "provider__username", "node__name")
+
+
+@admin.register(ReservedContractCharge)
+class ReservedContractChargeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[ReservedContractCharge]):
+    list_display = ("id", "contract", "month_index", "amount_micros", "created_at")
+    search_fields = ("contract__id",)
+
+
+@admin.register(AdvanceApplication)
+class AdvanceApplicationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[AdvanceApplication]):
+    list_display = ("id", "provider", "gpu_model", "gpu_count", "requested_micros", "status", "created_at")
+    list_filter = ("status",)
+    search_fields = ("provider__username",)
+
+
+@admin.register(Advance)
+class AdvanceAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[Advance]):
+    list_display = ("id", "provider", "gpu_model", "principal_micros", "repaid_micros", "withhold_bps", "status")
+    list_filter = ("status", "disburse_to")
+    search_fields = ("provider__username", "vendor_name")
+
+
+@admin.register(AdvanceFunding)
+class AdvanceFundingAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[AdvanceFunding]):
+    list_display = ("id", "advance", "lender", "amount_micros", "received_micros", "created_at")
+    search_fields = ("lender__username",)
+
+
+@admin.register(AdvanceRepayment)
+class AdvanceRepaymentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[AdvanceRepayment]):
+    list_display = ("id", "advance", "funding", "kind", "amount_micros", "lease_ref", "created_at")
+    list_filter = ("kind",)
+    search_fields = ("source_key",)
+
+
+@admin.register(AdvanceEvent)
+class AdvanceEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[AdvanceEvent]):
+    list_display = ("id", "advance", "kind", "message", "actor", "created_at")
+    list_filter = ("kind",)
+    search_fields = ("message",)
+
+
+@admin.register(Collateral)
+class CollateralAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[Collateral]):
+    list_display = ("id", "advance", "node", "gpu_count", "tagged_at", "released_at")
+    search_fields = ("node__name",)

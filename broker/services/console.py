@@ -24,11 +24,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from broker.models import Job, Lease, MatchRound
-from broker.selectors.console import job_assignment_check
+from broker.selectors.console import AssignmentCheck, job_assignment_check
 from broker.services.leases import HOLDING_STATES, lease_create, lease_fail
 from broker.services.matching import match_round_run, matching_pause_set
 from common.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
@@ -74,31 +74,42 @@ def job_assign_manual(*, job_id: int, node_id: int, by: Any, override: bool = Fa
     if check.violation and not reason:
         raise ValidationFailed("Overriding the job's constraints needs a reason (it is audit-logged).")
     assert check.starts_at is not None and check.ends_at is not None
-    with transaction.atomic():
-        lease = lease_create(
-            job_id=job.pk,
-            node_id=node.pk,
-            gpu_slots=check.slots,
-            price_micros=check.price_micros,
-            starts_at=check.starts_at,
-            ends_at=check.ends_at,
-        )
-        audit_log(
-            actor=by,
-            action="job.assign_override" if check.violation else "job.assign",
-            target=f"job:{job.pk}",
-            details={
-                "node_id": node.pk,
-                "lease_id": lease.pk,
-                "gpu_slots": check.slots,
-                "price_micros": check.price_micros,
-                "override": bool(check.violation),
-                "violated": check.violation_code,
-                "violation": check.violation,
-                "reason": reason[:500],
-            },
-        )
+    try:
+        with transaction.atomic():
+            lease = lease_create(
+                job_id=job.pk,
+                node_id=node.pk,
+                gpu_slots=check.slots,
+                price_micros=check.price_micros,
+                starts_at=check.starts_at,
+                ends_at=check.ends_at,
+            )
+            _audit_assignment(by=by, job=job, node=node, lease=lease, check=check, reason=reason)
+    except IntegrityError as exc:  # PostgreSQL's exclusion constraint: a concurrent lease took a GPU first
+        raise Conflict(
+            f"A GPU of node {node.name} was leased by another assignment a moment ago; nothing was changed. "
+            "Reload and try again.",
+            code="gpu_taken",
+        ) from exc
     return lease
+
+
+def _audit_assignment(*, by: Any, job: Job, node: Node, lease: Lease, check: AssignmentCheck, reason: str) -> None:
+    audit_log(
+        actor=by,
+        action="job.assign_override" if check.violation else "job.assign",
+        target=f"job:{job.pk}",
+        details={
+            "node_id": node.pk,
+            "lease_id": lease.pk,
+            "gpu_slots": check.slots,
+            "price_micros": check.price_micros,
+            "override": bool(check.violation),
+            "violated": check.violation_code,
+            "violation": check.violation,
+            "reason": reason[:500],
+        },
+    )
 
 
 def node_cordon(*, node_id: int, by: Any, reason: str = "") -> bool:

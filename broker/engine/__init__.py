@@ -59,10 +59,13 @@ def match(
     w = weights or Weights()
     t: dict[str, float] = {}
     t0 = time.perf_counter()
-    feas = feasible(jobs, nodes, models, now=now)
+    req_class, reps = requirement_classes(jobs, nodes, now=now)
+    feas = feasible(_subset(jobs, reps), nodes, models, now=now)[req_class]
     t["filter"] = (time.perf_counter() - t0) * 1000
     t1 = time.perf_counter()
-    assigner = Assigner(jobs, nodes, feas, now=now, weights=w, slot_free_at=nodes.slot_free_at.copy())
+    assigner = Assigner(
+        jobs, nodes, feas, now=now, weights=w, slot_free_at=nodes.slot_free_at.copy(), req_class=req_class
+    )
     order = np.argsort(jobs.order, kind="stable")
     assigner.greedy(order)
     t["greedy"] = (time.perf_counter() - t1) * 1000
@@ -90,6 +93,36 @@ def match(
     reasons = dict(zip((int(j) for j in unplaced), first_reasons(jobs, nodes, models, unplaced, now=now), strict=True))
     t["reasons"] = (time.perf_counter() - t4) * 1000
     return Result(placements=placements, reasons=reasons, timings_ms=t, stats=assigner.stats)
+
+
+def requirement_classes(jobs: Jobs, nodes: Nodes, *, now: float) -> tuple[np.ndarray, np.ndarray]:
+    """Jobs with identical requirements (everything the filter reads, plus the preferred region) have
+    identical feasibility rows: filter one representative per class. Returns (class per job, reps)."""
+    if jobs.count == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    start = np.maximum(jobs.start, now)
+    windowed = bool(np.isfinite(nodes.avail_from).any() or np.isfinite(nodes.avail_until).any())
+    end = jobs.end + (start - jobs.start) if windowed else np.zeros(jobs.count)
+    cols = [
+        jobs.gpu_count,
+        jobs.min_vram,
+        jobs.min_cc,
+        jobs.min_tier,
+        jobs.min_reliability,
+        jobs.verified_only,
+        jobs.min_inet,
+        jobs.min_cpu_per_gpu,
+        jobs.min_ram_per_gpu,
+        jobs.min_disk_per_gpu,
+        jobs.mode,
+        np.nan_to_num(jobs.price_limit, posinf=1e300),
+        start,
+        end,
+        jobs.pref_region,
+    ]
+    key = np.column_stack([np.asarray(c, dtype=float) for c in cols] + [jobs.allowed_models, jobs.allowed_regions])
+    _, reps, inverse = np.unique(key, axis=0, return_index=True, return_inverse=True)
+    return inverse.ravel().astype(np.int64), reps.astype(np.int64)
 
 
 def _subset(jobs: Jobs, rows: np.ndarray) -> Jobs:

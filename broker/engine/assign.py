@@ -45,8 +45,19 @@ def _take_slots(free_at_row: FloatA, start: float, end: float, g: int) -> list[i
 
 class Assigner:
     def __init__(
-        self, jobs: Jobs, nodes: Nodes, feas: BoolA, *, now: float, weights: Weights, slot_free_at: FloatA
+        self,
+        jobs: Jobs,
+        nodes: Nodes,
+        feas: BoolA,
+        *,
+        now: float,
+        weights: Weights,
+        slot_free_at: FloatA,
+        req_class: IntA | None = None,
     ) -> None:
+        """`req_class` (optional): jobs with the same value have identical feasibility rows and preferred
+        region (broker.engine.requirement_classes); without it classes are found by hashing rows."""
+        self.req_class = req_class
         self.jobs, self.nodes, self.feas, self.now, self.w = jobs, nodes, feas, now, weights
         self.slot_free_at = slot_free_at  # mutated as slots are taken
         self.free_now: IntA = (slot_free_at <= now).sum(axis=1)
@@ -144,6 +155,11 @@ class Assigner:
         return self._packed
 
     def _single_classes(self, rows: IntA) -> dict[int, int]:
+        if self.req_class is not None:
+            return dict(zip(rows.tolist(), self.req_class[rows].tolist(), strict=True))
+        return self._hashed_classes(rows)
+
+    def _hashed_classes(self, rows: IntA) -> dict[int, int]:
         """Class id per job: a 64-bit hash of (feasibility row, preferred region). A hash collision can
         only merge candidate lists; `greedy` re-checks feasibility of every pick, so it costs a
         fallback, never a constraint."""
@@ -176,7 +192,11 @@ class Assigner:
         np.add.at(cap, self.node_of[placed_single], 1)
         live = np.flatnonzero(cap > 0)
         # Job classes: identical feasibility rows (exact: hashed, then verified).
-        jcls, jrep = _row_classes(self._packed_rows()[single])
+        if self.req_class is not None:
+            _, jrep, jcls = np.unique(self.req_class[single], return_index=True, return_inverse=True)
+            jcls, jrep = jcls.ravel().astype(np.int64), jrep.astype(np.int64)
+        else:
+            jcls, jrep = _row_classes(self._packed_rows()[single])
         n_jc = len(jrep)
         fr = np.take(self.feas[single[jrep]], live, axis=1)  # job classes × live nodes
         # Node classes: identical columns over the job classes.

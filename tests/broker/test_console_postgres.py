@@ -26,7 +26,7 @@ def test_two_staff_assigning_the_same_gpus_at_once() -> None:
     staff = UserFactory(is_staff=True)
     customer: Any = CustomerFactory()
     for _ in range(ROUNDS):
-        node = NodeFactory(gpu_count=2)
+        node: Any = NodeFactory(gpu_count=2)
         jobs = [
             Job.objects.create(customer=customer, name=f"j{i}", gpu_count=2, image="i", duration_seconds=3600)
             for i in range(2)

@@ -79,15 +79,21 @@ def rate_gpu_ms(*, price_micros: int, gpu_ms: int) -> int:
     return prorate(micros_per_hour=price_micros, seconds=gpu_ms) // 1000
 
 
-def provider_share_split(*, provider_user: User, amount_micros: int) -> list[tuple[Account, int]]:
-    """Ledger legs crediting a provider's share of a settlement.
+def provider_share_split(
+    *, provider_user: User, amount_micros: int, source_key: str = "", lease_ref: int | None = None
+) -> list[tuple[Account, int]]:
+    """Ledger legs crediting a provider's share of a settlement: credits summing exactly to `amount_micros`.
 
-    HOOK for financing: while an advance is open, part of the share is withheld to repay the lender
-    (return e.g. [(payable, share - withheld), (lender_receivable, withheld)]). The legs must be
-    credits summing exactly to `amount_micros`. Today everything goes to the provider payable.
+    Financing (services.financing_advances.withholding_legs): while the provider has an open advance, its
+    withhold rate of the share goes to the funders' lender_receivable accounts (pro rata) until principal + fee
+    are repaid; the rest to the provider payable. `source_key` is the ledger key of the transaction the legs go
+    into (it makes the withholding idempotent); without one everything goes to the provider payable.
     """
-    payable = account_get(kind=AccountKind.PROVIDER_PAYABLE, user=provider_user)
-    return [(payable, amount_micros)]
+    from billing.services.financing_advances import withholding_legs
+
+    return withholding_legs(
+        provider_user=provider_user, amount_micros=amount_micros, source_key=source_key, lease_ref=lease_ref
+    )
 
 
 def lease_account_open(
@@ -186,7 +192,9 @@ def _settle_locked(accounts: list[LeaseAccount]) -> list[Settlement]:
                 (account_get(kind=AccountKind.PLATFORM_REVENUE), fee),
                 (account_get(kind=AccountKind.RESERVE_FUND), reserve),
             ]
-            legs += provider_share_split(provider_user=account.provider, amount_micros=share)
+            legs += provider_share_split(
+                provider_user=account.provider, amount_micros=share, source_key=f"settle:{ref}:{upto}", lease_ref=ref
+            )
             transfer = Transfer(
                 key=f"settle:{ref}:{upto}",
                 kind="usage_settlement",

@@ -1,0 +1,470 @@
+"""Advances after approval: funding, disbursement, collateral, the repayment waterfall, progress and default.
+
+Ledger movements (every one a balanced `ledger_transfer`, verified by `ledger_check`):
+  * disbursement `advance-disburse:<id>`: each funder's lender_capital −share, gateway_clearing +principal (the
+    money leaves through the gateway to the provider, or to a hardware vendor, recorded on the advance).
+  * withholding: inside each settlement's transaction (settlement.provider_share_split → `withholding_legs`):
+    of the provider share, `withhold_bps` per open advance goes to the funders' lender_receivable accounts, never
+    more than what remains due; the rest to the provider payable. When principal + fee are repaid the advance is
+    `repaid` and withholding stops by itself.
+  * early payoff `advance-payoff:<id>:<repaid before>`: provider_payable → funders' lender_receivable.
+
+Pro rata with the remainder-last rule, on cumulative amounts: after R has been repaid in total, funder i (all but
+the last) has received floor(R × share_i / principal) and the last funder R minus the others, so the parts always
+add up to R, and at full repayment each funder holds exactly its share of principal + fee.
+
+Minimum-progress policy (checked per advance every PROGRESS_WINDOW_DAYS by the daily `advances_review`):
+  * a window whose repayments are below `min_progress_micros` is a shortfall, flagged (an event and an e-mail)
+    to the provider, every funder and staff;
+  * DELINQUENT_AFTER consecutive shortfalls, or collateral offline longer than COLLATERAL_DELINQUENT_DAYS →
+    `delinquent`: the withhold rate rises by DELINQUENT_WITHHOLD_STEP_BPS (capped at MAX_WITHHOLD_BPS) on the
+    provider's whole share — so earnings of its other nodes repay too;
+  * a delinquent advance that meets a window's minimum is cured (back to `active`, base rate);
+  * DEFAULT_AFTER consecutive shortfalls, or collateral offline longer than COLLATERAL_DEFAULT_DAYS →
+    `defaulted`: what remains due is written off (recorded on the advance as `written_off_micros`; no money
+    moves, lenders bear it pro rata), withholding stops, the collateral stays tagged for recovery by staff.
+"""
+
+import logging
+from collections import defaultdict
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.core.mail import mail_admins, send_mail
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from billing.gateways import get_gateway
+from billing.models import (
+    OPEN_ADVANCE_STATUSES,
+    Account,
+    AccountKind,
+    Advance,
+    AdvanceEvent,
+    AdvanceFunding,
+    AdvanceRepayment,
+    AdvanceStatus,
+    Collateral,
+    LedgerTransaction,
+    RepaymentKind,
+)
+from billing.services.ledger import account_get, ledger_transfer
+from common.errors import Conflict, NotFound, ValidationFailed
+from common.money import format_usd
+
+logger = logging.getLogger(__name__)
+
+BPS = 10_000
+PROGRESS_WINDOW_DAYS = 60
+DELINQUENT_AFTER = 2
+DEFAULT_AFTER = 3
+COLLATERAL_DELINQUENT_DAYS = 14
+COLLATERAL_DEFAULT_DAYS = 45
+DELINQUENT_WITHHOLD_STEP_BPS = 1000
+MAX_WITHHOLD_BPS = 5000
+
+
+def _event(advance: Advance, kind: str, message: str, *, actor: User | None = None, **data: object) -> None:
+    AdvanceEvent.objects.create(
+        advance=advance, kind=kind, message=message[:500], data=data, actor=actor, created_at=timezone.now()
+    )
+
+
+def _notify(advance: Advance, subject: str, body: str) -> None:
+    """Flag to the provider, every funder and staff (e-mail on commit; the event is the durable record)."""
+    emails = [
+        advance.provider.email,
+        *User.objects.filter(advance_fundings__advance=advance).values_list("email", flat=True),
+    ]
+    recipients = sorted({r for r in emails if r})
+
+    def send() -> None:
+        try:
+            if recipients:
+                send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, recipients, fail_silently=True)
+            mail_admins(subject, body, fail_silently=True)
+        except Exception:
+            logger.exception("financing notification failed")
+
+    transaction.on_commit(send)
+
+
+# --- pro rata -------------------------------------------------------------------------------------------------------
+
+
+def pro_rata_increments(*, fundings: list[AdvanceFunding], principal_micros: int, total_after: int) -> list[int]:
+    """What each funding receives so that, after `total_after` repaid in all, the remainder-last rule holds."""
+    targets = [total_after * f.amount_micros // principal_micros for f in fundings[:-1]]
+    targets.append(total_after - sum(targets))
+    return [t - f.received_micros for t, f in zip(targets, fundings, strict=True)]
+
+
+def _apply_repayment(
+    *, advance: Advance, amount: int, kind: RepaymentKind, source_key: str, lease_ref: int | None
+) -> dict[int, int]:
+    """Record `amount` repaid on `advance` (locked by the caller); returns {lender user id: amount}."""
+    fundings = list(AdvanceFunding.objects.select_for_update().filter(advance=advance).order_by("pk"))
+    increments = pro_rata_increments(
+        fundings=fundings, principal_micros=advance.principal_micros, total_after=advance.repaid_micros + amount
+    )
+    now = timezone.now()
+    per_lender: dict[int, int] = defaultdict(int)
+    rows = []
+    for f, inc in zip(fundings, increments, strict=True):
+        if inc:
+            f.received_micros += inc
+            f.save(update_fields=["received_micros"])
+            per_lender[f.lender_id] += inc
+            rows.append(
+                AdvanceRepayment(
+                    advance=advance,
+                    funding=f,
+                    kind=kind,
+                    source_key=source_key,
+                    lease_ref=lease_ref,
+                    amount_micros=inc,
+                    created_at=now,
+                )
+            )
+    AdvanceRepayment.objects.bulk_create(rows)
+    advance.repaid_micros += amount
+    fields = ["repaid_micros"]
+    if advance.remaining_micros == 0:
+        advance.status = AdvanceStatus.REPAID
+        advance.closed_at = now
+        fields += ["status", "closed_at"]
+        _event(advance, "repaid", f"Repaid in full: {format_usd(micros=advance.due_micros)} (principal + fee).")
+    advance.save(update_fields=fields)
+    return per_lender
+
+
+def _purge_stale(*, provider_user: User, lease_ref: int, source_key: str) -> None:
+    """Undo repayments recorded for an earlier settlement attempt of this lease whose ledger write rolled back.
+
+    Settlement plans withholding before writing the ledger; when one lease of a batch cannot be paid, the batch
+    is retried lease by lease and the failed lease's planned withholding never reached the ledger. The lease row
+    is locked by the settler, so any other key of this lease without a ledger transaction is such a leftover.
+    """
+    stale = list(
+        AdvanceRepayment.objects.filter(lease_ref=lease_ref, advance__provider=provider_user)
+        .exclude(source_key=source_key)
+        .values_list("source_key", flat=True)
+        .distinct()
+    )
+    if not stale:
+        return
+    posted = set(LedgerTransaction.objects.filter(idempotency_key__in=stale).values_list("idempotency_key", flat=True))
+    for key in [k for k in stale if k not in posted]:
+        for rep in AdvanceRepayment.objects.filter(source_key=key, lease_ref=lease_ref).select_related("advance"):
+            AdvanceFunding.objects.filter(pk=rep.funding_id).update(
+                received_micros=F("received_micros") - rep.amount_micros
+            )
+            adv = Advance.objects.select_for_update().get(pk=rep.advance_id)
+            adv.repaid_micros -= rep.amount_micros
+            if adv.status == AdvanceStatus.REPAID:
+                adv.status, adv.closed_at = AdvanceStatus.ACTIVE, None
+            adv.save(update_fields=["repaid_micros", "status", "closed_at"])
+            rep.delete()
+
+
+def withholding_legs(
+    *, provider_user: User, amount_micros: int, source_key: str, lease_ref: int | None = None
+) -> list[tuple[Account, int]]:
+    """The waterfall's provider step: legs crediting a provider share of `amount_micros` (called by settlement).
+
+    Idempotent per `source_key` (the settlement's ledger key): a second call returns the same legs. Without an
+    open advance (or without a key) everything goes to the provider payable.
+    """
+    payable = account_get(kind=AccountKind.PROVIDER_PAYABLE, user=provider_user)
+    if amount_micros <= 0 or not source_key:
+        return [(payable, amount_micros)]
+    if not Advance.objects.filter(provider=provider_user, disbursed_at__isnull=False).exists():
+        return [(payable, amount_micros)]  # one query for every provider that never had an advance
+    if lease_ref is not None:
+        _purge_stale(provider_user=provider_user, lease_ref=lease_ref, source_key=source_key)
+    per_lender: dict[int, int] = defaultdict(int)
+    existing = list(AdvanceRepayment.objects.filter(source_key=source_key, advance__provider=provider_user))
+    if existing:
+        for rep in existing:
+            per_lender[rep.funding.lender_id] += rep.amount_micros
+    else:
+        left = amount_micros
+        for advance in (
+            Advance.objects.select_for_update()
+            .filter(provider=provider_user, status__in=OPEN_ADVANCE_STATUSES)
+            .order_by("pk")
+        ):
+            withhold = min(amount_micros * advance.withhold_bps // BPS, advance.remaining_micros, left)
+            if withhold <= 0:
+                continue
+            left -= withhold
+            got = _apply_repayment(
+                advance=advance,
+                amount=withhold,
+                kind=RepaymentKind.WITHHOLDING,
+                source_key=source_key,
+                lease_ref=lease_ref,
+            )
+            for lender_id, amt in got.items():
+                per_lender[lender_id] += amt
+    withheld = sum(per_lender.values())
+    legs: list[tuple[Account, int]] = [(payable, amount_micros - withheld)]
+    for lender_id in sorted(per_lender):
+        lender = User(pk=lender_id)
+        legs.append((account_get(kind=AccountKind.LENDER_RECEIVABLE, user=lender), per_lender[lender_id]))
+    return legs
+
+
+# --- disbursement and collateral -------------------------------------------------------------------------------------
+
+
+def advance_disburse(*, advance_id: int) -> Advance:
+    """Fully funded → move each funder's capital out through the gateway; the advance starts repaying."""
+    with transaction.atomic():
+        advance = Advance.objects.select_for_update().filter(pk=advance_id).first()
+        if advance is None:
+            raise NotFound(f"No advance {advance_id}.")
+        if advance.status != AdvanceStatus.FUNDING:
+            return advance
+        if advance.funded_micros != advance.principal_micros:
+            raise Conflict(
+                f"advance {advance.pk} is funded {format_usd(micros=advance.funded_micros)} of "
+                f"{format_usd(micros=advance.principal_micros)}"
+            )
+        fundings = list(AdvanceFunding.objects.filter(advance=advance).select_related("lender").order_by("pk"))
+        legs: list[tuple[Account, int]] = [
+            (account_get(kind=AccountKind.LENDER_CAPITAL, user=f.lender), -f.amount_micros) for f in fundings
+        ]
+        legs.append((account_get(kind=AccountKind.GATEWAY_CLEARING), advance.principal_micros))
+        txn = ledger_transfer(
+            key=f"advance-disburse:{advance.pk}",
+            kind="advance_disbursement",
+            legs=legs,
+            memo=f"Advance {advance.pk} disbursed to {advance.get_disburse_to_display().lower()}",
+            metadata={"advance_id": advance.pk},
+        )
+        send = getattr(get_gateway(), "send_disbursement", None)
+        ref = send(advance) if send is not None else f"{get_gateway().name}-disburse-{advance.pk}"
+        now = timezone.now()
+        advance.status = AdvanceStatus.ACTIVE
+        advance.disbursement_transaction = txn
+        advance.disbursement_ref = str(ref)
+        advance.disbursed_at = now
+        advance.window_start = now
+        advance.window_repaid_base = 0
+        advance.save(
+            update_fields=[
+                "status",
+                "disbursement_transaction",
+                "disbursement_ref",
+                "disbursed_at",
+                "window_start",
+                "window_repaid_base",
+            ]
+        )
+        to = advance.vendor_name if advance.disburse_to == "vendor" else "the provider"
+        _event(
+            advance,
+            "disbursed",
+            f"{format_usd(micros=advance.principal_micros)} disbursed to {to} (ref {advance.disbursement_ref}).",
+        )
+        collateral_tag(advance=advance)
+        return advance
+
+
+def collateral_tag(*, advance: Advance) -> list[Collateral]:
+    """Tag the financed GPUs: the provider's registered, verified nodes of the financed model (the named node
+    first), up to the advance's GPU count. Safe to repeat."""
+    from marketplace.models import Node
+
+    tagged = sum(Collateral.objects.filter(advance=advance, released_at=None).values_list("gpu_count", flat=True))
+    need = advance.gpu_count - tagged
+    if need <= 0 or advance.status not in (*OPEN_ADVANCE_STATUSES, AdvanceStatus.FUNDING):
+        return []
+    nodes = Node.objects.filter(provider__user=advance.provider, gpu_model=advance.gpu_model, verified=True).exclude(
+        collateral__advance=advance
+    )
+    ordered = sorted(nodes, key=lambda n: (n.pk != advance.node_id, n.pk))
+    made = []
+    for node in ordered:
+        if need <= 0:
+            break
+        count = min(need, node.gpu_count)
+        made.append(Collateral.objects.create(advance=advance, node=node, gpu_count=count, tagged_at=timezone.now()))
+        need -= count
+        _event(advance, "collateral", f"{count} × {advance.gpu_model.name} on node {node.name} tagged as collateral.")
+    return made
+
+
+# --- early payoff ---------------------------------------------------------------------------------------------------
+
+
+def advance_payoff_early(*, provider_user: User, advance_id: int, amount_micros: int | None = None) -> Advance:
+    """Repay (part of) an open advance from the provider's payable balance; default: everything remaining."""
+    with transaction.atomic():
+        advance = Advance.objects.select_for_update().filter(pk=advance_id, provider=provider_user).first()
+        if advance is None:
+            raise NotFound(f"No advance {advance_id}.")
+        if advance.status not in OPEN_ADVANCE_STATUSES:
+            raise Conflict(f"advance {advance_id} is {advance.status}; only an open advance can be paid off")
+        amount = advance.remaining_micros if amount_micros is None else amount_micros
+        if amount <= 0 or amount > advance.remaining_micros:
+            raise ValidationFailed(
+                f"amount must be more than $0 and at most the remaining {format_usd(micros=advance.remaining_micros)}"
+            )
+        payable = account_get(kind=AccountKind.PROVIDER_PAYABLE, user=provider_user)
+        key = f"advance-payoff:{advance.pk}:{advance.repaid_micros}"
+        per_lender = _apply_repayment(
+            advance=advance, amount=amount, kind=RepaymentKind.EARLY_PAYOFF, source_key=key, lease_ref=None
+        )
+        legs: list[tuple[Account, int]] = [(payable, -amount)]
+        for lender_id in sorted(per_lender):
+            legs.append(
+                (account_get(kind=AccountKind.LENDER_RECEIVABLE, user=User(pk=lender_id)), per_lender[lender_id])
+            )
+        ledger_transfer(  # InsufficientFunds (402) when the payable cannot cover it: nothing is written
+            key=key,
+            kind="advance_early_payoff",
+            legs=legs,
+            memo=f"Early payoff of advance {advance.pk}",
+            metadata={"advance_id": advance.pk},
+        )
+        _event(advance, "early_payoff", f"Early payoff of {format_usd(micros=amount)} from the provider's balance.")
+        return advance
+
+
+# --- minimum progress and the default policy -------------------------------------------------------------------------
+
+
+def _set_delinquent(advance: Advance, reason: str, actor: User | None = None) -> None:
+    if advance.status == AdvanceStatus.DELINQUENT:
+        return
+    advance.status = AdvanceStatus.DELINQUENT
+    advance.withhold_bps = min(advance.base_withhold_bps + DELINQUENT_WITHHOLD_STEP_BPS, MAX_WITHHOLD_BPS)
+    advance.save(update_fields=["status", "withhold_bps"])
+    msg = f"Delinquent: {reason}. Withhold rate raised to {advance.withhold_bps / 100:.0f}% of all earnings."
+    _event(advance, "delinquent", msg, actor=actor)
+    _notify(advance, f"RigShift advance {advance.pk} is delinquent", msg)
+
+
+def _set_defaulted(advance: Advance, reason: str, actor: User | None = None) -> None:
+    if advance.status not in OPEN_ADVANCE_STATUSES:
+        return
+    advance.written_off_micros = advance.remaining_micros
+    advance.status = AdvanceStatus.DEFAULTED
+    advance.closed_at = timezone.now()
+    advance.save(update_fields=["written_off_micros", "status", "closed_at"])
+    msg = (
+        f"Defaulted: {reason}. {format_usd(micros=advance.written_off_micros)} written off; withholding stopped; "
+        "collateral stays tagged for recovery."
+    )
+    _event(advance, "defaulted", msg, actor=actor)
+    _notify(advance, f"RigShift advance {advance.pk} defaulted", msg)
+
+
+def _cure(advance: Advance, reason: str, actor: User | None = None) -> None:
+    if advance.status != AdvanceStatus.DELINQUENT:
+        return
+    advance.status = AdvanceStatus.ACTIVE
+    advance.withhold_bps = advance.base_withhold_bps
+    advance.consecutive_shortfalls = 0
+    advance.save(update_fields=["status", "withhold_bps", "consecutive_shortfalls"])
+    _event(advance, "cured", f"Back to active: {reason}. Withhold rate {advance.withhold_bps / 100:.0f}%.", actor=actor)
+
+
+def advance_review(*, advance_id: int, now: datetime | None = None) -> Advance:
+    """Tag new collateral, run every elapsed 60-day progress window, watch collateral uptime; apply the policy."""
+    from marketplace.models import NodeStatus
+
+    now = now or timezone.now()
+    with transaction.atomic():
+        advance = Advance.objects.select_for_update().select_related("provider", "gpu_model").get(pk=advance_id)
+        if advance.status not in OPEN_ADVANCE_STATUSES or advance.window_start is None:
+            return advance
+        collateral_tag(advance=advance)
+        window = timedelta(days=PROGRESS_WINDOW_DAYS)
+        while advance.status in OPEN_ADVANCE_STATUSES and now >= advance.window_start + window:
+            progress = advance.repaid_micros - advance.window_repaid_base
+            end = advance.window_start + window
+            if progress < advance.min_progress_micros:
+                advance.consecutive_shortfalls += 1
+                msg = (
+                    f"Minimum progress shortfall for the 60 days to {end:%Y-%m-%d}: repaid "
+                    f"{format_usd(micros=progress)} of the {format_usd(micros=advance.min_progress_micros)} minimum "
+                    f"({advance.consecutive_shortfalls} in a row)."
+                )
+                _event(advance, "shortfall", msg, progress=progress, minimum=advance.min_progress_micros)
+                _notify(advance, f"RigShift advance {advance.pk}: minimum progress shortfall", msg)
+            else:
+                advance.consecutive_shortfalls = 0
+                _event(advance, "progress_ok", f"60 days to {end:%Y-%m-%d}: repaid {format_usd(micros=progress)}.")
+            advance.window_start = end
+            advance.window_repaid_base = advance.repaid_micros
+            advance.save(update_fields=["consecutive_shortfalls", "window_start", "window_repaid_base"])
+            if advance.consecutive_shortfalls >= DEFAULT_AFTER and advance.status == AdvanceStatus.DELINQUENT:
+                _set_defaulted(advance, f"{advance.consecutive_shortfalls} consecutive minimum-progress shortfalls")
+            elif advance.consecutive_shortfalls >= DELINQUENT_AFTER:
+                _set_delinquent(advance, f"{advance.consecutive_shortfalls} consecutive minimum-progress shortfalls")
+            elif advance.consecutive_shortfalls == 0 and advance.collateral_offline_since is None:
+                _cure(advance, "the last 60-day window met the minimum")
+        # Collateral offline: every tagged node offline (or never seen) counts from the first review that saw it.
+        nodes = list(
+            Collateral.objects.filter(advance=advance, released_at=None).values_list("node__status", flat=True)
+        )
+        if advance.status in OPEN_ADVANCE_STATUSES and nodes:
+            offline = all(s != NodeStatus.ONLINE for s in nodes)
+            if offline and advance.collateral_offline_since is None:
+                advance.collateral_offline_since = now
+                advance.save(update_fields=["collateral_offline_since"])
+                _event(advance, "collateral_offline", "The advance's collateral is offline.")
+            elif not offline and advance.collateral_offline_since is not None:
+                advance.collateral_offline_since = None
+                advance.save(update_fields=["collateral_offline_since"])
+                _event(advance, "collateral_online", "The advance's collateral is back online.")
+            since = advance.collateral_offline_since
+            if since is not None and now - since > timedelta(days=COLLATERAL_DEFAULT_DAYS):
+                _set_defaulted(advance, f"collateral offline for more than {COLLATERAL_DEFAULT_DAYS} days")
+            elif since is not None and now - since > timedelta(days=COLLATERAL_DELINQUENT_DAYS):
+                _set_delinquent(advance, f"collateral offline for more than {COLLATERAL_DELINQUENT_DAYS} days")
+        return advance
+
+
+def advances_review(*, now: datetime | None = None) -> int:
+    """Daily beat: review every open advance (see advance_review). Returns how many were reviewed."""
+    ids = list(Advance.objects.filter(status__in=OPEN_ADVANCE_STATUSES).order_by("pk").values_list("pk", flat=True))
+    for pk in ids:
+        advance_review(advance_id=pk, now=now)
+    return len(ids)
+
+
+# --- staff actions ---------------------------------------------------------------------------------------------
+
+
+def advance_staff_action(*, staff_user: User, advance_id: int, action: str, note: str = "") -> Advance:
+    """Staff: `delinquent` (raise the withhold rate), `cure` (back to active), `default` (write off), `review`."""
+    if not staff_user.is_staff:
+        raise ValidationFailed("staff only")
+    if action == "review":
+        return advance_review(advance_id=advance_id)
+    with transaction.atomic():
+        advance = Advance.objects.select_for_update().filter(pk=advance_id).first()
+        if advance is None:
+            raise NotFound(f"No advance {advance_id}.")
+        reason = f"staff ({staff_user.get_username()}){': ' + note if note else ''}"
+        if action == "delinquent":
+            if advance.status != AdvanceStatus.ACTIVE:
+                raise Conflict(f"advance {advance_id} is {advance.status}, not active")
+            _set_delinquent(advance, reason, actor=staff_user)
+        elif action == "cure":
+            if advance.status != AdvanceStatus.DELINQUENT:
+                raise Conflict(f"advance {advance_id} is {advance.status}, not delinquent")
+            _cure(advance, reason, actor=staff_user)
+        elif action == "default":
+            if advance.status not in OPEN_ADVANCE_STATUSES:
+                raise Conflict(f"advance {advance_id} is {advance.status}, not open")
+            _set_defaulted(advance, reason, actor=staff_user)
+        else:
+            raise ValidationFailed(f"unknown action {action!r}: use delinquent, cure, default or review")
+        return advance

@@ -1,0 +1,82 @@
+"""Helpers for the financing tests: real settlements as earnings, lenders with capital, staff, a clock."""
+
+import itertools
+from datetime import datetime
+from typing import Any
+
+from django.contrib.auth.models import User
+
+from billing.models import UsageRecord
+from billing.services.financing_lenders import lender_capital_commit, lender_preference_set
+from billing.services.metering import usage_ingest
+from billing.services.settlement import lease_settle, lease_settle_final
+from tests.billing.helpers import open_lease
+from tests.factories import CustomerFactory, LenderFactory, UserFactory
+
+PRICE = 3_600_000  # $3.60 per GPU-hour: one GPU-second costs exactly $0.001 = 1,000 micros
+_refs = itertools.count(900_000)
+
+
+def earn(*, provider_user: User, node_id: int, charge_micros: int, customer: Any = None, close: bool = True) -> int:
+    """Charge a customer `charge_micros` for usage on the provider's node through the real settlement service.
+
+    Returns the lease ref. The charge is exact (whole GPU-seconds at PRICE).
+    """
+    assert charge_micros % 1000 == 0
+    ref = next(_refs)
+    customer = customer or CustomerFactory().user
+    lease = open_lease(
+        lease_ref=ref,
+        price_micros=PRICE,
+        hold=charge_micros,
+        node_id=node_id,
+        customer=customer,
+        provider=provider_user,
+    )
+    seconds = charge_micros // 1000
+    reports, seq = [], 0
+    while seconds > 0:
+        chunk = min(seconds, 5_000_000)
+        seq += 1
+        reports.append({"lease_id": ref, "seq": seq, "gpu_seconds": chunk, "state": "running"})
+        seconds -= chunk
+    usage_ingest(node_id=node_id, reports=reports)
+    lease_settle(lease_ref=ref)
+    if close:
+        lease_settle_final(
+            lease_ref=ref,
+            job_ref=lease.account.job_ref,
+            customer_user=customer,
+            release_unused_hold_micros=0,
+            failed=False,
+        )
+    assert not UsageRecord.objects.filter(lease_ref=ref, status="pending").exists()
+    return ref
+
+
+def lender(*, capital_micros: int, mode: str = "hand_picked", **prefs: Any) -> User:
+    user = LenderFactory().user
+    lender_preference_set(
+        lender_user=user,
+        mode=mode,
+        max_per_advance_micros=prefs.get("max_per_advance_micros", 0),
+        tiers=prefs.get("tiers", []),
+        max_payoff_months=prefs.get("max_payoff_months", 24),
+    )
+    if capital_micros:
+        lender_capital_commit(lender_user=user, amount_micros=capital_micros)
+    return user
+
+
+def staff_user() -> User:
+    return UserFactory(is_staff=True)
+
+
+class Clock:
+    """A settable `timezone.now` for simulated time (monkeypatched onto django.utils.timezone)."""
+
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now

@@ -10,6 +10,8 @@ import django_stubs_ext
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from common.logging import logging_config
+
 django_stubs_ext.monkeypatch()
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -43,12 +45,16 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "common.middleware.RequestContextMiddleware",  # request id, request metrics (first: times everything)
     "django.middleware.security.SecurityMiddleware",
+    "common.middleware.SecurityHeadersMiddleware",  # Content-Security-Policy
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "common.ratelimit.PageRateLimitMiddleware",  # login/signup pages: 429 + Retry-After
+    "common.lockout.LockoutMiddleware",  # locked accounts: 429 + Retry-After before the password check
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -201,6 +207,7 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "common.api.exception_handler",
+    "DEFAULT_THROTTLE_CLASSES": ["common.ratelimit.ScopedViewThrottle"],
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
@@ -250,11 +257,26 @@ if not DEBUG:
         "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
     }
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+# Logs: one JSON object per line (time, level, logger, message, request_id, task_id) with LOG_FORMAT=json,
+# the default in production; plain lines in development. See common/logging.py.
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain" if DEBUG else "json")
+LOGGING: dict[str, object] = logging_config(log_format=LOG_FORMAT, level=env.str("LOG_LEVEL", default="INFO"))
+
+# Observability: GET /metrics (Prometheus). With METRICS_TOKEN set it needs `Authorization: Bearer <token>`;
+# unset, only loopback clients are answered. See common/metrics.py.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+RIGSHIFT_METRICS_QUEUES = env.list("RIGSHIFT_METRICS_QUEUES", default=["celery"])
+
+# Security: rate limits (per client IP; per node for the agent API), account lockout, CSP. common/ratelimit.py,
+# common/lockout.py, common/middleware.py. A rate of "" switches a scope off.
+RIGSHIFT_RATE_LIMITS = {
+    "login": env.str("RIGSHIFT_RATE_LOGIN", default="20/min"),
+    "signup": env.str("RIGSHIFT_RATE_SIGNUP", default="20/hour"),
+    "agent": env.str("RIGSHIFT_RATE_AGENT", default="600/min"),
 }
+RIGSHIFT_TRUSTED_PROXY_COUNT = env.int("RIGSHIFT_TRUSTED_PROXY_COUNT", default=0)
+RIGSHIFT_LOCKOUT_ATTEMPTS = env.int("RIGSHIFT_LOCKOUT_ATTEMPTS", default=5)
+RIGSHIFT_LOCKOUT_WINDOW_S = env.int("RIGSHIFT_LOCKOUT_WINDOW_S", default=900)
+RIGSHIFT_LOCKOUT_COOLDOWN_S = env.int("RIGSHIFT_LOCKOUT_COOLDOWN_S", default=900)
+AUTHENTICATION_BACKENDS = ["common.lockout.LockoutBackend"]
+SECURE_REFERRER_POLICY = "same-origin"

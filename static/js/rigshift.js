@@ -1,0 +1,16 @@
+// Small behaviours without inline scripts (the Content-Security-Policy allows scripts from 'self' only):
+//   <form data-confirm="Question?">  asks before submitting;
+//   <button data-print>              prints the page.
+document.addEventListener("submit", function (event) {
+  var form = event.target;
+  if (form instanceof HTMLFormElement && form.dataset.confirm && !window.confirm(form.dataset.confirm)) {
+    event.preventDefault();
+  }
+}, true);
+document.addEventListener("click", function (event) {
+  var target = event.target instanceof Element ? event.target.closest("[data-print]") : null;
+  if (target) {
+    event.preventDefault();
+    window.print();
+  }
+});

@@ -173,10 +173,13 @@ class Command(BaseCommand):
 
     def _shutdown(self) -> None:
         self.stopping.set()
-        for child in reversed(self.children):  # agents first, web last; the leader stops its own children
-            if child.process.poll() is None:
-                child.process.terminate()
         deadline = time.monotonic() + GRACE_S
+        for child in reversed(self.children):  # agents first (while the web server still answers), then the rest
+            if child.process.poll() is None:
+                child.process.terminate()  # the leader stops its own children (prefork pool)
+            if child.name == "agents":
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    child.process.wait(timeout=GRACE_S / 2)
         for child in self.children:
             try:
                 child.process.wait(timeout=max(0.1, deadline - time.monotonic()))

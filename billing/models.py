@@ -540,6 +540,9 @@ class Advance(models.Model):
             ),
         ]
 
+    def __str__(self) -> str:
+        return f"advance {self.pk} ({self.status})"
+
     @property
     def due_micros(self) -> int:
         return self.principal_micros + self.fee_micros
@@ -547,9 +550,6 @@ class Advance(models.Model):
     @property
     def remaining_micros(self) -> int:
         return self.due_micros - self.repaid_micros - self.written_off_micros
-
-    def __str__(self) -> str:
-        return f"advance {self.pk} ({self.status})"
 
 
 class AdvanceFunding(models.Model):

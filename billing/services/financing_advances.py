@@ -140,33 +140,28 @@ def _apply_repayment(
     return per_lender
 
 
-def _purge_stale(*, provider_user: User, lease_ref: int, source_key: str) -> None:
-    """Undo repayments recorded for an earlier settlement attempt of this lease whose ledger write rolled back.
+def withholding_discard(*, source_keys: list[str]) -> None:
+    """Undo withholding planned for settlement transactions that were not written (their ledger batch failed).
 
-    Settlement plans withholding before writing the ledger; when one lease of a batch cannot be paid, the batch
-    is retried lease by lease and the failed lease's planned withholding never reached the ledger. The lease row
-    is locked by the settler, so any other key of this lease without a ledger transaction is such a leftover.
+    Settlement plans each lease's legs (calling `withholding_legs`, which records repayments) before it writes the
+    ledger batch; when the batch fails (one customer's escrow cannot pay) it calls this for the batch's keys and
+    then retries lease by lease. Keys already in the ledger are left alone.
     """
-    stale = list(
-        AdvanceRepayment.objects.filter(lease_ref=lease_ref, advance__provider=provider_user)
-        .exclude(source_key=source_key)
-        .values_list("source_key", flat=True)
-        .distinct()
+    posted = set(
+        LedgerTransaction.objects.filter(idempotency_key__in=source_keys).values_list("idempotency_key", flat=True)
     )
-    if not stale:
-        return
-    posted = set(LedgerTransaction.objects.filter(idempotency_key__in=stale).values_list("idempotency_key", flat=True))
-    for key in [k for k in stale if k not in posted]:
-        for rep in AdvanceRepayment.objects.filter(source_key=key, lease_ref=lease_ref).select_related("advance"):
-            AdvanceFunding.objects.filter(pk=rep.funding_id).update(
-                received_micros=F("received_micros") - rep.amount_micros
-            )
-            adv = Advance.objects.select_for_update().get(pk=rep.advance_id)
-            adv.repaid_micros -= rep.amount_micros
-            if adv.status == AdvanceStatus.REPAID:
-                adv.status, adv.closed_at = AdvanceStatus.ACTIVE, None
-            adv.save(update_fields=["repaid_micros", "status", "closed_at"])
-            rep.delete()
+    unposted = [k for k in source_keys if k not in posted]
+    for rep in AdvanceRepayment.objects.filter(source_key__in=unposted).order_by("advance_id", "pk"):
+        AdvanceFunding.objects.filter(pk=rep.funding_id).update(
+            received_micros=F("received_micros") - rep.amount_micros
+        )
+        adv = Advance.objects.select_for_update().get(pk=rep.advance_id)
+        adv.repaid_micros -= rep.amount_micros
+        if adv.status == AdvanceStatus.REPAID:
+            adv.status, adv.closed_at = AdvanceStatus.ACTIVE, None
+            AdvanceEvent.objects.filter(advance=adv, kind="repaid").delete()
+        adv.save(update_fields=["repaid_micros", "status", "closed_at"])
+        rep.delete()
 
 
 def withholding_legs(
@@ -182,8 +177,6 @@ def withholding_legs(
         return [(payable, amount_micros)]
     if not Advance.objects.filter(provider=provider_user, disbursed_at__isnull=False).exists():
         return [(payable, amount_micros)]  # one query for every provider that never had an advance
-    if lease_ref is not None:
-        _purge_stale(provider_user=provider_user, lease_ref=lease_ref, source_key=source_key)
     per_lender: dict[int, int] = defaultdict(int)
     existing = list(AdvanceRepayment.objects.filter(source_key=source_key, advance__provider=provider_user))
     if existing:

@@ -212,6 +212,10 @@ def _settle_locked(accounts: list[LeaseAccount]) -> list[Settlement]:
             txns = iter(ledger_transfer_many(transfers=transfers))
     except InsufficientFunds:
         # One customer's escrow cannot cover its usage: settle the others, leave that lease pending.
+        # Withholding planned for the unwritten transactions is undone first (financing).
+        from billing.services.financing_advances import withholding_discard
+
+        withholding_discard(source_keys=[t.key for t in transfers])
         if len(plans) == 1:
             logger.warning("escrow cannot cover usage of lease %s; left pending", plans[0][0].lease_ref)
             return []

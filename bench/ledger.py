@@ -60,7 +60,8 @@ def main() -> None:
     transfers = [make(i) for i in range(args.transfers)]
     stream = transfers + rng.sample(transfers, int(len(transfers) * args.replay))
     print(
-        f"database={connection.vendor} mode={args.mode} transfers={len(transfers)} replays={len(stream) - len(transfers)}"
+        f"database={connection.vendor} mode={args.mode} batch={args.batch} "
+        f"transfers={len(transfers)} replays={len(stream) - len(transfers)}"
     )
     start = time.perf_counter()
     if args.mode == "batch":
@@ -73,7 +74,8 @@ def main() -> None:
     report = ledger_verify()
     assert report.ok, report.violations
     print(
-        f"posted {len(transfers)} new transfers (+{len(stream) - len(transfers)} replays) in {elapsed:.2f}s; ledger_verify OK"
+        f"posted {len(transfers)} new transfers (+{len(stream) - len(transfers)} replays) in {elapsed:.2f}s; "
+        "ledger_verify OK"
     )
     print(f"transfers_per_s={len(transfers) / elapsed:.0f}")
 

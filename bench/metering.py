@@ -26,6 +26,7 @@ def main() -> None:
     parser.add_argument("--no-settle", action="store_true")
     args = parser.parse_args()
     setup()
+    from django.contrib.auth.models import User
     from django.db import connection
 
     from billing.models import UsageRecord
@@ -33,7 +34,6 @@ def main() -> None:
     from billing.services.metering import usage_ingest
     from billing.services.settlement import lease_account_open, usage_settle_pending
     from billing.services.wallet import escrow_hold, wallet_credit
-    from tests.factories import CustomerFactory, ProviderFactory
 
     run = uuid.uuid4().int % 10**9
     node_id = run  # one synthetic node id per run keeps runs apart
@@ -67,7 +67,8 @@ def main() -> None:
     print(f"ingest: {len(stream)} reports in {elapsed:.2f}s; new={new} stored={stored} (exactly once)")
 
     if not args.no_settle:
-        customer, provider = CustomerFactory().user, ProviderFactory().user
+        customer = User.objects.create(username=f"bench-customer-{run}")
+        provider = User.objects.create(username=f"bench-provider-{run}")
         wallet_credit(user=customer, amount_micros=10**12, key=f"bench-topup:{run}")
         escrow_hold(user=customer, amount_micros=10**12, key=f"bench-hold:{run}")
         for lease in range(args.leases):

@@ -31,6 +31,7 @@ def bar_chart_svg(
         parts.append(
             f'<rect x="{left}" y="{y + 3}" width="{bar:.1f}" height="{row - 8}" fill="{escape(color)}" rx="2"/>'
         )
-        parts.append(f'<text x="{left + bar + 5:.1f}" y="{y + 15}">{value:,.2f}{escape(unit)}</text>')
+        shown = f"{value:,.0f}" if float(value).is_integer() else f"{value:,.2f}"
+        parts.append(f'<text x="{left + bar + 5:.1f}" y="{y + 15}">{shown}{escape(unit)}</text>')
     parts.append("</svg>")
     return "".join(parts)

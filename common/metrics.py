@@ -281,7 +281,7 @@ def _db_families() -> Iterator[Metric]:
     recent = (
         MatchRound.objects.filter(started_at__gte=now - MATCH_WINDOW, finished_at__isnull=False)
         .values_list("shard")
-        .annotate(n=Count("id"), placed=Sum("placed"), total_ms=Sum("total_ms"), max_ms=Max("total_ms"))
+        .annotate(n=Count("id"), placed_sum=Sum("placed"), ms_sum=Sum("total_ms"), ms_max=Max("total_ms"))
         .order_by("shard")
     )
     rounds = GaugeMetricFamily(

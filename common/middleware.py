@@ -8,17 +8,16 @@
   middleware and settings.
 """
 
-import logging
 import time
 from collections.abc import Callable
 
 from django.conf import settings
+from django.core.signals import request_finished
+from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse
 
 from common import metrics
 from common.logging import request_id_clean, request_id_var
-
-log = logging.getLogger("rigshift.request")
 
 DEFAULT_CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
@@ -49,21 +48,21 @@ class RequestContextMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         request_id = request_id_clean(request.headers.get("X-Request-ID"))
         request.request_id = request_id  # type: ignore[attr-defined]
-        token = request_id_var.set(request_id)
+        # Not reset on the way out: Django logs 4xx/5xx ("django.request") after the middleware chain
+        # returns; the `request_finished` signal clears it (see `_request_finished`).
+        request_id_var.set(request_id)
         started = time.perf_counter()
-        try:
-            response = self.get_response(request)
-            elapsed = time.perf_counter() - started
-            response["X-Request-ID"] = request_id
-            view = _view_label(request, response)
-            metrics.request_observe(
-                view=view, method=request.method or "", status=response.status_code, seconds=elapsed
-            )
-            if response.status_code >= 500:
-                log.error("%s %s -> %s", request.method, request.path, response.status_code, extra={"view": view})
-            return response
-        finally:
-            request_id_var.reset(token)
+        response = self.get_response(request)
+        elapsed = time.perf_counter() - started
+        response["X-Request-ID"] = request_id
+        view = _view_label(request, response)
+        metrics.request_observe(view=view, method=request.method or "", status=response.status_code, seconds=elapsed)
+        return response
+
+
+@receiver(request_finished, dispatch_uid="rigshift-request-id-clear")
+def _request_finished(**kwargs: object) -> None:
+    request_id_var.set(None)
 
 
 class SecurityHeadersMiddleware:

@@ -59,3 +59,11 @@ def customer_client(customer: Any) -> APIClient:
 @pytest.fixture
 def other_customer_client(other_customer: Any) -> APIClient:
     return client_for(other_customer.user)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_rate_limits() -> None:
+    """Each test starts with empty rate-limit and lockout counters (they live in the shared cache)."""
+    from common.ratelimit import ratelimit_namespace_reset
+
+    ratelimit_namespace_reset()

@@ -77,7 +77,7 @@ def test_server_errors_counted_by_view() -> None:
 
 def test_gauges_from_the_database(client: Client) -> None:
     now = timezone.now()
-    customer = CustomerFactory()
+    customer: Any = CustomerFactory()
     fresh = Job.objects.create(customer=customer, name="fresh", gpu_count=1, image="img", duration_seconds=60)
     old = Job.objects.create(customer=customer, name="old", gpu_count=1, image="img", duration_seconds=60)
     Job.objects.filter(pk=old.pk).update(created_at=now - timedelta(minutes=20))

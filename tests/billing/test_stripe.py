@@ -210,3 +210,16 @@ def test_failed_transfer_returns_money_to_payable_visibly(http: ReplayHTTPClient
     assert len([r for r in http.requests if r.path == "/v1/transfers"]) == 1
     assert Payout.objects.get().reversal_transaction is not None
     assert ledger_verify().ok
+
+
+@override_settings(**STRIPE)
+def test_payment_failed_and_unhandled_events(http: ReplayHTTPClient, api_client: Any) -> None:
+    user = CustomerFactory().user
+    topup = stripe_topup(http, user)
+    pi = {"id": "pi_x", "object": "payment_intent", "metadata": {"topup_id": str(topup.pk)}}
+    assert post_webhook(api_client, *signed(event("payment_intent.payment_failed", pi, "evt_f"))).status_code == 200
+    topup.refresh_from_db()
+    assert topup.status == TopUpStatus.FAILED
+    other = post_webhook(api_client, *signed(event("customer.created", {"id": "cus_1", "object": "customer"}, "evt_o")))
+    assert other.status_code == 200 and other.json()["outcome"] == "customer.created: not handled"
+    assert wallet_balance(user=user).available_micros == 0

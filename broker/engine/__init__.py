@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-from broker.engine.assign import Assigner
+from broker.engine.assign import Assigner, _row_classes
 from broker.engine.filter import feasible, first_reasons
 from broker.engine.types import (
     MODE_INTERRUPTIBLE,
@@ -121,8 +121,9 @@ def requirement_classes(jobs: Jobs, nodes: Nodes, *, now: float) -> tuple[np.nda
         jobs.pref_region,
     ]
     key = np.column_stack([np.asarray(c, dtype=float) for c in cols] + [jobs.allowed_models, jobs.allowed_regions])
-    _, reps, inverse = np.unique(key, axis=0, return_index=True, return_inverse=True)
-    return inverse.ravel().astype(np.int64), reps.astype(np.int64)
+    key = np.ascontiguousarray(key, dtype=np.float64) + 0.0  # normalise -0.0
+    inverse, reps = _row_classes(key.view(np.uint8))
+    return inverse, reps
 
 
 def _subset(jobs: Jobs, rows: np.ndarray) -> Jobs:

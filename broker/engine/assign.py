@@ -333,7 +333,7 @@ class Assigner:
         return out
 
 
-def _scan(order: IntA, p: int, row: BoolA, free: IntA, block: int = 128) -> tuple[int, int]:
+def _scan(order: IntA, p: int, row: BoolA, free: IntA, block: int = 64) -> tuple[int, int]:
     """First node at or after position p of `order` that the job row allows and that has a free GPU.
     Returns (new pointer, node) or (len, -1). Nodes before the pointer are full or infeasible for the
     class, and stay so within a greedy pass (slots are only taken), so the pointer never moves back."""
@@ -345,6 +345,7 @@ def _scan(order: IntA, p: int, row: BoolA, free: IntA, block: int = 128) -> tupl
         if ok[k]:
             return p + k, int(blk[k])
         p += len(blk)
+        block = min(block * 2, 4096)
     return n, -1
 
 

@@ -104,6 +104,21 @@ def _models_table() -> tuple[engine.Models, dict[int, int]]:
     )
 
 
+def _reserved_slots_hold(
+    *, slot_free_at: np.ndarray, pos: dict[int, int], gpu_count: np.ndarray, now: datetime
+) -> None:
+    """Reserved contracts hold the node's highest slots until their term ends (broker/services/reserved.py)."""
+    from broker.services.reserved import reserved_holds
+
+    used: dict[int, int] = {}
+    for node_id, count, ends_at in reserved_holds(node_ids=list(pos), now=now):
+        i = pos[node_id]
+        top = int(gpu_count[i]) - used.get(node_id, 0)
+        for slot in range(max(0, top - count), top):
+            slot_free_at[i, slot] = max(slot_free_at[i, slot], ends_at.timestamp())
+        used[node_id] = used.get(node_id, 0) + count
+
+
 def snapshot_take(*, now: datetime, job_limit: int | None = None, job_ids: list[int] | None = None) -> Snapshot:
     """Read pending jobs, free capacity and fair-share usage into engine arrays."""
     nowf = now.timestamp()
@@ -148,6 +163,7 @@ def snapshot_take(*, now: datetime, job_limit: int | None = None, job_ids: list[
         if t > slot_free_at[i, slot]:
             slot_free_at[i, slot] = t
         holdings[(i, slot)] = max(holdings.get((i, slot), -np.inf), t)
+    _reserved_slots_hold(slot_free_at=slot_free_at, pos=pos, gpu_count=gpu_count, now=now)
     gpu = np.maximum(gpu_count, 1)
     fp16 = models.fp16[[model_index[r[1]] for r in node_rows]] if n else np.zeros(0)
     nodes = engine.Nodes(

@@ -173,6 +173,18 @@ CELERY_BEAT_SCHEDULE["broker-leases-expire"] = {
     "schedule": 30.0,
     "options": {"expires": 30},
 }
+# Financing: daily review of open advances (each advance's 60-day minimum-progress window is checked when it
+# ends; collateral uptime; delinquency/default policy) and reserved-contract monthly charges.
+CELERY_BEAT_SCHEDULE["billing-financing-review"] = {
+    "task": "billing.tasks.financing_review_task",
+    "schedule": 86400.0,
+    "options": {"expires": 3600},
+}
+CELERY_BEAT_SCHEDULE["billing-reserved-contracts-charge"] = {
+    "task": "billing.tasks.reserved_contracts_charge_task",
+    "schedule": 86400.0,
+    "options": {"expires": 3600},
+}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 8}},

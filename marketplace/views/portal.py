@@ -8,6 +8,7 @@ from decimal import Decimal
 from functools import wraps
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.views import redirect_to_login
@@ -85,7 +86,7 @@ def signup(request: HttpRequest) -> HttpResponse:
         except ValidationFailed as exc:
             form_add_domain_errors(form, exc)
         else:
-            login(request, provider.user, backend="django.contrib.auth.backends.ModelBackend")
+            login(request, provider.user, backend=settings.AUTHENTICATION_BACKENDS[0])
             messages.success(request, f"Welcome to RigShift, {provider.company}. Start with the checklist below.")
             return redirect("provider:dashboard")
     return render(request, "provider/signup.html", {"form": form})

@@ -153,6 +153,7 @@ class AgentHeartbeatView(AgentView):
             "max_seq": result.max_seq,
             "next_heartbeat_s": result.next_heartbeat_s,
             "activated_leases": result.activated_leases,
+            "ended_leases": result.ended_leases,
             "ignored_leases": result.ignored_leases,
         }
         return Response(AgentHeartbeatOutputSerializer(body).data)

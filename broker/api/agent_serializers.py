@@ -113,6 +113,9 @@ class AgentHeartbeatOutputSerializer(serializers.Serializer[Any]):
     )
     next_heartbeat_s = serializers.IntegerField()
     activated_leases = serializers.ListField(child=serializers.IntegerField())
+    ended_leases = serializers.ListField(
+        child=serializers.IntegerField(), help_text="Leases this heartbeat reported as exited: ended, GPUs freed."
+    )
     ignored_leases = AgentIgnoredLeaseSerializer(many=True, help_text="Reports for leases that are not this node's.")
 
 

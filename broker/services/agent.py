@@ -5,9 +5,8 @@ transaction (heartbeat row, node online, uptime, lease activation, usage to bill
 sequence number changes nothing and is answered `duplicate=True`.
 """
 
-import importlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -19,9 +18,9 @@ from django.db.models import Count, Max, Q
 from django.utils import timezone
 
 from billing.services.metering import usage_ingest
-from broker.models import JobState, Lease, LeaseState
+from broker.models import LeaseState
 from broker.selectors.agent import agent_node_leases
-from broker.services.jobs_state import job_transition
+from broker.services.leases import lease_activate, lease_end
 from common.errors import ValidationFailed
 from marketplace.models import Node, NodeHeartbeat, NodeStatus
 from marketplace.services.reliability import node_reliability_refresh, node_uptime_add
@@ -67,36 +66,9 @@ class HeartbeatResult:
     next_heartbeat_s: int
     uptime_added_s: int = 0
     activated_leases: list[int] = field(default_factory=list)
+    ended_leases: list[int] = field(default_factory=list)
     ignored_leases: list[dict[str, Any]] = field(default_factory=list)
     max_seq: int | None = None  # on a duplicate: the highest seq received, for an agent that lost its state
-
-
-def _lease_service(name: str) -> Callable[..., Any] | None:
-    """A function of broker.services.leases, if that module (owned by the matching work) provides it."""
-    try:
-        module = importlib.import_module("broker.services.leases")
-    except ImportError:
-        return None
-    function = getattr(module, name, None)
-    return function if callable(function) else None
-
-
-def _lease_activate(*, lease_id: int, job_id: int, now: datetime) -> bool:
-    """reserved → active (and the job matched → running) on the agent's first report of the lease.
-
-    Uses the lease service when it exists; otherwise the same conditional update it would make.
-    """
-    lease_activate = _lease_service("lease_activate")
-    if lease_activate is not None:
-        return bool(lease_activate(lease_id=lease_id))
-    updated = Lease.objects.filter(pk=lease_id, state=LeaseState.RESERVED).update(
-        state=LeaseState.ACTIVE, activated_at=now
-    )
-    if updated:
-        job_transition(
-            job_id=job_id, from_states=[JobState.MATCHED], to_state=JobState.RUNNING, note="agent started the lease"
-        )
-    return bool(updated)
 
 
 def _check_reports(*, reports: Sequence[dict[str, Any]], owned: dict[int, tuple[str, int, int]]) -> None:
@@ -139,6 +111,7 @@ def agent_heartbeat(
             Node.objects.filter(pk=node.pk).update(status=NodeStatus.ONLINE, last_heartbeat_at=seen_at)
             added = node_uptime_add(node_id=node.pk, previous=previous, now=now)
             activated: list[int] = []
+            ended: list[int] = []
             ignored: list[dict[str, Any]] = []
             if leases:
                 owned = agent_node_leases(node=node, lease_ids=[report["lease_id"] for report in leases])
@@ -153,11 +126,16 @@ def agent_heartbeat(
                 # closing a lease it never started (e.g. withdrawn before it began): that must not activate it
                 started = {r["lease_id"] for r in own_reports if r["state"] == "running" or r["gpu_seconds"] > 0}
                 for lease_id in sorted(started):
-                    state, job_id, _ = owned[lease_id]
-                    if state == LeaseState.RESERVED and _lease_activate(lease_id=lease_id, job_id=job_id, now=now):
+                    state, _job_id, _ = owned[lease_id]
+                    if state == LeaseState.RESERVED and lease_activate(lease_id=lease_id):
                         activated.append(lease_id)
                 if own_reports:
                     usage_ingest(node_id=node.pk, reports=own_reports)
+                finished = sorted({r["lease_id"] for r in own_reports if r["state"] == "exited"})
+                for lease_id in finished:
+                    # the workload is over: free the GPUs now and settle, so no capacity is held after it closed
+                    if lease_end(lease_id=lease_id, reason="workload exited", complete_job=True):
+                        ended.append(lease_id)
     except IntegrityError:
         seen = NodeHeartbeat.objects.filter(node_id=node.pk).aggregate(
             top=Max("seq"), same=Count("pk", filter=Q(seq=seq))
@@ -177,5 +155,6 @@ def agent_heartbeat(
         next_heartbeat_s=interval,
         uptime_added_s=added,
         activated_leases=activated,
+        ended_leases=ended,
         ignored_leases=ignored,
     )

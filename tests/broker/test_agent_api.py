@@ -300,6 +300,7 @@ def test_heartbeat_marks_node_online_and_records_it() -> None:
         "max_seq": None,
         "next_heartbeat_s": 15,
         "activated_leases": [],
+        "ended_leases": [],
         "ignored_leases": [],
     }
     node.refresh_from_db()
@@ -500,9 +501,28 @@ def test_a_zero_usage_exited_report_does_not_activate_a_reserved_lease(usage_cal
     closed = {**report(lease.pk, 1, gpu_seconds=0, span_s=0), "state": "exited"}
     response = agent_client(raw).post("/api/v1/agent/heartbeat", {"seq": 1, "leases": [closed]}, format="json")
     assert response.json()["activated_leases"] == []
+    assert response.json()["ended_leases"] == [lease.pk]
     lease.refresh_from_db()
-    assert lease.state == LeaseState.RESERVED
+    assert lease.state == LeaseState.ENDED  # never activated, and its GPUs are not held any longer
+    assert lease.activated_at is None
     assert len(usage_calls) == 1  # still metered (billing keeps every report)
+
+
+def test_an_exited_report_ends_the_lease_frees_its_gpus_and_completes_the_job() -> None:
+    node, raw = agent_node()
+    lease = make_lease(node, state=LeaseState.ACTIVE, job_state=JobState.RUNNING)
+    client = agent_client(raw)
+    done = {**report(lease.pk, 1, gpu_seconds=60), "state": "exited"}
+    body = client.post("/api/v1/agent/heartbeat", {"seq": 1, "leases": [done]}, format="json").json()
+    assert body["ended_leases"] == [lease.pk]
+    lease.refresh_from_db()
+    assert lease.state == LeaseState.ENDED and lease.end_reason == "workload exited"
+    assert not lease.slots.filter(ends_at__gt=timezone.now()).exists()
+    assert Job.objects.get(pk=lease.job_id).state == JobState.COMPLETED
+    assert UsageRecord.objects.filter(lease_ref=lease.pk).count() == 1
+    # the agent resending its report in a later heartbeat changes nothing
+    again = client.post("/api/v1/agent/heartbeat", {"seq": 2, "leases": [done]}, format="json").json()
+    assert again["ended_leases"] == []
 
 
 def test_silent_node_goes_offline_its_leases_fail_over_and_coming_back_resurrects_nothing(

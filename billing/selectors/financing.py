@@ -299,3 +299,28 @@ def lease_accounts_of_model_exist(*, gpu_model: GPUModel) -> bool:
 
 def funding_mode_auto_lenders() -> QuerySet[LenderPreference]:
     return LenderPreference.objects.filter(mode=LenderFundingMode.AUTO).order_by("lender_id")
+
+
+def advance_projection(*, advance: Advance, now: datetime | None = None) -> datetime | None:
+    """Projected payoff date: at the pace repaid so far (after 30 days of history), else the offer's expectation."""
+    if advance.disbursed_at is None or advance.status not in OPEN_ADVANCE_STATUSES:
+        return advance.closed_at
+    now = now or timezone.now()
+    elapsed = (now - advance.disbursed_at).total_seconds()
+    if elapsed >= 30 * 86_400 and advance.repaid_micros > 0:
+        seconds_left = advance.remaining_micros * elapsed / advance.repaid_micros
+        return now + timedelta(seconds=seconds_left)
+    return advance.disbursed_at + timedelta(days=float(advance.expected_payoff_months) * 30)
+
+
+def advances_all(*, status: str | None = None) -> QuerySet[Advance]:
+    qs = Advance.objects.select_related("gpu_model", "provider", "application").order_by("-approved_at", "-pk")
+    return qs.filter(status=status) if status else qs
+
+
+def applications_pending() -> QuerySet[AdvanceApplication]:
+    return (
+        AdvanceApplication.objects.filter(status="offered")
+        .select_related("gpu_model", "provider")
+        .order_by("created_at", "pk")
+    )

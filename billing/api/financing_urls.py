@@ -1,0 +1,33 @@
+from django.urls import URLPattern, URLResolver, path
+
+from billing.api import financing as f
+
+urlpatterns: list[URLPattern | URLResolver] = [
+    path("financing/applications/", f.ApplicationListCreateView.as_view(), name="api-financing-applications"),
+    path(
+        "financing/applications/<int:application_id>/",
+        f.ApplicationDetailView.as_view(),
+        name="api-financing-application",
+    ),
+    path("financing/advances/", f.ProviderAdvanceListView.as_view(), name="api-financing-advances"),
+    path("financing/advances/<int:advance_id>/", f.AdvanceDetailView.as_view(), name="api-financing-advance"),
+    path("financing/advances/<int:advance_id>/payoff/", f.AdvancePayoffView.as_view(), name="api-financing-payoff"),
+    path("financing/staff/applications/", f.StaffApplicationsView.as_view(), name="api-financing-staff-apps"),
+    path(
+        "financing/staff/applications/<int:application_id>/decide/",
+        f.StaffApplicationDecideView.as_view(),
+        name="api-financing-staff-decide",
+    ),
+    path("financing/staff/advances/", f.StaffAdvanceListView.as_view(), name="api-financing-staff-advances"),
+    path(
+        "financing/staff/advances/<int:advance_id>/action/",
+        f.StaffAdvanceActionView.as_view(),
+        name="api-financing-staff-action",
+    ),
+    path("lenders/signup/", f.LenderSignupView.as_view(), name="api-lender-signup"),
+    path("lender/preferences/", f.LenderPreferenceView.as_view(), name="api-lender-preferences"),
+    path("lender/capital/", f.LenderCapitalView.as_view(), name="api-lender-capital"),
+    path("lender/offers/", f.LenderOffersView.as_view(), name="api-lender-offers"),
+    path("lender/advances/<int:advance_id>/fund/", f.LenderFundView.as_view(), name="api-lender-fund"),
+    path("lender/portfolio/", f.LenderPortfolioView.as_view(), name="api-lender-portfolio"),
+]

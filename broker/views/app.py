@@ -8,6 +8,7 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.views import redirect_to_login
@@ -61,7 +62,7 @@ def signup(request: HttpRequest) -> HttpResponse:
         except ValidationFailed as exc:
             form_add_domain_errors(form, exc)
         else:
-            login(request, customer.user, backend="django.contrib.auth.backends.ModelBackend")
+            login(request, customer.user, backend=settings.AUTHENTICATION_BACKENDS[0])
             messages.success(request, "Welcome to RigShift. Top up your wallet, then search and book GPUs.")
             return redirect("app:dashboard")
     return render(request, "app/signup.html", {"form": form})

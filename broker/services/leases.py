@@ -243,10 +243,11 @@ def lease_end(*, lease_id: int, reason: str = "completed", complete_job: bool = 
         lease = _close(lease_id=lease_id, to_state=LeaseState.ENDED, reason=reason, now=now)
         if lease is None:
             return False
-        if complete_job and job_transition(
+        completed = complete_job and job_transition(
             job_id=lease.job_id, from_states=LIVE_JOB_STATES, to_state=JobState.COMPLETED, note=f"lease ended: {reason}"
-        ):
-            _lease_close_money(lease=lease, job_terminal=True, failed=False)
+        )
+        # Billing closes the lease's account either way; the job's unused hold comes back only when it completed.
+        _lease_close_money(lease=lease, job_terminal=completed, failed=False)
     return True
 
 

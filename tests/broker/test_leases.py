@@ -161,3 +161,22 @@ def test_postgres_exclusion_constraint_refuses_overlapping_slots():
     job = pending_job()
     with pytest.raises(IntegrityError), transaction.atomic():
         leases_create_bulk(plans=[LeasePlan(job.pk, node.pk, [0], 1, now, now + timedelta(hours=1))])
+
+
+def test_activated_lease_end_closes_billing_account_and_returns_unused_hold():
+    from billing.models import LeaseAccount
+
+    customer = CustomerFactory()
+    fund(customer, 50)
+    job = pending_job(customer, held_micros=3_000_000)
+    escrow_hold(user=customer.user, amount_micros=3_000_000, key=f"hold:{job.pk}")
+    lease = leased(job=job)
+    lease_activate(lease_id=lease.pk)
+    assert LeaseAccount.objects.filter(lease_ref=lease.pk).exists()
+    lease_end(lease_id=lease.pk, reason="done", complete_job=True)
+    account = LeaseAccount.objects.get(lease_ref=lease.pk)
+    assert account.status == "closed"
+    job.refresh_from_db()
+    assert job.state == JobState.COMPLETED and job.held_micros == 0
+    balance = wallet_balance(user=customer.user)
+    assert balance.held_micros == 0 and balance.available_micros == 50_000_000  # no usage reported: all back

@@ -551,6 +551,10 @@ class Advance(models.Model):
     def remaining_micros(self) -> int:
         return self.due_micros - self.repaid_micros - self.written_off_micros
 
+    @property
+    def unfunded_micros(self) -> int:
+        return self.principal_micros - self.funded_micros
+
 
 class AdvanceFunding(models.Model):
     """One lender's share of an advance; it receives repayments pro rata to `amount_micros`."""

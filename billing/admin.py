@@ -1,6 +1,8 @@
 """Django admin for billing. Every money row is read-only: money moves only through billing services."""
 
-from django.contrib import admin
+from typing import Any
+
+from django.contrib import admin, messages
 
 from billing.models import (
     Account,
@@ -192,6 +194,30 @@ class AdvanceApplicationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[AdvanceApplic
     list_display = ("id", "provider", "gpu_model", "gpu_count", "requested_micros", "status", "created_at")
     list_filter = ("status",)
     search_fields = ("provider__username",)
+    actions = ["approve_offers", "reject_offers"]
+
+    @admin.action(description="Approve selected offers (open for funding; paid to the provider)")
+    def approve_offers(self, request: Any, queryset: Any) -> None:
+        from billing.services.financing_applications import advance_application_approve
+        from common.errors import DomainError
+
+        for app in queryset.order_by("pk"):
+            try:
+                advance = advance_application_approve(staff_user=request.user, application_id=app.pk)
+                self.message_user(request, f"Application {app.pk}: advance {advance.pk} is {advance.status}.")
+            except DomainError as exc:
+                self.message_user(request, f"Application {app.pk}: {exc.message}", level=messages.ERROR)
+
+    @admin.action(description="Reject selected offers")
+    def reject_offers(self, request: Any, queryset: Any) -> None:
+        from billing.services.financing_applications import advance_application_reject
+        from common.errors import DomainError
+
+        for app in queryset.order_by("pk"):
+            try:
+                advance_application_reject(staff_user=request.user, application_id=app.pk, note="rejected in admin")
+            except DomainError as exc:
+                self.message_user(request, f"Application {app.pk}: {exc.message}", level=messages.ERROR)
 
 
 @admin.register(Advance)
@@ -199,6 +225,34 @@ class AdvanceAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[Advance]):
     list_display = ("id", "provider", "gpu_model", "principal_micros", "repaid_micros", "withhold_bps", "status")
     list_filter = ("status", "disburse_to")
     search_fields = ("provider__username", "vendor_name")
+    actions = ["mark_delinquent", "cure", "default_write_off", "review_now"]
+
+    def _act(self, request: Any, queryset: Any, action: str) -> None:
+        from billing.services.financing_advances import advance_staff_action
+        from common.errors import DomainError
+
+        for advance in queryset.order_by("pk"):
+            try:
+                done = advance_staff_action(staff_user=request.user, advance_id=advance.pk, action=action)
+                self.message_user(request, f"Advance {advance.pk} is {done.status}.")
+            except DomainError as exc:
+                self.message_user(request, f"Advance {advance.pk}: {exc.message}", level=messages.ERROR)
+
+    @admin.action(description="Mark delinquent (raise the withhold rate)")
+    def mark_delinquent(self, request: Any, queryset: Any) -> None:
+        self._act(request, queryset, "delinquent")
+
+    @admin.action(description="Cure (back to active, base withhold rate)")
+    def cure(self, request: Any, queryset: Any) -> None:
+        self._act(request, queryset, "cure")
+
+    @admin.action(description="Default: write off what remains")
+    def default_write_off(self, request: Any, queryset: Any) -> None:
+        self._act(request, queryset, "default")
+
+    @admin.action(description="Review now (progress windows, collateral)")
+    def review_now(self, request: Any, queryset: Any) -> None:
+        self._act(request, queryset, "review")
 
 
 @admin.register(AdvanceFunding)

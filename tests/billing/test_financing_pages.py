@@ -98,3 +98,20 @@ def test_lender_signup_capital_and_preferences_pages() -> None:
 
     pref = User.objects.get(username="funda").lender_preference
     assert pref.mode == "auto" and pref.max_per_advance_micros == 1000 * MICROS and pref.tiers == ["training"]
+
+
+def test_admin_actions_approve_and_default(world: dict) -> None:
+    login(world["provider"]).post("/provider/financing/", {"gpu_model": "rtx-4090", "count": "1"})
+    app = AdvanceApplication.objects.get()
+    lender(capital_micros=10_000 * MICROS, mode="auto")
+    admin_user = staff_user()
+    admin_user.is_superuser = True
+    admin_user.save(update_fields=["is_superuser"])
+    c = login(admin_user)
+    r = c.post("/admin/billing/advanceapplication/", {"action": "approve_offers", "_selected_action": [str(app.pk)]})
+    assert r.status_code == 302
+    advance = Advance.objects.get()
+    assert advance.status == AdvanceStatus.ACTIVE
+    c.post("/admin/billing/advance/", {"action": "default_write_off", "_selected_action": [str(advance.pk)]})
+    advance.refresh_from_db()
+    assert advance.status == AdvanceStatus.DEFAULTED

@@ -36,6 +36,7 @@ DEFAULT_VIEWS: dict[str, str] = {
     "provider:signup": "signup",
     "app:signup": "signup",
     "lender:signup": "signup",
+    "lender-signup": "signup",
     "api-lender-signup": "signup",
     "agent-register": "agent",
     "agent-heartbeat": "agent",

@@ -1,0 +1,130 @@
+"""The world the security tests run against: two tenants of each kind, a lender, staff, and A's objects."""
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.contrib.auth.models import User
+from django.test import Client
+from django.utils import timezone
+
+from billing.models import Advance, AdvanceApplication, ApplicationStatus, Invoice, InvoiceKind
+from broker.models import Job, MatchRound
+from common.models import ApiToken
+from common.services import api_token_create
+from marketplace.models import FleetAssessment, Node
+from marketplace.services.assessment import fleet_assess
+from marketplace.services.nodes import node_token_rotate
+from tests.factories import CustomerFactory, GPUModelFactory, LenderFactory, NodeFactory, ProviderFactory, UserFactory
+
+ROLES = ("anon", "provider_a", "provider_b", "customer_a", "customer_b", "lender", "node_a", "staff")
+
+
+@dataclass
+class World:
+    users: dict[str, User] = field(default_factory=dict)
+    tokens: dict[str, str] = field(default_factory=dict)  # role -> raw bearer token
+    node_a: Node | None = None
+    node_b: Node | None = None
+    job_a: Job | None = None
+    assessment_a: FleetAssessment | None = None
+    invoice_a: Invoice | None = None
+    api_token_a: ApiToken | None = None
+    round: MatchRound | None = None
+    application_a: AdvanceApplication | None = None
+    advance_a: Advance | None = None
+
+    def kwargs(self) -> dict[str, Any]:
+        """Values for URL parameters: always A's objects (or the shared catalog)."""
+        assert self.node_a and self.job_a and self.assessment_a and self.invoice_a and self.api_token_a and self.round
+        return {
+            "node_id": self.node_a.pk,
+            "job_id": self.job_a.pk,
+            "assessment_id": self.assessment_a.pk,
+            "invoice_id": self.invoice_a.pk,
+            "token_id": self.api_token_a.pk,
+            "round_id": self.round.pk,
+            "application_id": self.application_a.pk if self.application_a else 0,
+            "advance_id": self.advance_a.pk if self.advance_a else 0,
+            "slug": "rtx-4090",
+        }
+
+    def client(self, role: str, *, enforce_csrf: bool = False) -> Client:
+        """Pages get the role's session; APIs its bearer token (the node role has only its node token)."""
+        client = Client(enforce_csrf_checks=enforce_csrf)
+        if role == "anon":
+            return client
+        if role != "node_a":
+            client.force_login(self.users[role])
+        client.defaults["HTTP_AUTHORIZATION"] = f"Bearer {self.tokens[role]}"
+        return client
+
+
+def world_build() -> World:
+    world = World()
+    provider_a, provider_b = ProviderFactory(), ProviderFactory()
+    customer_a, customer_b = CustomerFactory(), CustomerFactory()
+    lender = LenderFactory()
+    staff = UserFactory(is_staff=True)
+    world.users = {
+        "provider_a": provider_a.user,
+        "provider_b": provider_b.user,
+        "customer_a": customer_a.user,
+        "customer_b": customer_b.user,
+        "lender": lender.user,
+        "staff": staff,
+    }
+    for role, user in world.users.items():
+        token, raw = api_token_create(user=user)
+        world.tokens[role] = raw
+        if role == "customer_a":
+            world.api_token_a = token
+    world.node_a = NodeFactory(provider=provider_a)
+    world.node_b = NodeFactory(provider=provider_b)
+    world.tokens["node_a"] = node_token_rotate(node=world.node_a)
+    world.job_a = Job.objects.create(customer=customer_a, name="a-job", gpu_count=1, image="img", duration_seconds=600)
+    gpu_model = GPUModelFactory()
+    world.assessment_a = fleet_assess(provider=provider_a, lines=[("RTX 4090", 4), ("RX 580 8GB", 8)])
+    now = timezone.now()
+    world.invoice_a = Invoice.objects.create(
+        customer=customer_a.user,
+        number=f"INV-A-{customer_a.pk}",
+        kind=InvoiceKind.ON_DEMAND,
+        period_start=now - timedelta(days=1),
+        period_end=now,
+    )
+    world.round = MatchRound.objects.create(shard="default", started_at=now, finished_at=now)
+    _financing_build(world, provider_a.user, gpu_model)
+    return world
+
+
+def _financing_build(world: World, provider_user: User, gpu_model: Any) -> None:
+    """Provider A's advance application (approved) and its advance, still funding."""
+    now = timezone.now()
+    world.application_a = AdvanceApplication.objects.create(
+        provider=provider_user,
+        gpu_model=gpu_model,
+        gpu_count=2,
+        unit_cost_micros=1_600_000_000,
+        requested_micros=3_200_000_000,
+        status=ApplicationStatus.APPROVED,
+        offered_gpu_count=2,
+        principal_micros=3_200_000_000,
+        fee_micros=320_000_000,
+        withhold_bps=2000,
+        rules_version="test",
+    )
+    world.advance_a = Advance.objects.create(
+        application=world.application_a,
+        provider=provider_user,
+        gpu_model=gpu_model,
+        gpu_count=2,
+        principal_micros=3_200_000_000,
+        fee_micros=320_000_000,
+        base_withhold_bps=2000,
+        withhold_bps=2000,
+        expected_payoff_months=Decimal("6.0"),
+        min_progress_micros=100_000_000,
+        approved_at=now,
+    )

@@ -389,9 +389,7 @@ class ReservedContract(models.Model):
     broker/services/reserved.py for how capacity is chosen and respected).
     """
 
-    customer = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="reserved_contracts"
-    )
+    customer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="reserved_contracts")
     provider = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="provider_reserved_contracts"
     )

@@ -60,6 +60,11 @@ def _user(request: Request) -> User:
     return request.user
 
 
+def _field(request: Request, name: str) -> Any:
+    data = request.data
+    return data.get(name) if isinstance(data, dict) else None
+
+
 def dollars_parse(value: Any, *, field: str, required: bool = True) -> int | None:
     """A dollar amount ("5000.00") → micros; > 0, at most 2 decimals; else 400 naming the field."""
     if value in (None, "") and not required:
@@ -100,7 +105,7 @@ class ApplicationOut(serializers.Serializer[dict[str, Any]]):
     requested = serializers.CharField()
     offer = OfferOut(allow_null=True)
     decline_reasons = serializers.ListField(child=serializers.CharField())
-    inputs = serializers.JSONField()  # type: ignore[assignment]
+    inputs = serializers.JSONField()
     arithmetic = serializers.ListField(child=serializers.CharField())
     rules_version = serializers.CharField()
     advance = serializers.IntegerField(allow_null=True)
@@ -156,7 +161,7 @@ class AdvanceOut(serializers.Serializer[dict[str, Any]]):
     disbursed_at = serializers.DateTimeField(allow_null=True)
     disbursed_to = serializers.CharField()
     application = serializers.IntegerField()
-    inputs = serializers.JSONField()  # type: ignore[assignment]
+    inputs = serializers.JSONField()
     arithmetic = serializers.ListField(child=serializers.CharField())
     events = serializers.ListField(child=serializers.DictField())
     your_share = serializers.DictField(allow_null=True, help_text="For a funding lender: its share and receipts")
@@ -277,7 +282,7 @@ class AdvancePayoffView(APIView):
 
     @extend_schema(request=PayoffIn, responses={200: AdvanceOut, **error_responses(400, 401, 402, 403, 404, 409)})
     def post(self, request: Request, advance_id: int) -> Response:
-        amount = dollars_parse(request.data.get("amount"), field="amount", required=False)
+        amount = dollars_parse(_field(request, "amount"), field="amount", required=False)
         advance = advance_payoff_early(provider_user=_user(request), advance_id=advance_id, amount_micros=amount)
         return Response(advance_out(advance))
 
@@ -359,7 +364,7 @@ class LenderCapitalView(APIView):
 
     @extend_schema(request=AmountIn, responses={201: serializers.DictField(), **error_responses(400, 401, 403)})
     def post(self, request: Request) -> Response:
-        amount = dollars_parse(request.data.get("amount"), field="amount")
+        amount = dollars_parse(_field(request, "amount"), field="amount")
         assert amount is not None
         c = lender_capital_commit(lender_user=_user(request), amount_micros=amount)
         body = {"id": c.pk, "status": c.status, "amount": _dollars(c.amount_micros), "gateway": c.gateway}
@@ -379,7 +384,7 @@ class LenderFundView(APIView):
 
     @extend_schema(request=PayoffIn, responses={200: AdvanceOut, **error_responses(400, 401, 403, 404, 409)})
     def post(self, request: Request, advance_id: int) -> Response:
-        amount = dollars_parse(request.data.get("amount"), field="amount", required=False)
+        amount = dollars_parse(_field(request, "amount"), field="amount", required=False)
         advance = advance_fund(lender_user=_user(request), advance_id=advance_id, amount_micros=amount)
         return Response(advance_out(advance, viewer=_user(request)))
 

@@ -237,7 +237,7 @@ def lender_portfolio(*, lender_user: User) -> dict[str, Any]:
     )
     funded = repaid = outstanding = written_off = 0
     expected_curve: dict[int, int] = {}
-    rows = []
+    rows: list[dict[str, Any]] = []
     for f in fundings:
         adv = f.advance
         if adv.status == AdvanceStatus.FUNDING:

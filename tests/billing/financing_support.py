@@ -54,7 +54,7 @@ def earn(*, provider_user: User, node_id: int, charge_micros: int, customer: Any
     return ref
 
 
-def lender(*, capital_micros: int, mode: str = "hand_picked", **prefs: Any) -> User:
+def lender(*, capital_micros: int, mode: str = "hand_picked", **prefs: Any) -> Any:
     user = LenderFactory().user
     lender_preference_set(
         lender_user=user,
@@ -68,7 +68,7 @@ def lender(*, capital_micros: int, mode: str = "hand_picked", **prefs: Any) -> U
     return user
 
 
-def staff_user() -> User:
+def staff_user() -> Any:
     return UserFactory(is_staff=True)
 
 

@@ -144,7 +144,8 @@ def test_a_year_of_market(monkeypatch: pytest.MonkeyPatch) -> None:
     assert sum(f.received_micros for f in fundings) == strong.due_micros
     assert Collateral.objects.filter(advance=strong, node=new_nodes["strong"]).exists()
     last = AdvanceRepayment.objects.filter(advance=strong).order_by("-created_at").first()
-    assert last is not None and last.created_at < clock.now - timedelta(days=28)  # stopped well before year end
+    assert last is not None and last.created_at is not None
+    assert last.created_at < clock.now - timedelta(days=28)  # stopped well before year end
 
     # Failing: collateral offline → delinquent after 14 days → defaulted after 45; remainder written off.
     kinds = list(AdvanceEvent.objects.filter(advance=failing).values_list("kind", flat=True))
@@ -152,6 +153,7 @@ def test_a_year_of_market(monkeypatch: pytest.MonkeyPatch) -> None:
     assert failing.status == AdvanceStatus.DEFAULTED
     assert failing.written_off_micros == failing.due_micros - failing.repaid_micros > 0
     assert failing.remaining_micros == 0
+    assert failing.closed_at is not None
     assert not AdvanceRepayment.objects.filter(advance=failing, created_at__gt=failing.closed_at).exists()
 
     # Falling prices: shortfalls flagged, then delinquent with a raised withhold rate (policy), never over-repaid.

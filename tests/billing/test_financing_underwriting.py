@@ -1,6 +1,7 @@
 """Underwriting rules (services/financing_underwriting.py) and application submission."""
 
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -128,10 +129,11 @@ def test_submit_declines_without_history_and_saves_reasons() -> None:
 def test_submit_against_reserved_contract_without_history() -> None:
     from django.utils import timezone
 
-    model = GPUModelFactory()
-    node = NodeFactory(gpu_model=model)
+    model: Any = GPUModelFactory()
+    node: Any = NodeFactory(gpu_model=model)
+    customer: Any = CustomerFactory().user
     ReservedContract.objects.create(
-        customer=CustomerFactory().user,
+        customer=customer,
         provider=node.provider.user,
         node=node,
         gpu_model=model,

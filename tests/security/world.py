@@ -63,10 +63,12 @@ class World:
 
 def world_build() -> World:
     world = World()
-    provider_a, provider_b = ProviderFactory(), ProviderFactory()
-    customer_a, customer_b = CustomerFactory(), CustomerFactory()
-    lender = LenderFactory()
-    staff = UserFactory(is_staff=True)
+    provider_a: Any = ProviderFactory()
+    provider_b: Any = ProviderFactory()
+    customer_a: Any = CustomerFactory()
+    customer_b: Any = CustomerFactory()
+    lender: Any = LenderFactory()
+    staff: Any = UserFactory(is_staff=True)
     world.users = {
         "provider_a": provider_a.user,
         "provider_b": provider_b.user,
@@ -80,9 +82,10 @@ def world_build() -> World:
         world.tokens[role] = raw
         if role == "customer_a":
             world.api_token_a = token
-    world.node_a = NodeFactory(provider=provider_a)
-    world.node_b = NodeFactory(provider=provider_b)
-    world.tokens["node_a"] = node_token_rotate(node=world.node_a)
+    node_a: Any = NodeFactory(provider=provider_a)
+    node_b: Any = NodeFactory(provider=provider_b)
+    world.node_a, world.node_b = node_a, node_b
+    world.tokens["node_a"] = node_token_rotate(node=node_a)
     world.job_a = Job.objects.create(customer=customer_a, name="a-job", gpu_count=1, image="img", duration_seconds=600)
     gpu_model = GPUModelFactory()
     world.assessment_a = fleet_assess(provider=provider_a, lines=[("RTX 4090", 4), ("RX 580 8GB", 8)])

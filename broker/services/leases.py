@@ -246,8 +246,8 @@ def lease_end(*, lease_id: int, reason: str = "completed", complete_job: bool = 
         completed = complete_job and job_transition(
             job_id=lease.job_id, from_states=LIVE_JOB_STATES, to_state=JobState.COMPLETED, note=f"lease ended: {reason}"
         )
-        # Billing closes the lease's account either way; the job's unused hold comes back only when it completed.
-        _lease_close_money(lease=lease, job_terminal=completed, failed=False)
+        if completed:  # without complete_job the caller (e.g. job_cancel) owns the job's state and its money
+            _lease_close_money(lease=lease, job_terminal=True, failed=False)
     return True
 
 

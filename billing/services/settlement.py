@@ -168,6 +168,8 @@ def _settle_locked(accounts: list[LeaseAccount]) -> list[Settlement]:
         UsageRecord.objects.filter(pk__in=pks).update(status=UsageStatus.EXCLUDED, exclusion_reason=reason)
 
     plans: list[tuple[LeaseAccount, Settlement, Transfer | None]] = []
+    system_accounts: list[Account] = []  # revenue, reserve: looked up once per batch
+    escrows: dict[int, Account] = {}
     for ref in sorted(good):
         account = by_ref[ref]
         upto = account.rated_gpu_ms + good_ms[ref]
@@ -187,10 +189,17 @@ def _settle_locked(accounts: list[LeaseAccount]) -> list[Settlement]:
         )
         transfer = None
         if delta > 0:
+            if not system_accounts:
+                system_accounts += [
+                    account_get(kind=AccountKind.PLATFORM_REVENUE),
+                    account_get(kind=AccountKind.RESERVE_FUND),
+                ]
+            if account.customer_id not in escrows:
+                escrows[account.customer_id] = account_get(kind=AccountKind.CUSTOMER_ESCROW, user=account.customer)
             legs: list[tuple[Account, int]] = [
-                (account_get(kind=AccountKind.CUSTOMER_ESCROW, user=account.customer), -delta),
-                (account_get(kind=AccountKind.PLATFORM_REVENUE), fee),
-                (account_get(kind=AccountKind.RESERVE_FUND), reserve),
+                (escrows[account.customer_id], -delta),
+                (system_accounts[0], fee),
+                (system_accounts[1], reserve),
             ]
             legs += provider_share_split(
                 provider_user=account.provider, amount_micros=share, source_key=f"settle:{ref}:{upto}", lease_ref=ref

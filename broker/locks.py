@@ -18,9 +18,14 @@ from django.conf import settings
 
 
 @contextlib.contextmanager
-def shard_lock(*, shard: str, ttl_s: int = 120, wait_s: float = 0.0) -> Iterator[bool]:
-    """Yield True when this process holds the shard's matcher lock, False when another one does."""
+def shard_lock(*, shard: str, ttl_s: int | None = None, wait_s: float = 0.0) -> Iterator[bool]:
+    """Yield True when this process holds the shard's matcher lock, False when another one does.
+
+    The Redis lock lapses `ttl_s` after it was taken (default: settings.RIGSHIFT_MATCH_LOCK_TTL_S): that is how
+    long matching of the shard pauses after a matcher is killed mid-round. Keep it above the longest round."""
     name = f"rigshift:match-lock:{shard}"
+    if ttl_s is None:
+        ttl_s = int(getattr(settings, "RIGSHIFT_MATCH_LOCK_TTL_S", 120))
     redis_url = getattr(settings, "REDIS_URL", "")
     if redis_url:
         import redis

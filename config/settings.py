@@ -245,6 +245,8 @@ RIGSHIFT_RESERVE_RATE = env.str("RIGSHIFT_RESERVE_RATE", default="0.02")
 RIGSHIFT_HEARTBEAT_INTERVAL_S = env.int("RIGSHIFT_HEARTBEAT_INTERVAL_S", default=15)
 RIGSHIFT_NODE_OFFLINE_AFTER_S = env.int("RIGSHIFT_NODE_OFFLINE_AFTER_S", default=60)
 RIGSHIFT_DEMO = env.bool("RIGSHIFT_DEMO", default=False)
+# Matcher lock expiry (broker/locks.py): after a matcher dies mid-round, its shard waits this long. > longest round.
+RIGSHIFT_MATCH_LOCK_TTL_S = env.int("RIGSHIFT_MATCH_LOCK_TTL_S", default=120)
 
 # Payments: the local gateway unless Stripe keys are set.
 STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="")

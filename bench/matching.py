@@ -22,6 +22,7 @@ import random
 import sys
 import time
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
@@ -208,6 +209,25 @@ def optimum_bound() -> tuple[int, str]:
     return placement_upper_bound(feas=feas, gpu_count=snap.jobs.gpu_count, free=free)
 
 
+def _backend_pid() -> int | None:
+    if connection.vendor != "postgresql":
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        return int(cursor.fetchone()[0])
+
+
+def _proc_cpu_s(pid: int | None) -> float:
+    """utime + stime of a local process from /proc (0 when not readable, e.g. a remote database)."""
+    if pid is None:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _renice(value: int) -> None:
     pids = [os.getpid()]
     if connection.vendor == "postgresql":
@@ -253,11 +273,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.nice is not None:
             _renice(args.nice)
         load_before = os.getloadavg()[0]
+        backend = _backend_pid()
+        b0 = _proc_cpu_s(backend)
         c0 = time.process_time()
         t0 = time.perf_counter()
         rnd = match_round_run(shard="default", wait_s=30)
         wall = time.perf_counter() - t0
         cpu = time.process_time() - c0
+        backend_cpu = _proc_cpu_s(backend) - b0
         if rnd.pk is None:
             print(f"round did not run: {rnd.note}", file=sys.stderr)
             return 1
@@ -268,8 +291,14 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(
             f"phases ms: snapshot={rnd.snapshot_ms:.0f} engine={rnd.engine_ms:.0f} commit={rnd.commit_ms:.0f} "
-            f"total={rnd.total_ms:.0f} wall={wall * 1000:.0f} (this process cpu={cpu * 1000:.0f}; "
-            f"load average {load_before:.1f} on {os.cpu_count()} cores)"
+            f"total={rnd.total_ms:.0f} wall={wall * 1000:.0f} "
+            f"(load average {load_before:.1f} on {os.cpu_count()} cores)"
+        )
+        busy = cpu + backend_cpu
+        print(
+            f"cpu ms: bench process={cpu * 1000:.0f} postgres backend={backend_cpu * 1000:.0f} "
+            f"sum={busy * 1000:.0f} → {rnd.placed / busy:.0f} placements per CPU-second "
+            "(what the round costs on an otherwise idle machine, when its phases run one after another)"
         )
         print("engine ms: " + " ".join(f"{k}={v}" for k, v in phases.items()))
         print(f"unplaced reasons: {rnd.unplaced_reasons}")

@@ -143,4 +143,12 @@ def ledger_verify() -> LedgerReport:
     ).values_list("pk", flat=True)[:MAX_LISTED]:
         report.violate(f"payout {p}: status and ledger disagree")
     report.checks.append(f"{report.payouts} payouts agree with the ledger")
+
+    # 6. Financing: advances, fundings and repayments agree with the ledger (billing/selectors/financing.py).
+    from billing.selectors.financing import financing_verify
+
+    checks, violations = financing_verify()
+    report.checks += checks
+    for violation in violations:
+        report.violate(violation)
     return report

@@ -244,3 +244,14 @@ def test_staff_action_rules() -> None:
     advance = advance_staff_action(staff_user=staff, advance_id=advance.pk, action="default")
     assert advance.status == AdvanceStatus.DEFAULTED and advance.closed_at is not None
     assert timezone.now() >= advance.closed_at
+
+
+def test_ledger_check_catches_financing_tampering() -> None:
+    a = lender(capital_micros=10_000 * MICROS)
+    advance, node = approved_advance(lenders=[a])
+    earn(provider_user=advance.provider, node_id=node.pk, charge_micros=1_000 * MICROS)
+    report = ledger_verify()
+    assert report.ok and any("advances" in c for c in report.checks)
+    Advance.objects.filter(pk=advance.pk).update(repaid_micros=1)
+    report = ledger_verify()
+    assert any(f"advance {advance.pk}: repaid" in v for v in report.violations)

@@ -17,7 +17,9 @@ SOON_COUNTDOWN_S = 0.3
 def match_round(shard: str = "default") -> int | None:
     """Run one matching round for `shard` (idempotent; skipped while another matcher holds the lock)."""
     cache.delete(SOON_KEY.format(shard=shard))  # bookings from now on ask for another round
-    rnd = match_round_run(shard=shard)
+    # Wait briefly for a running round (a booking that just missed its snapshot gets its own round soon);
+    # longer waits would only pile up workers behind the lock — the beat runs a round every few seconds.
+    rnd = match_round_run(shard=shard, wait_s=2.0)
     return rnd.pk
 
 

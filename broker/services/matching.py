@@ -420,14 +420,10 @@ def _commit(*, snap: Snapshot, result: engine.Result, phases: dict[str, float]) 
     nowf = now.timestamp()
     placements = result.placements
     with transaction.atomic():
-        node_ids = sorted({snap.node_ids[p.node_idx] for p in placements})
-        ok_nodes: set[int] = set()
-        for lo in range(0, len(node_ids), 5000):
-            ok_nodes.update(
-                Node.objects.filter(
-                    pk__in=node_ids[lo : lo + 5000], listed=True, cordoned=False, status=NodeStatus.ONLINE
-                ).values_list("pk", flat=True)
-            )
+        # Nodes still able to take leases (re-read at commit: one may have gone offline since the snapshot).
+        ok_nodes = set(
+            Node.objects.filter(listed=True, cordoned=False, status=NodeStatus.ONLINE).values_list("pk", flat=True)
+        )
         on_live_nodes = [p for p in placements if snap.node_ids[p.node_idx] in ok_nodes]
         still = _jobs_claim(job_ids=sorted(snap.job_ids[p.job_idx] for p in on_live_nodes), now=now)
         lap("nodes_check_jobs_claim")

@@ -238,8 +238,14 @@ def advance_disburse(*, advance_id: int) -> Advance:
             memo=f"Advance {advance.pk} disbursed to {advance.get_disburse_to_display().lower()}",
             metadata={"advance_id": advance.pk},
         )
-        send = getattr(get_gateway(), "send_disbursement", None)
-        ref = send(advance) if send is not None else f"{get_gateway().name}-disburse-{advance.pk}"
+        gateway = get_gateway()
+        send = getattr(gateway, "send_disbursement", None)
+        if send is not None:
+            ref = send(advance)
+        elif gateway.name == "local":
+            ref = f"local-disburse-{advance.pk}"
+        else:  # no disbursement call on this gateway yet (Stripe): staff wire it and note the reference
+            ref = f"manual-transfer-required-{advance.pk}"
         now = timezone.now()
         advance.status = AdvanceStatus.ACTIVE
         advance.disbursement_transaction = txn

@@ -1,5 +1,6 @@
 """Financing API: wiring, 4xx on bad input with nothing saved, and tenancy (providers, lenders, customers, staff)."""
 
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -99,6 +100,13 @@ def test_other_tenants_cannot_read_or_use(
     assert other_provider_client.post(f"/api/v1/financing/advances/{advance_id}/payoff/", {}).status_code == 404
     mine = provider_client.get("/api/v1/financing/advances/").json()
     assert [a["id"] for a in mine] == [advance_id] and mine[0]["projected_payoff_date"]
+    assert mine[0]["repaid"] == "0.000000"
+    # The provider earns on its node: the advance is repaid from the settlement, visible over the API.
+    earn(provider_user=setup["node"].provider.user, node_id=setup["node"].pk, charge_micros=1_000 * MICROS)
+    mine = provider_client.get(f"/api/v1/financing/advances/{advance_id}/").json()
+    assert mine["repaid"] == format(
+        Decimal(830 * MICROS * int(Decimal(mine["withhold_rate"]) * 10_000) // 10_000) / MICROS, "f"
+    )
     assert other_provider_client.get("/api/v1/financing/advances/").json() == []
     portfolio = willing_c.get("/api/v1/lender/portfolio/").json()
     assert [a["id"] for a in portfolio["advances"]] == [advance_id]

@@ -7,7 +7,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from billing.models import Advance, AdvanceApplication, AdvanceStatus, CapitalCommitment
-from common.money import MICROS
+from common.money import MICROS, from_micros
 from marketplace.services.assessment import fleet_assess
 from tests.billing.financing_support import earn, lender, staff_user
 from tests.conftest import client_for
@@ -104,9 +104,8 @@ def test_other_tenants_cannot_read_or_use(
     # The provider earns on its node: the advance is repaid from the settlement, visible over the API.
     earn(provider_user=setup["node"].provider.user, node_id=setup["node"].pk, charge_micros=1_000 * MICROS)
     mine = provider_client.get(f"/api/v1/financing/advances/{advance_id}/").json()
-    assert mine["repaid"] == format(
-        Decimal(830 * MICROS * int(Decimal(mine["withhold_rate"]) * 10_000) // 10_000) / MICROS, "f"
-    )
+    withheld = 830 * MICROS * int(Decimal(mine["withhold_rate"]) * 10_000) // 10_000
+    assert mine["repaid"] == format(from_micros(micros=withheld), "f") != "0.000000"
     assert other_provider_client.get("/api/v1/financing/advances/").json() == []
     portfolio = willing_c.get("/api/v1/lender/portfolio/").json()
     assert [a["id"] for a in portfolio["advances"]] == [advance_id]

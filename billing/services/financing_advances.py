@@ -446,6 +446,8 @@ def advance_staff_action(*, staff_user: User, advance_id: int, action: str, note
     if not staff_user.is_staff:
         raise ValidationFailed("staff only")
     if action == "review":
+        if not Advance.objects.filter(pk=advance_id).exists():
+            raise NotFound(f"No advance {advance_id}.")
         return advance_review(advance_id=advance_id)
     with transaction.atomic():
         advance = Advance.objects.select_for_update().filter(pk=advance_id).first()

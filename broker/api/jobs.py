@@ -4,6 +4,7 @@ from dataclasses import asdict
 from decimal import Decimal
 from typing import Any
 
+from django.http import QueryDict
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
@@ -74,6 +75,8 @@ def _service_data(request: Request, serializer_class: type[serializers.Serialize
     if not isinstance(request.data, dict):
         raise ValidationFailed("The request body must be a JSON object.")
     serializer_class(data=request.data).is_valid(raise_exception=True)
+    if isinstance(request.data, QueryDict):  # form-encoded: one value per field, not Django's lists
+        return request.data.dict()
     return dict(request.data)
 
 

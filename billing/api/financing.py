@@ -5,7 +5,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.contrib.auth.models import User
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_serializer
 from rest_framework import permissions, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -85,6 +85,7 @@ def dollars_parse(value: Any, *, field: str, required: bool = True) -> int | Non
 # --- output ------------------------------------------------------------------------------------------------
 
 
+@extend_schema_serializer(component_name="FinancingOfferOut")  # broker.api.offers has an OfferOut too
 class OfferOut(serializers.Serializer[dict[str, Any]]):
     gpu_count = serializers.IntegerField()
     principal = serializers.CharField()

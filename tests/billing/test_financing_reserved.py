@@ -124,3 +124,25 @@ def test_contract_backs_an_advance_and_its_payments_repay_it() -> None:
     share = c.monthly_micros - c.monthly_micros * 15 // 100 - c.monthly_micros * 2 // 100
     assert advance.repaid_micros == share * advance.withhold_bps // 10_000
     assert ledger_verify().ok
+
+
+def test_reserved_contract_api(
+    customer: Any, customer_client: Any, other_customer_client: Any, provider_client: Any
+) -> None:
+    model = GPUModelFactory()
+    NodeFactory(gpu_model=model, gpu_count=4)
+    url = "/api/v1/reserved-contracts/"
+    r = customer_client.post(url, {"gpu_model": model.slug, "count": 2, "term_months": 6})
+    assert r.status_code == 402  # empty wallet: nothing booked
+    assert ReservedContract.objects.count() == 0
+    wallet_credit(user=customer.user, amount_micros=1_000 * MICROS, key="api-rc")
+    r = customer_client.post(url, {"gpu_model": model.slug, "count": 2, "term_months": 6})
+    assert r.status_code == 201, r.json()
+    assert r.json()["monthly"] == "496.400000" and r.json()["discount"] == "0.15"
+    assert customer_client.post(url, {"gpu_model": model.slug, "count": 3, "term_months": 6}).status_code == 409
+    assert customer_client.post(url, {"gpu_model": model.slug, "count": 0, "term_months": 6}).status_code == 400
+    assert customer_client.post(url, {"gpu_model": "nope", "count": 1, "term_months": 6}).status_code == 400
+    assert customer_client.post(url, {"count": 1, "term_months": 6}).status_code == 400
+    assert [c["id"] for c in customer_client.get(url).json()] == [r.json()["id"]]
+    assert other_customer_client.get(url).json() == []
+    assert provider_client.get(url).status_code == 403

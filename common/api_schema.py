@@ -41,3 +41,19 @@ class ApiTokenAuthenticationScheme(OpenApiAuthenticationExtension):
 
     def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
         return {"type": "http", "scheme": "bearer", "description": "Per-user API token `rs_…`"}
+
+
+def paginated(serializer_class: type[serializers.Serializer[Any]], *, name: str | None = None) -> Any:
+    """The schema of a `common.api.Pagination` page of `serializer_class` items, for an APIView that paginates
+    by hand (drf-spectacular only sees pagination on generic views): `{count, next, previous, results}`."""
+    from drf_spectacular.utils import inline_serializer
+
+    return inline_serializer(
+        name=name or f"Paginated{serializer_class.__name__}List",
+        fields={
+            "count": serializers.IntegerField(),
+            "next": serializers.URLField(allow_null=True),
+            "previous": serializers.URLField(allow_null=True),
+            "results": serializer_class(many=True),
+        },
+    )

@@ -18,7 +18,7 @@ from broker.selectors.jobs import job_get, job_list, job_view
 from broker.services.jobs import job_book_ex, job_cancel
 from broker.services.quotes import Quote, job_quote
 from common.api import IsCustomer, Pagination
-from common.api_schema import error_responses
+from common.api_schema import error_responses, paginated
 from common.errors import ValidationFailed
 from common.money import from_micros
 from marketplace.models import Region, Tier
@@ -250,7 +250,7 @@ class JobListCreateView(APIView):
 
     @extend_schema(
         operation_id="jobs_list",
-        responses={200: JobOut(many=True), **error_responses(401, 403)},
+        responses={200: paginated(JobOut), **error_responses(401, 403)},
         tags=["jobs"],
     )
     def get(self, request: Request) -> Response:

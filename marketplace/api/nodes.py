@@ -10,6 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from common.api import IsProvider, Pagination
+from common.api_schema import paginated
 from common.money import from_micros, to_micros
 from marketplace.models import Node, Provider, Region
 from marketplace.selectors.nodes import node_agent_command, node_get_for_provider, node_list_for_provider
@@ -153,7 +154,7 @@ def _command(request: Request, raw_token: str) -> str:
 class NodeListCreateApi(APIView):
     permission_classes = [IsProvider]
 
-    @extend_schema(operation_id="nodes_list", responses={200: NodeOutput(many=True), **ERRORS})
+    @extend_schema(operation_id="nodes_list", responses={200: paginated(NodeOutput), **ERRORS})
     def get(self, request: Request) -> Response:
         paginator = Pagination()
         page = paginator.paginate_queryset(node_list_for_provider(provider=_provider(request)), request, view=self)

@@ -253,6 +253,8 @@ MATRIX: list[tuple[str, ...]] = [
     ("lender-reinvest",                "POST", "login", "403",   "403",   "403",   "403",   "3xx",   "login", "403"),
     ("lender-advance",                 "GET",  "login", "403",   "403",   "403",   "403",   "2xx",   "login", "403"),
     ("lender-advance",                 "POST", "login", "403",   "403",   "403",   "403",   "3xx",   "login", "403"),
+    ("api-reserved-contracts",         "GET",  "401",   "403",   "403",   "2xx",   "2xx",   "403",   "401",   "403"),
+    ("api-reserved-contracts",         "POST", "401",   "403",   "403",   "400",   "400",   "403",   "401",   "403"),
 ]
 # fmt: on
 

@@ -6,6 +6,7 @@ from celery import shared_task
 from django.core.cache import cache
 
 from broker.services.failover import node_failover as node_failover_service
+from broker.services.failover import nodes_failover_sweep
 from broker.services.leases import leases_expire as leases_expire_service
 from broker.services.matching import match_round_run
 
@@ -50,3 +51,9 @@ def leases_expire() -> int:
 def node_failover(node_id: int) -> int:
     """Fail the leases of an offline node over (idempotent: a lease fails once)."""
     return node_failover_service(node_id=node_id)
+
+
+@shared_task(name="broker.tasks.failover_sweep", acks_late=True, ignore_result=True)
+def failover_sweep() -> int:
+    """Beat: fail over leases still held on offline nodes (a lost node_failover task must not strand them)."""
+    return nodes_failover_sweep()

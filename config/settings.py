@@ -173,6 +173,11 @@ CELERY_BEAT_SCHEDULE["broker-leases-expire"] = {
     "schedule": 30.0,
     "options": {"expires": 30},
 }
+CELERY_BEAT_SCHEDULE["broker-failover-sweep"] = {  # safety net for a lost node_failover task
+    "task": "broker.tasks.failover_sweep",
+    "schedule": 30.0,
+    "options": {"expires": 30},
+}
 # Financing: daily review of open advances (each advance's 60-day minimum-progress window is checked when it
 # ends; collateral uptime; delinquency/default policy) and reserved-contract monthly charges.
 CELERY_BEAT_SCHEDULE["billing-financing-review"] = {

@@ -55,11 +55,17 @@ class Account(models.Model):
 
 
 class LedgerTransaction(models.Model):
-    idempotency_key = models.CharField(max_length=200, unique=True)
-    kind = models.CharField(max_length=40, db_index=True)
+    # Unique through Meta.constraints, not `unique=True`: on PostgreSQL that would add a second
+    # (varchar_pattern_ops) index on the key that no query uses and every insert pays for.
+    idempotency_key = models.CharField(max_length=200)
+    kind = models.CharField(max_length=40)
     memo = models.CharField(max_length=300, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["idempotency_key"], name="ledger_txn_idempotency_key_unique")]
+        indexes = [models.Index(fields=["kind"], name="ledger_txn_kind_idx")]
 
     def __str__(self) -> str:
         return f"{self.kind} {self.idempotency_key}"
@@ -67,7 +73,8 @@ class LedgerTransaction(models.Model):
 
 class Entry(models.Model):
     transaction = models.ForeignKey(LedgerTransaction, on_delete=models.PROTECT, related_name="entries")
-    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="entries")
+    # No separate index on account: the (account, transaction) index below serves account lookups.
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="entries", db_index=False)
     amount = models.BigIntegerField(help_text="Signed micro-units: + credits the account, - debits it")
 
     class Meta:

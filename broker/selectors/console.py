@@ -89,10 +89,10 @@ def queue_list(*, filters: QueueFilters, now: datetime | None = None, limit: int
         qs = qs.filter(created_at__lte=now - timedelta(minutes=filters.min_age_minutes))
     if filters.customer:
         term = filters.customer.strip()
-        q = Q(customer__company__icontains=term) | Q(customer__user__username__icontains=term)
-        if term.isdigit():
-            q |= Q(customer_id=int(term))
-        qs = qs.filter(q)
+        if term.isdigit():  # a customer id
+            qs = qs.filter(customer_id=int(term))
+        else:
+            qs = qs.filter(Q(customer__company__icontains=term) | Q(customer__user__username__icontains=term))
     qs = qs.order_by("created_at", "pk")
     jobs: QuerySet[Job] | list[Job] = _region_filter(qs, filters.region) if filters.region else qs
     return [

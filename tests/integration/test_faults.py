@@ -114,21 +114,29 @@ def stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
 # ------------------------------------------------------------------------------------------------ helpers
 
 
-def _writing_backends() -> int:
-    """Other sessions of the test database inside a transaction that has written or locked rows."""
+def _writing_backends(table: str | None) -> int:
+    """Other sessions of the test database inside a transaction that has written or locked rows (of `table`)."""
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-            "AND pid <> pg_backend_pid() AND backend_xid IS NOT NULL"
-        )
+        if table is None:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid() AND backend_xid IS NOT NULL"
+            )
+        else:
+            cursor.execute(
+                "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+                "WHERE c.relname = %s AND l.mode = 'RowExclusiveLock' AND l.pid <> pg_backend_pid()",
+                [table],
+            )
         return int(cursor.fetchone()[0])
 
 
-def _kill_when_writing(proc: Proc, *, timeout: float) -> bool:
-    """SIGKILL `proc` as soon as another session holds an open write transaction; False if none was seen."""
+def _kill_when_writing(proc: Proc, *, timeout: float, table: str | None = None) -> bool:
+    """SIGKILL `proc` as soon as another session holds an open write transaction (one that writes `table`);
+    False if none was seen."""
     until = time.monotonic() + timeout
     while time.monotonic() < until:
-        if _writing_backends():
+        if _writing_backends(table):
             proc.kill()
             return True
         time.sleep(0.002)
@@ -201,7 +209,7 @@ def test_worker_killed_mid_matching_round_restarts_and_places_every_job_once(sta
         rounds, leases = MatchRound.objects.count(), Lease.objects.count()
         w2 = stack.worker(f"w2-{attempt}")
         send_task(stack.redis.url, "broker.tasks.match_round", "default")
-        seen = _kill_when_writing(w2, timeout=30)
+        seen = _kill_when_writing(w2, timeout=30, table="broker_lease")  # leases written, not yet committed
         time.sleep(0.3)  # the server notices the dead client and rolls its transaction back
         if seen and MatchRound.objects.count() == rounds:
             assert Lease.objects.count() == leases, "a killed round left leases behind"

@@ -279,6 +279,7 @@ if not DEBUG:
 # Logs: one JSON object per line (time, level, logger, message, request_id, task_id) with LOG_FORMAT=json,
 # the default in production; plain lines in development. See common/logging.py.
 LOG_FORMAT = env.str("LOG_FORMAT", default="plain" if DEBUG else "json")
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False  # workers log through LOGGING too (JSON lines with the task id)
 LOGGING: dict[str, object] = logging_config(log_format=LOG_FORMAT, level=env.str("LOG_LEVEL", default="INFO"))
 
 # Observability: GET /metrics (Prometheus). With METRICS_TOKEN set it needs `Authorization: Bearer <token>`;

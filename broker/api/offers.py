@@ -88,4 +88,6 @@ class OfferSearchView(APIView):
         if not 1 <= limit <= MAX_LIMIT:
             raise ValidationFailed(f"limit: must be a whole number from 1 to {MAX_LIMIT}.")
         offers = offer_search(q=request.query_params.get("q", ""), order=request.query_params.get("order"), limit=limit)
-        return Response({"count": len(offers), "results": [offer_data(o) for o in offers]})
+        # One list serializer for the page: building a serializer per offer was half of this endpoint's CPU.
+        results = OfferOut([asdict(o) for o in offers], many=True).data
+        return Response({"count": len(offers), "results": results})

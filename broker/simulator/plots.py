@@ -1,0 +1,70 @@
+"""PNG charts of a simulation (matplotlib, Agg backend: no display needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+from broker.simulator.report import SimReport
+from broker.simulator.run import AI_TIERS, SimState
+
+DPI = 80
+
+
+def plots_write(*, directory: Path, report: SimReport, state: SimState) -> list[Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+
+    fig, ax = plt.subplots(figsize=(8, 3.6))
+    hours = [t / 3600 for t, _, _ in state.samples]
+    for tier in AI_TIERS:
+        series = [(held.get(tier, 0) / cap[tier]) if cap.get(tier) else 0.0 for _, held, cap in state.samples]
+        if any(cap.get(tier) for _, _, cap in state.samples):
+            ax.plot(hours, series, label=tier.replace("_", "-"), linewidth=1.2)
+    ax.set_xlabel("simulated hour")
+    ax.set_ylabel("GPUs held / listed")
+    ax.set_ylim(0, 1.05)
+    ax.set_title("GPU utilisation by tier")
+    ax.legend(loc="upper left", fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    written.append(directory / "utilisation.png")
+    fig.savefig(written[-1], dpi=DPI)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(6, 3.4))
+    waits = [max(w, 1.0) / 60 for w in report.waits_s]
+    if waits:
+        ax.hist(waits, bins=30, color="#4a7bd0")
+    ax.set_xlabel("wait to placement (minutes; instant placements shown at 1 s)")
+    ax.set_ylabel("jobs")
+    ax.set_title(f"Wait to placement (median {report.median_wait_s:.0f} s, p95 {report.p95_wait_s:.0f} s)")
+    fig.tight_layout()
+    written.append(directory / "waits.png")
+    fig.savefig(written[-1], dpi=DPI)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(6, 3.4))
+    parts = [
+        ("provider share", report.provider_share - report.financing_repaid),
+        ("lender repayments", report.financing_repaid),
+        ("platform fees", report.fees),
+        ("reserve", report.reserve),
+    ]
+    labels = [name for name, _ in parts]
+    values = [v / 1e6 for _, v in parts]
+    ax.barh(labels, values, color=["#3a9d5d", "#8e6cc0", "#d08a3a", "#888888"])
+    for i, v in enumerate(values):
+        ax.text(v, i, f" ${v:,.2f}", va="center", fontsize=8)
+    ax.set_xlabel("USD")
+    ax.set_title(f"Revenue split (customers charged ${report.charged / 1e6:,.2f})")
+    ax.invert_yaxis()
+    fig.tight_layout()
+    written.append(directory / "revenue.png")
+    fig.savefig(written[-1], dpi=DPI)
+    plt.close(fig)
+    return written

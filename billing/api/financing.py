@@ -206,9 +206,13 @@ def advance_out(advance: Advance, *, viewer: User | None = None) -> dict[str, An
 
 class ApplicationIn(serializers.Serializer[dict[str, Any]]):
     gpu_model = serializers.CharField(required=False, help_text="Catalog slug of the GPU to buy")
-    count = serializers.IntegerField(required=False, help_text="How many (≥ 1)")
-    node = serializers.IntegerField(required=False, allow_null=True, help_text="Your node or site it goes in")
-    assessment = serializers.IntegerField(required=False, help_text="Apply from this fleet assessment's upgrade path")
+    count = serializers.IntegerField(required=False, min_value=1, max_value=256, help_text="How many (1–256)")
+    node = serializers.IntegerField(
+        required=False, allow_null=True, min_value=1, max_value=2**62, help_text="Your node or site it goes in"
+    )
+    assessment = serializers.IntegerField(
+        required=False, min_value=1, max_value=2**62, help_text="Apply from this fleet assessment's upgrade path"
+    )
     option = serializers.CharField(required=False, help_text="Upgrade option slug of the assessment (default: first)")
 
 
@@ -298,10 +302,41 @@ class LenderSignupIn(serializers.Serializer[dict[str, Any]]):
     name = serializers.CharField(max_length=200)
 
 
+class LenderSignupOut(serializers.Serializer[dict[str, Any]]):
+    id = serializers.IntegerField()
+    username = serializers.CharField()
+
+
+class BalancesOut(serializers.Serializer[dict[str, Any]]):
+    capital = serializers.CharField(help_text="Dollars committed and not disbursed")
+    pledged = serializers.CharField(help_text="Pledged to advances still being funded")
+    available = serializers.CharField(help_text="Capital minus pledges: what can still be funded")
+    received = serializers.CharField(help_text="Repayments received and not reinvested")
+
+
+class CapitalOut(serializers.Serializer[dict[str, Any]]):
+    id = serializers.IntegerField()
+    status = serializers.CharField()
+    amount = serializers.CharField()
+    gateway = serializers.CharField()
+
+
+class PortfolioOut(serializers.Serializer[dict[str, Any]]):
+    funded = serializers.CharField()
+    repaid = serializers.CharField()
+    outstanding = serializers.CharField()
+    written_off = serializers.CharField()
+    realised_gain = serializers.CharField(help_text="Received minus principal on closed advances")
+    delinquent = serializers.IntegerField()
+    defaulted = serializers.IntegerField()
+    advances = AdvanceOut(many=True)
+    balances = BalancesOut()
+
+
 class LenderSignupView(APIView):
     permission_classes = [permissions.AllowAny]
 
-    @extend_schema(request=LenderSignupIn, responses={201: serializers.DictField(), **error_responses(400, 409)})
+    @extend_schema(request=LenderSignupIn, responses={201: LenderSignupOut, **error_responses(400, 409)})
     def post(self, request: Request) -> Response:
         data = LenderSignupIn(data=request.data)
         data.is_valid(raise_exception=True)
@@ -359,11 +394,11 @@ class AmountIn(serializers.Serializer[dict[str, Any]]):
 class LenderCapitalView(APIView):
     permission_classes = [IsLender]
 
-    @extend_schema(responses={200: serializers.DictField(), **error_responses(401, 403)})
+    @extend_schema(responses={200: BalancesOut, **error_responses(401, 403)})
     def get(self, request: Request) -> Response:
         return Response({k: _dollars(v) for k, v in lender_balances(lender_user=_user(request)).items()})
 
-    @extend_schema(request=AmountIn, responses={201: serializers.DictField(), **error_responses(400, 401, 403)})
+    @extend_schema(request=AmountIn, responses={201: CapitalOut, **error_responses(400, 401, 403)})
     def post(self, request: Request) -> Response:
         amount = dollars_parse(_field(request, "amount"), field="amount")
         assert amount is not None
@@ -393,7 +428,7 @@ class LenderFundView(APIView):
 class LenderPortfolioView(APIView):
     permission_classes = [IsLender]
 
-    @extend_schema(responses={200: serializers.DictField(), **error_responses(401, 403)})
+    @extend_schema(responses={200: PortfolioOut, **error_responses(401, 403)})
     def get(self, request: Request) -> Response:
         user = _user(request)
         p = lender_portfolio(lender_user=user)

@@ -189,11 +189,6 @@ def _settle_through_billing(*, job: Job, ended: list[Lease]) -> bool:
     open_refs = [ref for ref, a in accounts.items() if a.status == LeaseAccountStatus.OPEN]
     if not open_refs:
         return False
-    charged_elsewhere = sum(
-        LeaseAccount.objects.filter(job_ref=job.pk)
-        .exclude(lease_ref=open_refs[-1])
-        .values_list("charged_micros", flat=True)
-    )
     for ref in open_refs[:-1]:
         settle_final(
             lease_ref=ref, job_ref=job.pk, customer_user=job.customer.user, release_unused_hold_micros=0, failed=False
@@ -202,7 +197,8 @@ def _settle_through_billing(*, job: Job, ended: list[Lease]) -> bool:
         lease_ref=open_refs[-1],
         job_ref=job.pk,
         customer_user=job.customer.user,
-        release_unused_hold_micros=max(0, job.held_micros - charged_elsewhere),
+        # the job's whole hold: billing returns it minus every charge of the job's leases and earlier releases
+        release_unused_hold_micros=job.held_micros,
         failed=False,
     )
     return True

@@ -14,6 +14,7 @@ from billing.services.settlement import usage_settle_pending
 from billing.services.wallet import escrow_hold, wallet_credit
 from broker.models import Job
 from broker.services.agent import agent_heartbeat
+from broker.services.jobs import job_cancel
 from broker.services.leases import lease_create, lease_end, lease_fail
 from tests.factories import CustomerFactory, NodeFactory
 
@@ -84,5 +85,53 @@ def test_book_run_fail_over_complete_pays_exactly_the_metered_usage() -> None:
     balance = wallet_balance(user=customer.user)
     assert balance.held_micros == 5_000_000, "the job's unused hold is returned, the other job's hold stays"
     assert balance.available_micros == 100_000_000 - 5_000_000 - charged + credit
+    report = ledger_verify()
+    assert report.ok, report.violations
+
+
+def test_cancel_after_failover_returns_the_whole_unused_hold_once() -> None:
+    customer: Any = CustomerFactory()
+    wallet_credit(user=customer.user, amount_micros=100_000_000, key="fund")
+    hold = 2 * 3_600_000 * 2
+    job = Job.objects.create(
+        customer=customer,
+        name="train",
+        gpu_count=2,
+        image="img",
+        duration_seconds=7200,
+        max_price_micros=3_600_000,
+        held_micros=hold,
+    )
+    escrow_hold(user=customer.user, amount_micros=hold, key=f"job:{job.pk}:hold")
+    node_a, node_b = NodeFactory(price_micros=3_600_000), NodeFactory(price_micros=1_800_000)
+    now = timezone.now()
+    first = lease_create(
+        job_id=job.pk,
+        node_id=node_a.pk,
+        gpu_slots=[0, 1],
+        price_micros=3_600_000,
+        starts_at=now,
+        ends_at=now + timedelta(hours=2),
+    )
+    beat(node_a, 1, first, 4, 30)  # 120 GPU-s at $3.60 = $0.12
+    usage_settle_pending()
+    lease_fail(lease_id=first.pk, reason="node offline")
+    second = lease_create(
+        job_id=job.pk,
+        node_id=node_b.pk,
+        gpu_slots=[0, 1],
+        price_micros=1_800_000,
+        starts_at=now,
+        ends_at=now + timedelta(hours=2),
+    )
+    beat(node_b, 1, second, 10, 30)  # 300 GPU-s at $1.80 = $0.15
+    job.refresh_from_db()
+    job_cancel(job=job, customer=customer)
+    charged = sum(LeaseAccount.objects.filter(job_ref=job.pk).values_list("charged_micros", flat=True))
+    assert charged == 120_000 + 150_000
+    credit = sum(SlaCredit.objects.values_list("credit_micros", flat=True))
+    balance = wallet_balance(user=customer.user)
+    assert balance.held_micros == 0, "nothing of the cancelled job stays in escrow"
+    assert balance.available_micros == 100_000_000 - charged + credit
     report = ledger_verify()
     assert report.ok, report.violations

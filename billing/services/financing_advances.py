@@ -105,7 +105,7 @@ def _apply_repayment(
     *, advance: Advance, amount: int, kind: RepaymentKind, source_key: str, lease_ref: int | None
 ) -> dict[int, int]:
     """Record `amount` repaid on `advance` (locked by the caller); returns {lender user id: amount}."""
-    fundings = list(AdvanceFunding.objects.select_for_update().filter(advance=advance).order_by("pk"))
+    fundings = list(AdvanceFunding.objects.select_for_update(no_key=True).filter(advance=advance).order_by("pk"))
     increments = pro_rata_increments(
         fundings=fundings, principal_micros=advance.principal_micros, total_after=advance.repaid_micros + amount
     )
@@ -155,13 +155,33 @@ def withholding_discard(*, source_keys: list[str]) -> None:
         AdvanceFunding.objects.filter(pk=rep.funding_id).update(
             received_micros=F("received_micros") - rep.amount_micros
         )
-        adv = Advance.objects.select_for_update().get(pk=rep.advance_id)
+        adv = Advance.objects.select_for_update(no_key=True).get(pk=rep.advance_id)
         adv.repaid_micros -= rep.amount_micros
         if adv.status == AdvanceStatus.REPAID:
             adv.status, adv.closed_at = AdvanceStatus.ACTIVE, None
             AdvanceEvent.objects.filter(advance=adv, kind="repaid").delete()
         adv.save(update_fields=["repaid_micros", "status", "closed_at"])
         rep.delete()
+
+
+def advances_lock_for_providers(*, provider_ids: set[int]) -> None:
+    """Lock the open advances of these providers (and their fundings) in primary-key order (settlement calls this
+    once per batch before withholding, so concurrent settlers take advance locks in one global order)."""
+    if not provider_ids:
+        return
+    advance_ids = list(
+        Advance.objects.select_for_update(no_key=True)
+        .filter(provider_id__in=provider_ids, status__in=OPEN_ADVANCE_STATUSES)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    if advance_ids:
+        list(
+            AdvanceFunding.objects.select_for_update(no_key=True)
+            .filter(advance_id__in=advance_ids)
+            .order_by("pk")
+            .values("pk")
+        )
 
 
 def withholding_legs(
@@ -185,7 +205,7 @@ def withholding_legs(
     else:
         left = amount_micros
         for advance in (
-            Advance.objects.select_for_update()
+            Advance.objects.select_for_update(no_key=True)
             .filter(provider=provider_user, status__in=OPEN_ADVANCE_STATUSES)
             .order_by("pk")
         ):
@@ -216,7 +236,7 @@ def withholding_legs(
 def advance_disburse(*, advance_id: int) -> Advance:
     """Fully funded → move each funder's capital out through the gateway; the advance starts repaying."""
     with transaction.atomic():
-        advance = Advance.objects.select_for_update().filter(pk=advance_id).first()
+        advance = Advance.objects.select_for_update(no_key=True).filter(pk=advance_id).first()
         if advance is None:
             raise NotFound(f"No advance {advance_id}.")
         if advance.status != AdvanceStatus.FUNDING:
@@ -303,7 +323,7 @@ def collateral_tag(*, advance: Advance) -> list[Collateral]:
 def advance_payoff_early(*, provider_user: User, advance_id: int, amount_micros: int | None = None) -> Advance:
     """Repay (part of) an open advance from the provider's payable balance; default: everything remaining."""
     with transaction.atomic():
-        advance = Advance.objects.select_for_update().filter(pk=advance_id, provider=provider_user).first()
+        advance = Advance.objects.select_for_update(no_key=True).filter(pk=advance_id, provider=provider_user).first()
         if advance is None:
             raise NotFound(f"No advance {advance_id}.")
         if advance.status not in OPEN_ADVANCE_STATUSES:
@@ -379,7 +399,11 @@ def advance_review(*, advance_id: int, now: datetime | None = None) -> Advance:
 
     now = now or timezone.now()
     with transaction.atomic():
-        advance = Advance.objects.select_for_update().select_related("provider", "gpu_model").get(pk=advance_id)
+        advance = (
+            Advance.objects.select_for_update(no_key=True, of=("self",))
+            .select_related("provider", "gpu_model")
+            .get(pk=advance_id)
+        )
         if advance.status not in OPEN_ADVANCE_STATUSES or advance.window_start is None:
             return advance
         collateral_tag(advance=advance)
@@ -450,7 +474,7 @@ def advance_staff_action(*, staff_user: User, advance_id: int, action: str, note
             raise NotFound(f"No advance {advance_id}.")
         return advance_review(advance_id=advance_id)
     with transaction.atomic():
-        advance = Advance.objects.select_for_update().filter(pk=advance_id).first()
+        advance = Advance.objects.select_for_update(no_key=True).filter(pk=advance_id).first()
         if advance is None:
             raise NotFound(f"No advance {advance_id}.")
         reason = f"staff ({staff_user.get_username()}){': ' + note if note else ''}"

@@ -143,7 +143,7 @@ def advance_application_approve(
     if disburse_to == DisburseTo.VENDOR and not vendor_name.strip():
         raise ValidationFailed("vendor_name: name the hardware vendor the principal is paid to.")
     with transaction.atomic():
-        app = AdvanceApplication.objects.select_for_update().filter(pk=application_id).first()
+        app = AdvanceApplication.objects.select_for_update(no_key=True).filter(pk=application_id).first()
         if app is None:
             raise NotFound(f"No application {application_id}.")
         if app.status != ApplicationStatus.OFFERED:
@@ -188,7 +188,7 @@ def advance_application_reject(*, staff_user: User, application_id: int, note: s
     if not staff_user.is_staff:
         raise PermissionDenied("Staff only.")
     with transaction.atomic():
-        app = AdvanceApplication.objects.select_for_update().filter(pk=application_id).first()
+        app = AdvanceApplication.objects.select_for_update(no_key=True).filter(pk=application_id).first()
         if app is None:
             raise NotFound(f"No application {application_id}.")
         if app.status != ApplicationStatus.OFFERED:

@@ -129,7 +129,7 @@ def lender_capital_confirm(*, staff_user: User, commitment_id: int, ref: str) ->
     if not staff_user.is_staff:
         raise PermissionDenied("Staff only.")
     with transaction.atomic():
-        c = CapitalCommitment.objects.select_for_update().filter(pk=commitment_id).first()
+        c = CapitalCommitment.objects.select_for_update(no_key=True).filter(pk=commitment_id).first()
         if c is None:
             raise NotFound(f"No capital commitment {commitment_id}.")
         if c.status == CapitalCommitmentStatus.SUCCEEDED:
@@ -187,7 +187,7 @@ def advance_fund(*, lender_user: User, advance_id: int, amount_micros: int | Non
     """Pledge `amount_micros` (default: as much as allowed) to an advance offered to this lender."""
     _require_lender(lender_user)
     with transaction.atomic():
-        advance = Advance.objects.select_for_update().filter(pk=advance_id).first()
+        advance = Advance.objects.select_for_update(no_key=True).filter(pk=advance_id).first()
         if advance is None or not (
             advances_offered_to_lender(lender_user=lender_user).filter(pk=advance_id).exists()
             or AdvanceFunding.objects.filter(advance_id=advance_id, lender=lender_user).exists()
@@ -216,7 +216,7 @@ def advance_fund(*, lender_user: User, advance_id: int, amount_micros: int | Non
 def advance_fund_auto(*, advance_id: int) -> Advance:
     """Automatic lenders whose preferences match fund the advance pro rata to their room (remainder-last)."""
     with transaction.atomic():
-        advance = Advance.objects.select_for_update().get(pk=advance_id)
+        advance = Advance.objects.select_for_update(no_key=True).get(pk=advance_id)
         if advance.status != AdvanceStatus.FUNDING:
             return advance
         rooms: list[tuple[User, int]] = []

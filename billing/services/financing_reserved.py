@@ -124,7 +124,7 @@ def reserved_contract_charge_due(*, contract_id: int, now: datetime | None = Non
     """Charge every month that has come due; lapse the contract when the wallet cannot pay."""
     now = now or timezone.now()
     with transaction.atomic():
-        contract = ReservedContract.objects.select_for_update().filter(pk=contract_id).first()
+        contract = ReservedContract.objects.select_for_update(no_key=True).filter(pk=contract_id).first()
         if contract is None:
             raise NotFound(f"No reserved contract {contract_id}.")
         while contract.status == ReservedContractStatus.ACTIVE and contract.months_paid < contract.term_months:

@@ -149,6 +149,11 @@ def _settle_locked(accounts: list[LeaseAccount]) -> list[Settlement]:
     if not accounts:
         return []
     by_ref = {a.lease_ref: a for a in accounts}
+    # Financing: lock the open advances of this batch's providers now, in primary-key order, so that withholding
+    # (provider_share_split, lease by lease) never takes advance locks in an order another settler could reverse.
+    from billing.services.financing_advances import advances_lock_for_providers
+
+    advances_lock_for_providers(provider_ids={a.provider_id for a in accounts})
     rows = UsageRecord.objects.filter(lease_ref__in=list(by_ref), status=UsageStatus.PENDING).values_list(
         "pk", "lease_ref", "node_id", "gpu_ms", "state"
     )
@@ -261,7 +266,7 @@ def lease_settle(*, lease_ref: int) -> list[Settlement]:
     """Settle one lease's pending usage now (waits for a concurrent settler of the same lease)."""
     with transaction.atomic():
         account = (
-            LeaseAccount.objects.select_for_update()
+            LeaseAccount.objects.select_for_update(of=("self",))
             .select_related("customer", "provider")
             .filter(lease_ref=lease_ref, status=LeaseAccountStatus.OPEN)
             .first()
@@ -327,7 +332,7 @@ def lease_settle_final(
         raise ValidationFailed("release_unused_hold_micros must not be negative")
     with transaction.atomic():
         account = (
-            LeaseAccount.objects.select_for_update()
+            LeaseAccount.objects.select_for_update(of=("self",))
             .select_related("customer", "provider")
             .filter(lease_ref=lease_ref)
             .first()

@@ -10,10 +10,13 @@ FUZZ_RANDOM=1 draws new examples instead of replaying the fixed ones.
 
 import os
 import re
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import schemathesis
+from django.core import signals
+from django.db import close_old_connections
 from django.urls import Resolver404, resolve
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
@@ -51,11 +54,19 @@ def role_for(path: str, method: str) -> str:
 
 
 @pytest.fixture
-def world(db: Any, settings: Any) -> World:
+def world(db: Any, settings: Any) -> Iterator[World]:
     # Fuzzing sends hundreds of login/signup attempts from one address: no rate limits here.
     settings.RIGSHIFT_RATE_LIMITS = {}
     settings.RIGSHIFT_LOCKOUT_ATTEMPTS = 10**9
-    return world_build()
+    # schemathesis calls the real WSGI handler, whose request signals would close the test's database
+    # connection (and its transaction) after each response; Django's own test client unhooks them too.
+    signals.request_started.disconnect(close_old_connections)
+    signals.request_finished.disconnect(close_old_connections)
+    try:
+        yield world_build()
+    finally:
+        signals.request_started.connect(close_old_connections)
+        signals.request_finished.connect(close_old_connections)
 
 
 @schema.parametrize()

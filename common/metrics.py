@@ -45,6 +45,13 @@ PENDING_AGE_BUCKETS: tuple[tuple[str, int, int | None], ...] = (
 )
 MATCH_WINDOW = timedelta(minutes=15)
 _KEY = "rigshift:metrics:"
+
+
+def _key(name: str) -> str:
+    """Redis key of one counter hash; RIGSHIFT_METRICS_KEY_PREFIX separates deployments (or tests) sharing a Redis."""
+    return str(getattr(settings, "RIGSHIFT_METRICS_KEY_PREFIX", _KEY)) + name
+
+
 _SEP = "\t"
 
 
@@ -92,14 +99,14 @@ class _RedisStore:
         self.dropped = 0
 
     def reset(self) -> None:
-        self.client.delete(*(_KEY + name for name in ("count", "sum", "bucket", "dropped")))
+        self.client.delete(*(_key(name) for name in ("count", "sum", "bucket", "dropped")))
 
     def observe(self, *, view: str, method: str, status: int, seconds: float) -> None:
         try:
             pipe = self.client.pipeline(transaction=False)
-            pipe.hincrby(_KEY + "count", _SEP.join((view, method, str(status))), 1)
-            pipe.hincrbyfloat(_KEY + "sum", view, seconds)
-            pipe.hincrby(_KEY + "bucket", _SEP.join((view, _bucket_for(seconds))), 1)
+            pipe.hincrby(_key("count"), _SEP.join((view, method, str(status))), 1)
+            pipe.hincrbyfloat(_key("sum"), view, seconds)
+            pipe.hincrby(_key("bucket"), _SEP.join((view, _bucket_for(seconds))), 1)
             pipe.execute()
         except Exception:  # noqa: BLE001 — metrics never fail a request
             self.dropped += 1
@@ -107,7 +114,7 @@ class _RedisStore:
     def snapshot(self) -> tuple[dict[str, float], dict[str, float], dict[str, float], int]:
         pipe = self.client.pipeline(transaction=False)
         for name in ("count", "sum", "bucket"):
-            pipe.hgetall(_KEY + name)
+            pipe.hgetall(_key(name))
         count, sums, buckets = pipe.execute()
 
         def decode(raw: dict[bytes, bytes]) -> dict[str, float]:

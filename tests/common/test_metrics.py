@@ -1,6 +1,11 @@
 """GET /metrics: access control, Prometheus format, request counters, and the DB gauges computed at scrape."""
 
+import os
+import subprocess
+import sys
+import uuid
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +21,7 @@ from marketplace.models import NodeStatus, Tier
 from tests.factories import CustomerFactory, GPUModelFactory, NodeFactory
 
 pytestmark = pytest.mark.django_db
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def scrape(client: Client, **headers: Any) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -34,8 +40,30 @@ def value(samples: dict[Any, float], name: str, **labels: str) -> float:
 
 
 @pytest.fixture(autouse=True)
-def _fresh_counters() -> None:
+def _fresh_counters(settings: Any) -> None:
+    # Own Redis keys per test, so parallel test processes sharing the Redis do not add to these counts.
+    settings.RIGSHIFT_METRICS_KEY_PREFIX = f"rigshift:test-metrics:{uuid.uuid4().hex}:"
     metrics.request_metrics_reset()
+
+
+def test_request_counters_are_shared_between_processes(client: Client) -> None:
+    """With Redis, a request served by another process shows up in this process's scrape."""
+    from django.conf import settings
+
+    if not settings.REDIS_URL:
+        pytest.skip("needs REDIS_URL (without it the counters are per process)")
+    code = (
+        "import django; django.setup()\n"
+        "from django.conf import settings\n"
+        f"settings.RIGSHIFT_METRICS_KEY_PREFIX = {settings.RIGSHIFT_METRICS_KEY_PREFIX!r}\n"
+        "from common.metrics import request_observe\n"
+        "request_observe(view='api-jobs', method='GET', status=200, seconds=0.01)\n"
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings_test"}
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True, timeout=60)
+    metrics.request_observe(view="api-jobs", method="GET", status=200, seconds=0.02)
+    samples = scrape(client)
+    assert value(samples, "rigshift_http_requests_total", view="api-jobs", method="GET", status="200") == 2
 
 
 def test_loopback_allowed_without_token_others_refused(client: Client) -> None:

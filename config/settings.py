@@ -286,6 +286,7 @@ LOGGING: dict[str, object] = logging_config(log_format=LOG_FORMAT, level=env.str
 # unset, only loopback clients are answered. See common/metrics.py.
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 RIGSHIFT_METRICS_QUEUES = env.list("RIGSHIFT_METRICS_QUEUES", default=["celery"])
+RIGSHIFT_METRICS_KEY_PREFIX = env.str("RIGSHIFT_METRICS_KEY_PREFIX", default="rigshift:metrics:")  # Redis counters
 
 # Security: rate limits (per client IP; per node for the agent API), account lockout, CSP. common/ratelimit.py,
 # common/lockout.py, common/middleware.py. A rate of "" switches a scope off.

@@ -20,11 +20,14 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.backends import ModelBackend
+from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.signals import user_logged_in, user_login_failed
 from django.core.cache import cache
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied
 from django.dispatch import receiver
+from django.forms.utils import ErrorDict
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
 
 from common import ratelimit
 
@@ -125,6 +128,14 @@ def _posted_username(request: HttpRequest) -> str:
     return value if isinstance(value, str) else ""
 
 
+def _login_page(request: HttpRequest, message: str) -> HttpResponse:
+    """The login page again, with the lockout message where a wrong password's message would be."""
+    form = AuthenticationForm(request, initial={"username": _posted_username(request)})
+    form._errors = ErrorDict({NON_FIELD_ERRORS: form.error_class([message])})  # type: ignore[attr-defined]
+    next_url = request.POST.get("next", "")
+    return render(request, "registration/login.html", {"form": form, "next": next_url}, status=429)
+
+
 class LockoutMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -146,6 +157,8 @@ class LockoutMiddleware:
         response: HttpResponse
         if match.view_name == "api-token":
             response = JsonResponse({"detail": message, "code": "account_locked"}, status=429)
+        elif match.view_name == "login":
+            response = _login_page(request, message)
         else:
             response = HttpResponse(message + "\n", status=429, content_type="text/plain; charset=utf-8")
         response["Retry-After"] = str(seconds)

@@ -290,6 +290,7 @@ def test_page_login_locks_after_repeated_failures(settings: Any) -> None:
     assert locked.status_code == 429
     assert 1 <= int(locked["Retry-After"]) <= 900
     assert b"Too many failed logins for this account" in locked.content
+    assert b'name="username"' in locked.content  # the login page again, with the message on it
     assert "_auth_user_id" not in client.session  # the right password did not get in during the lock
     # other accounts are unaffected
     other: Any = UserFactory()

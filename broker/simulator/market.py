@@ -58,7 +58,7 @@ REGIONS: tuple[tuple[str, str, float], ...] = (
 )
 
 # Demand: mean bookings per customer per hour (each customer draws its own rate around it).
-BOOKINGS_PER_CUSTOMER_HOUR = 1.6
+BOOKINGS_PER_CUSTOMER_HOUR = 1.4
 MAX_JOB_HOURS = 12.0
 CONSTRAINED_SHARE = 1 / 3
 INTERRUPTIBLE_SHARE = 0.3

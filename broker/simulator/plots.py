@@ -13,6 +13,11 @@ from broker.simulator.report import SimReport
 from broker.simulator.run import AI_TIERS, SimState
 
 DPI = 80
+WINDOW_S = 30 * 60
+
+
+def _step(state: SimState) -> float:
+    return state.samples[1][0] - state.samples[0][0] if len(state.samples) > 1 else 60.0
 
 
 def plots_write(*, directory: Path, report: SimReport, state: SimState) -> list[Path]:
@@ -21,14 +26,29 @@ def plots_write(*, directory: Path, report: SimReport, state: SimState) -> list[
 
     fig, ax = plt.subplots(figsize=(8, 3.6))
     hours = [t / 3600 for t, _, _ in state.samples]
+    window = max(1, round(WINDOW_S / max(1.0, _step(state))))
     for tier in AI_TIERS:
-        series = [(held.get(tier, 0) / cap[tier]) if cap.get(tier) else 0.0 for _, held, cap in state.samples]
-        if any(cap.get(tier) for _, _, cap in state.samples):
-            ax.plot(hours, series, label=tier.replace("_", "-"), linewidth=1.2)
+        if not any(cap.get(tier) for _, _, cap in state.samples):
+            continue
+        held = [h.get(tier, 0) for _, h, _ in state.samples]
+        cap = [c.get(tier, 0) for _, _, c in state.samples]
+        series = []
+        for i in range(len(held)):  # GPU-time held / GPU-time listed over the trailing window
+            lo = max(0, i - window + 1)
+            total = sum(cap[lo : i + 1])
+            series.append(sum(held[lo : i + 1]) / total if total else 0.0)
+        ax.plot(hours, series, label=tier.replace("_", "-"), linewidth=1.4)
+    all_series = []
+    for i in range(len(state.samples)):
+        lo = max(0, i - window + 1)
+        chunk = state.samples[lo : i + 1]
+        total = sum(sum(c.get(t, 0) for t in AI_TIERS) for _, _, c in chunk)
+        all_series.append(sum(sum(h.get(t, 0) for t in AI_TIERS) for _, h, _ in chunk) / total if total else 0.0)
+    ax.plot(hours, all_series, label="all AI-grade", color="black", linewidth=2.0)
     ax.set_xlabel("simulated hour")
     ax.set_ylabel("GPUs held / listed")
     ax.set_ylim(0, 1.05)
-    ax.set_title("GPU utilisation by tier")
+    ax.set_title(f"GPU utilisation by tier ({WINDOW_S // 60}-minute trailing window)")
     ax.legend(loc="upper left", fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()

@@ -70,6 +70,8 @@ class SimReport:
     money_in: int = 0
     money_out: int = 0
     balances: dict[str, int] = field(default_factory=dict)
+    escrow_balance: int = 0
+    open_holds: int = 0
     ledger_ok: bool = False
     ledger_violations: list[str] = field(default_factory=list)
 
@@ -181,6 +183,13 @@ def report_build(*, state: SimState) -> SimReport:
         .order_by("kind")
     ):
         r.balances[kind] = total or 0
+    r.escrow_balance = r.balances.get(AccountKind.CUSTOMER_ESCROW, 0)
+    r.open_holds = (
+        Job.objects.exclude(state__in=[JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED]).aggregate(
+            s=Sum("held_micros")
+        )["s"]
+        or 0
+    )
     ledger = ledger_verify()
     r.ledger_ok = ledger.ok
     r.ledger_violations = ledger.violations
@@ -234,6 +243,8 @@ def report_lines(*, report: SimReport, state: SimState, config: SimConfig, wall_
         *(f"    balance {kind:<22} {_usd(value)}" for kind, value in r.balances.items()),
         f"  check: in {_usd(r.money_in)} = out {_usd(r.money_out)} + balances {_usd(r.balances_total)}"
         f" -> {'OK' if r.money_in == r.money_out + r.balances_total else 'MISMATCH'}",
+        f"  escrow {_usd(r.escrow_balance)} vs holds of open jobs {_usd(r.open_holds)} (running jobs' holds are net of "
+        f"what was already charged from escrow)",
         f"  ledger_check: {'OK' if r.ledger_ok else 'FAILED'}",
         *(f"    VIOLATION {v}" for v in r.ledger_violations),
         "",
@@ -242,6 +253,7 @@ def report_lines(*, report: SimReport, state: SimState, config: SimConfig, wall_
         f"total {wall_s:.1f} s wall",
         "  loop CPU by part: " + ", ".join(f"{k} {v:.1f} s" for k, v in sorted(state.phases.items())),
     ]
+    out[-1:-1] = [f"ANOMALY: {a}" for a in state.anomalies]
     problems = r.identities()
     out += [f"RECONCILIATION FAILED: {p}" for p in problems]
     out.append(r.last_line())

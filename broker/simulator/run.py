@@ -81,7 +81,8 @@ class SimConfig:
     tick_s: int = 60
     heartbeat_s: int = 900
     offline_after_s: int = 2700
-    settle_s: int = 300  # settlement beat period (production: 30 s; amounts do not depend on it)
+    settle_s: int = 3600  # settlement beat period (production: 30 s; amounts do not depend on it: every lease
+    # account also settles when its lease closes)
     failures_per_node_day: float = 0.35
     financed_share: float = 1 / 16  # providers that get a financed upgrade (at least one)
 
@@ -104,6 +105,7 @@ class SimState:
     crashes: int = 0
     cancels: int = 0
     financing: list[str] = field(default_factory=list)
+    anomalies: list[str] = field(default_factory=list)
     samples: list[tuple[float, dict[str, int], dict[str, int]]] = field(default_factory=list)  # t, held, capacity
     phases: dict[str, float] = field(default_factory=dict)  # CPU seconds per part of the loop
     rounds: int = 0
@@ -364,7 +366,11 @@ class Simulation:
         for _, job_id in due:
             job = Job.objects.select_related("customer").get(pk=job_id)
             if job.state == JobState.PENDING and not Lease.objects.filter(job=job).exists():
-                job_cancel(job=job, customer=job.customer)
+                try:
+                    job_cancel(job=job, customer=job.customer)
+                except DomainError as exc:  # a product fault the run must show, not hide
+                    self.state.anomalies.append(f"cancel of job {job.pk} refused: {exc}")
+                    continue
                 self.state.cancels += 1
 
     def _request(self, plan: JobPlan) -> dict[str, Any]:
@@ -494,23 +500,20 @@ class Simulation:
             self._add_node(provider=provider, rig=rig, name=f"financed-{model_key.lower()}")
 
     def _beat_skip(self) -> frozenset[str]:
-        """A beat matching round whose inputs did not change since the last round (same waiting jobs, same leases
-        holding GPUs, same nodes online) cannot place anything new: it is skipped, and stays due. Bookings,
-        failovers and preemptions still trigger their own rounds, as in production."""
+        """The beat's matching round is skipped (it stays due) when it cannot place anything the last round did not:
+        no job waits, or the waiting jobs, the leases that closed (freeing GPUs) and the nodes online are all as
+        they were at the last round. Bookings, failovers and preemptions still ask for their own rounds."""
+        skip = frozenset({"broker.tasks.match_round"})
         waiting = Job.objects.filter(state__in=[JobState.PENDING, JobState.PREEMPTED])
         if not waiting.exists():
-            return frozenset({"broker.tasks.match_round"})
+            return skip
         signature = (
             tuple(waiting.aggregate(n=Count("pk"), top=Max("pk")).values()),
-            tuple(
-                Lease.objects.filter(state__in=[LeaseState.RESERVED, LeaseState.ACTIVE])
-                .aggregate(n=Count("pk"), top=Max("pk"))
-                .values()
-            ),
+            Lease.objects.exclude(state__in=[LeaseState.RESERVED, LeaseState.ACTIVE]).count(),
             Node.objects.filter(status="online", listed=True).count(),
         )
         if signature == self.round_signature:
-            return frozenset({"broker.tasks.match_round"})
+            return skip
         self.round_signature = signature
         self.state.rounds += 1
         return frozenset()

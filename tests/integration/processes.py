@@ -74,7 +74,7 @@ class Proc:
         if self.process.poll() is None:
             try:
                 os.killpg(self.process.pid, signal.SIGTERM)
-                self.process.wait(timeout=3)
+                self.process.wait(timeout=1)
             except (ProcessLookupError, subprocess.TimeoutExpired):
                 pass
         self.kill()

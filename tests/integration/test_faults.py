@@ -201,6 +201,8 @@ def test_worker_killed_mid_matching_round_restarts_and_places_every_job_once(sta
     w1.kill()
     killed_before_commit = MatchRound.objects.count() == 0
     assert Lease.objects.count() == 0 or not killed_before_commit
+    # The dead matcher's lock lapses by itself (RIGSHIFT_MATCH_LOCK_TTL_S, 5 s here; 120 s by default).
+    wait_for(lambda: not r.exists(MATCH_LOCK), timeout=15, what="the dead matcher's lock to lapse", interval=0.1)
 
     # 2. Killed inside the round's commit transaction (leases, slots and job states half written), up to three
     #    tries (a fast round may commit before the kill lands; then more jobs are booked and it is tried again).

@@ -244,7 +244,11 @@ class Simulation:
             country=rig.country,
             gpu_model_slug=slug,
             gpu_count=rig.gpus,
-            **host,
+            cpu_cores=host["cpu_cores"],
+            ram_gb=host["ram_gb"],
+            disk_gb=host["disk_gb"],
+            inet_down_mbps=host["inet_down_mbps"],
+            inet_up_mbps=host["inet_up_mbps"],
         )
         agent = SimAgent(
             node_id=node.pk,

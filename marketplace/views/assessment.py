@@ -3,15 +3,11 @@
 Thin: check the role, parse the form, call the assessment service or selectors, render.
 """
 
-from collections.abc import Callable
 from decimal import Decimal
-from functools import wraps
 from html import escape
 from typing import Any
 
 from django import forms
-from django.contrib.auth.views import redirect_to_login
-from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.safestring import mark_safe
@@ -20,7 +16,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from common.charts import bar_chart_svg
 from common.errors import DomainError, NotFound, PayloadTooLarge
-from marketplace.models import Provider, Tier
+from marketplace.models import Tier
 from marketplace.selectors.assessment import fleet_assessment_get, fleet_assessment_list
 from marketplace.services.assessment import (
     DEFAULT_UTILISATION,
@@ -33,6 +29,7 @@ from marketplace.services.assessment import (
     request_body_size_check,
     upload_size_check,
 )
+from marketplace.views.portal import _provider, provider_required
 
 TIER_COLORS = {
     Tier.TRAINING.value: "#1a7f37",
@@ -42,26 +39,6 @@ TIER_COLORS = {
     "unmatched": "#8c959f",
 }
 TIER_LABELS = {**{tier.value: str(tier.label) for tier in Tier}, "unmatched": "Unknown model"}
-
-View = Callable[..., HttpResponse]
-
-
-def provider_required(view: View) -> View:
-    """Anonymous → the login page; a logged-in user without a provider profile → 403."""
-
-    @wraps(view)
-    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if not request.user.is_authenticated:
-            return redirect_to_login(request.get_full_path())
-        if not hasattr(request.user, "provider"):
-            raise PermissionDenied("Only provider accounts can assess a fleet.")
-        return view(request, *args, **kwargs)
-
-    return wrapper
-
-
-def _provider(request: HttpRequest) -> Provider:
-    return request.user.provider  # type: ignore[union-attr]
 
 
 class FleetAssessmentForm(forms.Form):

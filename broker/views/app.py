@@ -4,15 +4,11 @@ Thin: parse the form, check the role, call one service or selector, render.
 Search lives in app_search.py, bookings and jobs in app_jobs.py.
 """
 
-from collections.abc import Callable
-from functools import wraps
 from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
-from django.contrib.auth.views import redirect_to_login
-from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
@@ -24,27 +20,18 @@ from broker.forms import CustomerSignupForm, TopUpForm, form_add_domain_errors
 from broker.selectors.customer_portal import api_token_own, api_tokens_active, wallet_low_balance
 from broker.selectors.jobs import job_list
 from broker.services.customers import customer_signup
+from common.decorators import role_required
 from common.errors import DomainError, ValidationFailed
 from common.money import format_usd
 from common.services import api_token_create, api_token_revoke
 from marketplace.models import Customer
 
-View = Callable[..., HttpResponse]
 RECENT_JOBS = 10
 
 
-def customer_required(view: View) -> View:
-    """Anonymous → the login page; a logged-in user without a customer profile → 403."""
-
-    @wraps(view)
-    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if not request.user.is_authenticated:
-            return redirect_to_login(request.get_full_path())
-        if not hasattr(request.user, "customer"):
-            raise PermissionDenied("Only customer accounts can use the customer portal.")
-        return view(request, *args, **kwargs)
-
-    return wrapper
+customer_required = role_required(
+    allowed=lambda user: hasattr(user, "customer"), message="Only customer accounts can use the customer portal."
+)
 
 
 def customer_of(request: HttpRequest) -> Customer:

@@ -7,13 +7,9 @@ to the login page; a logged-in user who is not staff gets 403 on every page and 
 Live parts (queue, supply, rounds) are partial templates polled with htmx.
 """
 
-from collections.abc import Callable
-from functools import wraps
 from typing import Any
 
 from django.contrib import messages
-from django.contrib.auth.views import redirect_to_login
-from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.safestring import SafeString, mark_safe
@@ -33,25 +29,16 @@ from broker.selectors.console import (
 from broker.services.console import match_round_now, matching_pause
 from broker.views.console_forms import QueueFilterForm, ReasonForm
 from common.charts import bar_chart_svg
+from common.decorators import role_required
 from common.errors import NotFound
 
-View = Callable[..., HttpResponse]
 POLL_SECONDS = 5
 ROUNDS_SHOWN = 20
 
 
-def staff_required(view: View) -> View:
-    """Anonymous → the login page; logged in but not staff → 403 (whatever the method)."""
-
-    @wraps(view)
-    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if not request.user.is_authenticated:
-            return redirect_to_login(request.get_full_path())
-        if not (request.user.is_active and request.user.is_staff):
-            raise PermissionDenied("The matching console is for staff only.")
-        return view(request, *args, **kwargs)
-
-    return wrapper
+staff_required = role_required(
+    allowed=lambda user: user.is_active and user.is_staff, message="The matching console is for staff only."
+)
 
 
 def not_found(exc: NotFound) -> Http404:

@@ -3,20 +3,16 @@
 Thin: parse the form, check the role, call one service or selector, render.
 """
 
-from collections.abc import Callable
 from decimal import Decimal
-from functools import wraps
-from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
-from django.contrib.auth.views import redirect_to_login
-from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
+from common.decorators import role_required
 from common.errors import NotFound, ValidationFailed
 from common.money import from_micros, to_micros
 from marketplace.forms import NodeListingForm, NodeRegisterForm, ProviderSignupForm, form_add_domain_errors
@@ -31,21 +27,9 @@ from marketplace.selectors.onboarding import onboarding_checklist
 from marketplace.services.nodes import node_register, node_token_revoke, node_token_rotate, node_update_listing
 from marketplace.services.providers import provider_payout_account_connect, provider_signup
 
-View = Callable[..., HttpResponse]
-
-
-def provider_required(view: View) -> View:
-    """Anonymous → the login page; a logged-in user without a provider profile → 403."""
-
-    @wraps(view)
-    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if not request.user.is_authenticated:
-            return redirect_to_login(request.get_full_path())
-        if not hasattr(request.user, "provider"):
-            raise PermissionDenied("Only provider accounts can use the provider portal.")
-        return view(request, *args, **kwargs)
-
-    return wrapper
+provider_required = role_required(
+    allowed=lambda user: hasattr(user, "provider"), message="Only provider accounts can use the provider portal."
+)
 
 
 def _provider(request: HttpRequest) -> Provider:

@@ -136,7 +136,13 @@ class LeaseAccount(models.Model):
         default=0, help_text="Escrow backing this lease; charges never exceed it (0 = no cap)"
     )
     rated_gpu_ms = models.BigIntegerField(default=0, help_text="Cumulative GPU-milliseconds rated")
-    charged_micros = models.BigIntegerField(default=0)
+    storage_price_micros = models.BigIntegerField(default=0, help_text="Price per GB-month of storage, micro-USD")
+    egress_price_micros = models.BigIntegerField(default=0, help_text="Price per GB of egress, micro-USD")
+    rated_storage_gb_ms = models.BigIntegerField(default=0, help_text="Cumulative storage GB-milliseconds rated")
+    rated_egress_bytes = models.BigIntegerField(default=0, help_text="Cumulative egress bytes rated")
+    charged_micros = models.BigIntegerField(default=0, help_text="Total charged: GPU time + storage + egress")
+    charged_storage_micros = models.BigIntegerField(default=0, help_text="Part of charged_micros for storage")
+    charged_egress_micros = models.BigIntegerField(default=0, help_text="Part of charged_micros for egress")
     fee_micros = models.BigIntegerField(default=0)
     reserve_micros = models.BigIntegerField(default=0)
     provider_micros = models.BigIntegerField(default=0, help_text="Provider share (payable + lender withholding)")
@@ -176,6 +182,8 @@ class UsageRecord(models.Model):
     lease_ref = models.BigIntegerField()
     seq = models.BigIntegerField()
     gpu_ms = models.BigIntegerField(help_text="GPU-milliseconds in the interval")
+    storage_gb_ms = models.BigIntegerField(default=0, help_text="Storage held in the interval, GB-milliseconds")
+    egress_bytes = models.BigIntegerField(default=0, help_text="Bytes sent in the interval")
     utilisation = models.FloatField(null=True, blank=True, help_text="Mean GPU utilisation 0–1 (not money)")
     interval_start = models.DateTimeField(null=True, blank=True)
     interval_end = models.DateTimeField(null=True, blank=True)
@@ -202,7 +210,11 @@ class Settlement(models.Model):
     )
     gpu_ms = models.BigIntegerField()
     upto_gpu_ms = models.BigIntegerField(help_text="Cumulative rated GPU-ms after this settlement")
-    charged_micros = models.BigIntegerField()
+    upto_storage_gb_ms = models.BigIntegerField(default=0, help_text="Cumulative rated storage GB-ms after it")
+    upto_egress_bytes = models.BigIntegerField(default=0, help_text="Cumulative rated egress bytes after it")
+    charged_micros = models.BigIntegerField(help_text="Total: GPU time + storage + egress")
+    storage_micros = models.BigIntegerField(default=0, help_text="Part of charged_micros for storage")
+    egress_micros = models.BigIntegerField(default=0, help_text="Part of charged_micros for egress")
     fee_micros = models.BigIntegerField()
     reserve_micros = models.BigIntegerField()
     provider_micros = models.BigIntegerField()
@@ -211,7 +223,10 @@ class Settlement(models.Model):
     class Meta:
         ordering = ["id"]
         constraints = [
-            models.UniqueConstraint(fields=["lease_account", "upto_gpu_ms"], name="settlement_once_per_cumulative"),
+            models.UniqueConstraint(
+                fields=["lease_account", "upto_gpu_ms", "upto_storage_gb_ms", "upto_egress_bytes"],
+                name="settlement_once_per_cumulative_usage",
+            ),
             models.CheckConstraint(
                 condition=models.Q(
                     charged_micros=models.F("fee_micros") + models.F("reserve_micros") + models.F("provider_micros")
@@ -311,6 +326,8 @@ class Invoice(models.Model):
 
 class InvoiceLineKind(models.TextChoices):
     USAGE = "usage", "GPU usage"
+    STORAGE = "storage", "Storage (GB-month)"
+    EGRESS = "egress", "Egress (GB)"
     CREDIT = "credit", "SLA credit"
     TAX = "tax", "Tax"
     ROUNDING = "rounding", "Rounding to cents"

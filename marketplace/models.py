@@ -143,6 +143,8 @@ class Node(models.Model):
     # Listing: prices per GPU-hour in micro-dollars; availability window (null = open-ended).
     price_micros = models.BigIntegerField(default=0, help_text="On-demand ask per GPU-hour, micro-USD")
     min_bid_micros = models.BigIntegerField(default=0, help_text="Minimum interruptible bid per GPU-hour")
+    storage_price_micros = models.BigIntegerField(default=0, help_text="Storage per GB-month, micro-USD (0 = free)")
+    egress_price_micros = models.BigIntegerField(default=0, help_text="Egress per GB sent, micro-USD (0 = free)")
     available_from = models.DateTimeField(null=True, blank=True)
     available_until = models.DateTimeField(null=True, blank=True)
     listed = models.BooleanField(default=False)
@@ -171,6 +173,10 @@ class Node(models.Model):
             models.CheckConstraint(condition=models.Q(gpu_count__gte=1), name="node_gpu_count_positive"),
             models.CheckConstraint(condition=models.Q(price_micros__gte=0), name="node_price_non_negative"),
             models.CheckConstraint(condition=models.Q(min_bid_micros__gte=0), name="node_min_bid_non_negative"),
+            models.CheckConstraint(
+                condition=models.Q(storage_price_micros__gte=0, egress_price_micros__gte=0),
+                name="node_storage_egress_price_non_negative",
+            ),
         ]
         indexes = [models.Index(fields=["status", "listed", "verified"])]
 

@@ -89,21 +89,33 @@ def ledger_verify() -> LedgerReport:
             c=Sum("charged_micros"), f=Sum("fee_micros"), r=Sum("reserve_micros"), p=Sum("provider_micros")
         )
     }
-    rated = dict(
-        UsageRecord.objects.filter(status=UsageStatus.RATED)
+    rated = {
+        ref: (ms, gb_ms, egress)
+        for ref, ms, gb_ms, egress in UsageRecord.objects.filter(status=UsageStatus.RATED)
         .values_list("lease_ref")
-        .annotate(ms=Sum("gpu_ms"))
-        .values_list("lease_ref", "ms")
-    )
+        .annotate(ms=Sum("gpu_ms"), gb_ms=Sum("storage_gb_ms"), egress=Sum("egress_bytes"))
+        .values_list("lease_ref", "ms", "gb_ms", "egress")
+    }
     for acct in LeaseAccount.objects.values(
-        "pk", "lease_ref", "charged_micros", "fee_micros", "reserve_micros", "provider_micros", "rated_gpu_ms"
+        "pk",
+        "lease_ref",
+        "charged_micros",
+        "fee_micros",
+        "reserve_micros",
+        "provider_micros",
+        "rated_gpu_ms",
+        "rated_storage_gb_ms",
+        "rated_egress_bytes",
     ):
         row = totals.get(acct["pk"], {"c": 0, "f": 0, "r": 0, "p": 0})
         expected = (acct["charged_micros"], acct["fee_micros"], acct["reserve_micros"], acct["provider_micros"])
         if (row["c"], row["f"], row["r"], row["p"]) != expected:
             report.violate(f"lease {acct['lease_ref']}: settlements do not add up to the lease's charges")
-        if rated.get(acct["lease_ref"], 0) != acct["rated_gpu_ms"]:
+        usage = rated.get(acct["lease_ref"], (0, 0, 0))
+        if usage[0] != acct["rated_gpu_ms"]:
             report.violate(f"lease {acct['lease_ref']}: rated usage records ≠ rated GPU-ms")
+        if (usage[1], usage[2]) != (acct["rated_storage_gb_ms"], acct["rated_egress_bytes"]):
+            report.violate(f"lease {acct['lease_ref']}: rated usage records ≠ rated storage GB-ms / egress bytes")
     report.settlements = Settlement.objects.count()
     legs = (
         Entry.objects.filter(transaction__settlement__isnull=False)

@@ -28,7 +28,9 @@ from billing.models import (
     Settlement,
     SlaCredit,
 )
+from billing.services.settlement import BYTES_PER_GB, STORAGE_MONTH_MS
 from common.errors import ValidationFailed
+from common.money import format_usd
 
 CENT = 10_000
 
@@ -55,6 +57,17 @@ def _round_cents(micros: int) -> int:
     return int((Decimal(micros) / CENT).quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
+def _before(settlement: Settlement) -> tuple[int, int]:
+    """Cumulative (storage GB-ms, egress bytes) of the lease's settlement before `settlement` ((0, 0) if none)."""
+    previous = (
+        Settlement.objects.filter(lease_account_id=settlement.lease_account_id, pk__lt=settlement.pk)
+        .order_by("-pk")
+        .values_list("upto_storage_gb_ms", "upto_egress_bytes")
+        .first()
+    )
+    return previous or (0, 0)
+
+
 def _build(*, invoice: Invoice) -> None:
     settlements = (
         Settlement.objects.filter(
@@ -65,13 +78,24 @@ def _build(*, invoice: Invoice) -> None:
         .select_related("lease_account")
         .order_by("lease_account__lease_ref", "id")
     )
-    per_lease: dict[int, dict[str, int]] = defaultdict(lambda: {"gpu_ms": 0, "amount": 0})
+    per_lease: dict[int, dict[str, int]] = defaultdict(
+        lambda: {"gpu_ms": 0, "amount": 0, "storage": 0, "egress": 0, "gb_ms": 0, "bytes": 0}
+    )
     accounts = {}
     for s in settlements:
         ref = s.lease_account.lease_ref
-        accounts[ref] = s.lease_account
-        per_lease[ref]["gpu_ms"] += s.gpu_ms
-        per_lease[ref]["amount"] += s.charged_micros
+        agg = per_lease[ref]
+        if ref not in accounts:
+            accounts[ref] = s.lease_account
+            # storage and egress quantities in the period: cumulative totals since the lease's previous settlement
+            if s.storage_micros or s.egress_micros or s.upto_storage_gb_ms or s.upto_egress_bytes:
+                agg["gb_ms"], agg["bytes"] = _before(s)
+            agg["gb_ms"], agg["bytes"] = -agg["gb_ms"], -agg["bytes"]
+        agg["gpu_ms"] += s.gpu_ms
+        agg["amount"] += s.charged_micros - s.storage_micros - s.egress_micros
+        agg["storage"] += s.storage_micros
+        agg["egress"] += s.egress_micros
+        agg["last_gb_ms"], agg["last_bytes"] = s.upto_storage_gb_ms, s.upto_egress_bytes
     lines: list[InvoiceLine] = []
     for ref, agg in per_lease.items():
         acct = accounts[ref]
@@ -88,6 +112,32 @@ def _build(*, invoice: Invoice) -> None:
                 amount_micros=agg["amount"],
             )
         )
+        if agg["storage"]:
+            gb_months = Decimal(agg["last_gb_ms"] + agg["gb_ms"]) / STORAGE_MONTH_MS
+            lines.append(
+                InvoiceLine(
+                    kind=InvoiceLineKind.STORAGE,
+                    lease_ref=ref,
+                    description=(
+                        f"Storage (GB-month): lease {ref}, {gb_months.quantize(Decimal('0.000001'))} GB-month "
+                        f"at {format_usd(micros=acct.storage_price_micros, places=6)}/GB-month"
+                    ),
+                    amount_micros=agg["storage"],
+                )
+            )
+        if agg["egress"]:
+            gigabytes = Decimal(agg["last_bytes"] + agg["bytes"]) / BYTES_PER_GB
+            lines.append(
+                InvoiceLine(
+                    kind=InvoiceLineKind.EGRESS,
+                    lease_ref=ref,
+                    description=(
+                        f"Egress (GB): lease {ref}, {gigabytes.quantize(Decimal('0.000001'))} GB "
+                        f"at {format_usd(micros=acct.egress_price_micros, places=6)}/GB"
+                    ),
+                    amount_micros=agg["egress"],
+                )
+            )
     usage = sum(line.amount_micros for line in lines)
     credits = 0
     for credit in SlaCredit.objects.filter(

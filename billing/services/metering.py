@@ -27,11 +27,16 @@ from common.errors import ValidationFailed
 MAX_REPORTS = 5000
 # One report covers one heartbeat interval; a day of 64 GPUs is far beyond any real interval.
 MAX_GPU_SECONDS = 64 * 86_400
+# Storage held by one lease (GB) and bytes it sent in one interval: generous bounds that keep sums in a bigint.
+MAX_STORAGE_GB = 1_000_000
+MAX_EGRESS_BYTES = 10**15
 _COLUMNS = (
     "node_id",
     "lease_ref",
     "seq",
     "gpu_ms",
+    "storage_gb_ms",
+    "egress_bytes",
     "utilisation",
     "interval_start",
     "interval_end",
@@ -69,6 +74,42 @@ def _gpu_ms(report: dict[str, Any], index: int) -> int:
             f"report {index}: gpu_seconds must be between 0 and {MAX_GPU_SECONDS}", details={"index": index}
         )
     return int(seconds * 1000)
+
+
+def _storage_gb_ms(report: dict[str, Any], index: int, start: datetime | None, end: datetime | None) -> int:
+    """GB-milliseconds of storage: `storage_gb` (held during the interval) × the interval's length."""
+    value = report.get("storage_gb")
+    if value in (None, 0, "0"):
+        return 0
+    if isinstance(value, bool):
+        raise ValidationFailed(f"report {index}: storage_gb must be a number", details={"index": index})
+    try:
+        gb = Decimal(str(value))
+    except InvalidOperation as exc:
+        raise ValidationFailed(f"report {index}: storage_gb must be a number", details={"index": index}) from exc
+    if not gb.is_finite() or gb < 0 or gb > MAX_STORAGE_GB:
+        raise ValidationFailed(
+            f"report {index}: storage_gb must be between 0 and {MAX_STORAGE_GB}", details={"index": index}
+        )
+    if gb == 0:
+        return 0
+    if start is None or end is None:
+        raise ValidationFailed(
+            f"report {index}: storage_gb needs interval_start and interval_end", details={"index": index}
+        )
+    interval_ms = int((end - start).total_seconds() * 1000)
+    if interval_ms > MAX_GPU_SECONDS * 1000:
+        raise ValidationFailed(f"report {index}: the interval is too long to meter storage", details={"index": index})
+    return int(gb * interval_ms)
+
+
+def _egress_bytes(report: dict[str, Any], index: int) -> int:
+    if report.get("egress_bytes") in (None, ""):
+        return 0
+    number = _int(report, "egress_bytes", index)
+    if number > MAX_EGRESS_BYTES:
+        raise ValidationFailed(f"report {index}: egress_bytes is out of range", details={"index": index})
+    return number
 
 
 def _when(report: dict[str, Any], name: str, index: int) -> datetime | None:
@@ -112,6 +153,8 @@ def _rows(*, node_id: int, reports: Sequence[dict[str, Any]]) -> list[tuple[Any,
                 _int(report, "lease_id", index),
                 _int(report, "seq", index),
                 _gpu_ms(report, index),
+                _storage_gb_ms(report, index, start, end),
+                _egress_bytes(report, index),
                 _utilisation(report, index),
                 start,
                 end,
@@ -125,8 +168,8 @@ def _rows(*, node_id: int, reports: Sequence[dict[str, Any]]) -> list[tuple[Any,
 
 
 def usage_ingest(*, node_id: int, reports: Sequence[dict[str, Any]]) -> int:
-    """Record each report ({lease_id, seq, gpu_seconds, utilisation, interval_start, interval_end, state})
-    once, keyed by (node, lease, seq). Returns how many were new.
+    """Record each report ({lease_id, seq, gpu_seconds, utilisation, interval_start, interval_end, state,
+    optional storage_gb and egress_bytes}) once, keyed by (node, lease, seq). Returns how many were new.
 
     The whole batch is validated first (a bad report is a ValidationFailed naming it, and nothing is
     written), then inserted with conflict-ignore in one statement per 500 rows.
@@ -144,6 +187,8 @@ _PG_TYPES = (
     "bigint",
     "bigint",
     "bigint",
+    "bigint",
+    "bigint",
     "double precision",
     "timestamptz",
     "timestamptz",
@@ -154,7 +199,7 @@ _PG_TYPES = (
 )
 
 
-_PG_VARYING = 8  # node_id … state; then status, exclusion_reason, received_at
+_PG_VARYING = 10  # node_id … state; then status, exclusion_reason, received_at
 
 
 def _insert_ignoring_duplicates(rows: Sequence[tuple[Any, ...]]) -> int:

@@ -3,7 +3,8 @@
 Hooks the broker calls (plain values only; billing never imports broker):
 
 * `lease_account_open(*, lease_ref, job_ref, customer_user, provider_user, node_id, price_micros, gpu_count,
-  hold_micros=0)` when it creates a lease. Idempotent on `lease_ref`.
+  hold_micros=0, storage_price_micros=0, egress_price_micros=0)` when it creates a lease. Idempotent on
+  `lease_ref`.
 * `lease_settle_final(*, lease_ref, job_ref, customer_user, release_unused_hold_micros, failed)` when the
   lease ends or fails. Settles the remaining usage, closes the account, and returns the job's unused hold
   from escrow to the wallet: pass the JOB's escrow hold (Job.held_micros) when the job is over, 0 when it
@@ -12,7 +13,10 @@ Hooks the broker calls (plain values only; billing never imports broker):
   failed) the SLA credit policy of services.sla applies.
 
 Rating: a lease is charged `prorate(price, cumulative GPU-seconds)` minus what it was already charged,
-so flooring never drifts, capped at `hold_micros` when one was given. Each settlement is ONE ledger
+so flooring never drifts, capped at `hold_micros` when one was given. Storage (cumulative GB-ms × price per
+GB-month / 30 days) and egress (cumulative bytes × price per GB / 10^9), when the lease's listing priced them,
+are rated the same way, tracked apart (charged_storage_micros, charged_egress_micros) and settled in the same
+transaction and split; such a settlement's key also names the cumulative GB-ms and bytes. Each settlement is ONE ledger
 transaction (escrow → platform fee → reserve → provider share, the provider share being the remainder
 so the parts add up exactly) with the deterministic key `settle:<lease_ref>:<cumulative GPU-ms>`. The
 lease account row is locked (SELECT ... FOR UPDATE) for the whole database transaction that writes the
@@ -79,6 +83,20 @@ def rate_gpu_ms(*, price_micros: int, gpu_ms: int) -> int:
     return prorate(micros_per_hour=price_micros, seconds=gpu_ms) // 1000
 
 
+STORAGE_MONTH_MS = 30 * 86_400 * 1000  # a billing "month" of storage: 30 days
+BYTES_PER_GB = 10**9
+
+
+def rate_storage_gb_ms(*, price_micros: int, gb_ms: int) -> int:
+    """Cost of `gb_ms` GB-milliseconds of storage at a per-GB-month (30 days) price, floored to a micro-dollar."""
+    return price_micros * gb_ms // STORAGE_MONTH_MS
+
+
+def rate_egress_bytes(*, price_micros: int, egress_bytes: int) -> int:
+    """Cost of `egress_bytes` bytes sent at a per-GB (10^9 bytes) price, floored to a micro-dollar."""
+    return price_micros * egress_bytes // BYTES_PER_GB
+
+
 def provider_share_split(
     *, provider_user: User, amount_micros: int, source_key: str = "", lease_ref: int | None = None
 ) -> list[tuple[Account, int]]:
@@ -106,10 +124,16 @@ def lease_account_open(
     price_micros: int,
     gpu_count: int,
     hold_micros: int = 0,
+    storage_price_micros: int = 0,
+    egress_price_micros: int = 0,
 ) -> LeaseAccount:
-    """Open billing's account of a lease (idempotent on `lease_ref`); usage already recorded for it gets rated."""
-    if price_micros < 0 or gpu_count < 1 or hold_micros < 0:
-        raise ValidationFailed("a lease has a non-negative price and hold and at least one GPU")
+    """Open billing's account of a lease (idempotent on `lease_ref`); usage already recorded for it gets rated.
+
+    `storage_price_micros` (per GB-month) and `egress_price_micros` (per GB) are the listing's storage and
+    egress prices at lease time; 0 means storage/egress reported for the lease is not charged.
+    """
+    if price_micros < 0 or gpu_count < 1 or hold_micros < 0 or storage_price_micros < 0 or egress_price_micros < 0:
+        raise ValidationFailed("a lease has non-negative prices and hold and at least one GPU")
     from marketplace.models import Node
 
     model_name = Node.objects.filter(pk=node_id).values_list("gpu_model__name", flat=True).first() or ""
@@ -124,6 +148,8 @@ def lease_account_open(
             "price_micros": price_micros,
             "gpu_count": gpu_count,
             "hold_micros": hold_micros,
+            "storage_price_micros": storage_price_micros,
+            "egress_price_micros": egress_price_micros,
         },
     )
     if not created and (
@@ -131,6 +157,8 @@ def lease_account_open(
         or account.customer_id != customer_user.pk
         or account.provider_id != provider_user.pk
         or account.price_micros != price_micros
+        or account.storage_price_micros != storage_price_micros
+        or account.egress_price_micros != egress_price_micros
     ):
         raise Conflict(f"lease {lease_ref} is already open with other terms")
     if created and UsageRecord.objects.filter(lease_ref=lease_ref, status=UsageStatus.PENDING).exists():
@@ -155,12 +183,14 @@ def _settle_locked(accounts: list[LeaseAccount]) -> list[Settlement]:
 
     advances_lock_for_providers(provider_ids={a.provider_id for a in accounts})
     rows = UsageRecord.objects.filter(lease_ref__in=list(by_ref), status=UsageStatus.PENDING).values_list(
-        "pk", "lease_ref", "node_id", "gpu_ms", "state"
+        "pk", "lease_ref", "node_id", "gpu_ms", "storage_gb_ms", "egress_bytes", "state"
     )
     good: dict[int, list[int]] = defaultdict(list)
     good_ms: dict[int, int] = defaultdict(int)
+    good_gb_ms: dict[int, int] = defaultdict(int)
+    good_bytes: dict[int, int] = defaultdict(int)
     excluded: dict[str, list[int]] = defaultdict(list)
-    for pk, ref, node_id, gpu_ms, state in rows:
+    for pk, ref, node_id, gpu_ms, gb_ms, egress, state in rows:
         account = by_ref[ref]
         if node_id != account.node_id:
             excluded[f"reported by node {node_id}; the lease runs on node {account.node_id}"].append(pk)
@@ -169,6 +199,8 @@ def _settle_locked(accounts: list[LeaseAccount]) -> list[Settlement]:
         else:
             good[ref].append(pk)
             good_ms[ref] += gpu_ms
+            good_gb_ms[ref] += gb_ms
+            good_bytes[ref] += egress
     for reason, pks in excluded.items():
         UsageRecord.objects.filter(pk__in=pks).update(status=UsageStatus.EXCLUDED, exclusion_reason=reason)
 
@@ -178,15 +210,42 @@ def _settle_locked(accounts: list[LeaseAccount]) -> list[Settlement]:
     for ref in sorted(good):
         account = by_ref[ref]
         upto = account.rated_gpu_ms + good_ms[ref]
-        charged_total = rate_gpu_ms(price_micros=account.price_micros, gpu_ms=upto)
+        upto_gb_ms = account.rated_storage_gb_ms + good_gb_ms[ref]
+        upto_bytes = account.rated_egress_bytes + good_bytes[ref]
+        # Each part is rated cumulatively (floor of the cumulative cost minus what that part was charged).
+        storage_due = max(
+            0,
+            rate_storage_gb_ms(price_micros=account.storage_price_micros, gb_ms=upto_gb_ms)
+            - account.charged_storage_micros,
+        )
+        egress_due = max(
+            0,
+            rate_egress_bytes(price_micros=account.egress_price_micros, egress_bytes=upto_bytes)
+            - account.charged_egress_micros,
+        )
+        gpu_charged = account.charged_micros - account.charged_storage_micros - account.charged_egress_micros
+        gpu_due = max(0, rate_gpu_ms(price_micros=account.price_micros, gpu_ms=upto) - gpu_charged)
+        delta = gpu_due + storage_due + egress_due
         if account.hold_micros:
-            charged_total = min(charged_total, account.hold_micros)
-        delta = max(0, charged_total - account.charged_micros)
+            # The hold caps the lease's total; what it cannot cover is cut from GPU time, then egress, then storage.
+            delta = min(delta, max(0, account.hold_micros - account.charged_micros))
+            storage_due = min(storage_due, delta)
+            egress_due = min(egress_due, delta - storage_due)
         fee, reserve, share = charge_split(amount_micros=delta)
+        # The idempotency key names the cumulative usage; leases without storage/egress keep the GPU-only key.
+        key = (
+            f"settle:{ref}:{upto}"
+            if not (upto_gb_ms or upto_bytes)
+            else f"settle:{ref}:{upto}:{upto_gb_ms}:{upto_bytes}"
+        )
         settlement = Settlement(
             lease_account=account,
             gpu_ms=good_ms[ref],
             upto_gpu_ms=upto,
+            upto_storage_gb_ms=upto_gb_ms,
+            upto_egress_bytes=upto_bytes,
+            storage_micros=storage_due,
+            egress_micros=egress_due,
             charged_micros=delta,
             fee_micros=fee,
             reserve_micros=reserve,
@@ -207,14 +266,22 @@ def _settle_locked(accounts: list[LeaseAccount]) -> list[Settlement]:
                 (system_accounts[1], reserve),
             ]
             legs += provider_share_split(
-                provider_user=account.provider, amount_micros=share, source_key=f"settle:{ref}:{upto}", lease_ref=ref
+                provider_user=account.provider, amount_micros=share, source_key=key, lease_ref=ref
             )
             transfer = Transfer(
-                key=f"settle:{ref}:{upto}",
+                key=key,
                 kind="usage_settlement",
                 legs=[(a, amt) for a, amt in legs if amt],
                 memo=f"Usage of lease {ref}: {good_ms[ref] / 1000:.3f} GPU-s",
-                metadata={"lease_ref": ref, "job_ref": account.job_ref, "upto_gpu_ms": upto},
+                metadata={
+                    "lease_ref": ref,
+                    "job_ref": account.job_ref,
+                    "upto_gpu_ms": upto,
+                    "upto_storage_gb_ms": upto_gb_ms,
+                    "upto_egress_bytes": upto_bytes,
+                    "storage_micros": storage_due,
+                    "egress_micros": egress_due,
+                },
             )
         plans.append((account, settlement, transfer))
     if not plans:
@@ -251,13 +318,27 @@ def _settle_locked(accounts: list[LeaseAccount]) -> list[Settlement]:
     )
     for account, settlement, _ in plans:
         account.rated_gpu_ms = settlement.upto_gpu_ms
+        account.rated_storage_gb_ms = settlement.upto_storage_gb_ms
+        account.rated_egress_bytes = settlement.upto_egress_bytes
         account.charged_micros += settlement.charged_micros
+        account.charged_storage_micros += settlement.storage_micros
+        account.charged_egress_micros += settlement.egress_micros
         account.fee_micros += settlement.fee_micros
         account.reserve_micros += settlement.reserve_micros
         account.provider_micros += settlement.provider_micros
     LeaseAccount.objects.bulk_update(
         [a for a, _, _ in plans],
-        ["rated_gpu_ms", "charged_micros", "fee_micros", "reserve_micros", "provider_micros"],
+        [
+            "rated_gpu_ms",
+            "rated_storage_gb_ms",
+            "rated_egress_bytes",
+            "charged_micros",
+            "charged_storage_micros",
+            "charged_egress_micros",
+            "fee_micros",
+            "reserve_micros",
+            "provider_micros",
+        ],
     )
     return settlements
 

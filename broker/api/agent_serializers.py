@@ -1,5 +1,6 @@
 """Input and output serializers of the node agent API (the contract the agent program speaks)."""
 
+from decimal import Decimal
 from typing import Any
 
 from rest_framework import serializers
@@ -73,6 +74,20 @@ class AgentLeaseReportSerializer(serializers.Serializer[Any]):
     interval_start = serializers.DateTimeField()
     interval_end = serializers.DateTimeField()
     state = serializers.ChoiceField(choices=["running", "exited"], default="running")
+    storage_gb = serializers.DecimalField(
+        max_digits=10,
+        decimal_places=3,
+        min_value=Decimal(0),
+        max_value=Decimal(1_000_000),
+        default=Decimal(0),
+        help_text="Storage (GB) the lease held during the interval; billed per GB-month when the listing prices it.",
+    )
+    egress_bytes = serializers.IntegerField(
+        min_value=0,
+        max_value=10**15,
+        default=0,
+        help_text="Bytes the lease sent out during the interval; billed per GB when the listing prices it.",
+    )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if attrs["interval_end"] < attrs["interval_start"]:

@@ -230,6 +230,8 @@ def lease_activate(*, lease_id: int) -> bool:
                 price_micros=lease.price_micros,
                 gpu_count=lease.gpu_count,
                 hold_micros=0,
+                storage_price_micros=lease.node.storage_price_micros,
+                egress_price_micros=lease.node.egress_price_micros,
             )
     return True
 

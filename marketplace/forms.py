@@ -94,6 +94,24 @@ class _DateTimeLocalInput(forms.DateTimeInput):
 class NodeListingForm(forms.Form):
     price_per_gpu_hour = forms.DecimalField(label="On-demand price per GPU-hour (USD)", **_PRICE_KW)
     min_bid_per_gpu_hour = forms.DecimalField(label="Minimum interruptible bid per GPU-hour (USD)", **_PRICE_KW)
+    storage_price_per_gb_month = forms.DecimalField(
+        label="Storage per GB-month (USD, 0 = free)",
+        min_value=0,
+        max_value=10,
+        decimal_places=6,
+        max_digits=12,
+        required=False,
+        help_text="Charged for the storage a lease holds; empty keeps the current price.",
+    )
+    egress_price_per_gb = forms.DecimalField(
+        label="Egress per GB (USD, 0 = free)",
+        min_value=0,
+        max_value=10,
+        decimal_places=6,
+        max_digits=12,
+        required=False,
+        help_text="Charged for the data a lease sends out; empty keeps the current price.",
+    )
     available_from = forms.DateTimeField(
         label="Available from (UTC)", required=False, widget=_DateTimeLocalInput(), help_text="Empty: from now."
     )

@@ -42,6 +42,8 @@ class NodeOutput(serializers.ModelSerializer[Node]):
     gpu_model_name = serializers.CharField(source="gpu_model.name", read_only=True)
     price_per_gpu_hour = serializers.SerializerMethodField()
     min_bid_per_gpu_hour = serializers.SerializerMethodField()
+    storage_price_per_gb_month = serializers.SerializerMethodField()
+    egress_price_per_gb = serializers.SerializerMethodField()
     token_revoked = serializers.SerializerMethodField()
 
     class Meta:
@@ -61,6 +63,8 @@ class NodeOutput(serializers.ModelSerializer[Node]):
             "inet_up_mbps",
             "price_per_gpu_hour",
             "min_bid_per_gpu_hour",
+            "storage_price_per_gb_month",
+            "egress_price_per_gb",
             "available_from",
             "available_until",
             "listed",
@@ -85,6 +89,14 @@ class NodeOutput(serializers.ModelSerializer[Node]):
 
     def get_min_bid_per_gpu_hour(self, node: Node) -> str:
         return str(from_micros(micros=node.min_bid_micros))
+
+    def get_storage_price_per_gb_month(self, node: Node) -> str:
+        """USD per GB-month of storage a lease holds (0 = not charged)."""
+        return str(from_micros(micros=node.storage_price_micros))
+
+    def get_egress_price_per_gb(self, node: Node) -> str:
+        """USD per GB a lease sends out (0 = not charged)."""
+        return str(from_micros(micros=node.egress_price_micros))
 
     def get_token_revoked(self, node: Node) -> bool:
         return node.token_revoked_at is not None
@@ -124,6 +136,24 @@ class NodeCreateOutput(NodeOutput):
 class NodeListingInput(serializers.Serializer[Any]):
     price_per_gpu_hour = _price_field(min_value=Decimal(0), max_value=Decimal(100), required=False)
     min_bid_per_gpu_hour = _price_field(min_value=Decimal(0), max_value=Decimal(100), required=False)
+    storage_price_per_gb_month = serializers.DecimalField(
+        max_digits=12,
+        decimal_places=6,
+        coerce_to_string=True,
+        min_value=Decimal(0),
+        max_value=Decimal(10),
+        required=False,
+        help_text="USD per GB-month of storage a lease holds (0 = not charged)",
+    )
+    egress_price_per_gb = serializers.DecimalField(
+        max_digits=12,
+        decimal_places=6,
+        coerce_to_string=True,
+        min_value=Decimal(0),
+        max_value=Decimal(10),
+        required=False,
+        help_text="USD per GB a lease sends out (0 = not charged)",
+    )
     available_from = serializers.DateTimeField(required=False, allow_null=True)
     available_until = serializers.DateTimeField(required=False, allow_null=True)
     listed = serializers.BooleanField(required=False)
@@ -199,7 +229,10 @@ class NodeDetailApi(APIView):
         operation_id="nodes_update_listing",
         request=NodeListingInput,
         responses={200: NodeOutput, **ERRORS, **NOT_FOUND},
-        description="Change the listing: any of the price, minimum bid, availability window and listed flag.",
+        description=(
+            "Change the listing: any of the price, minimum bid, storage and egress prices, availability window "
+            "and listed flag."
+        ),
     )
     def patch(self, request: Request, node_id: int) -> Response:
         node = node_get_for_provider(provider=_provider(request), node_id=node_id)
@@ -208,6 +241,8 @@ class NodeDetailApi(APIView):
         values = data.validated_data
         price = values.get("price_per_gpu_hour")
         bid = values.get("min_bid_per_gpu_hour")
+        storage = values.get("storage_price_per_gb_month")
+        egress = values.get("egress_price_per_gb")
         node_update_listing(
             node=node,
             price_micros=node.price_micros if price is None else to_micros(amount=price),
@@ -215,6 +250,8 @@ class NodeDetailApi(APIView):
             available_from=values.get("available_from", node.available_from),
             available_until=values.get("available_until", node.available_until),
             listed=values.get("listed", node.listed),
+            storage_price_micros=None if storage is None else to_micros(amount=storage),
+            egress_price_micros=None if egress is None else to_micros(amount=egress),
         )
         return Response(NodeOutput(node).data)
 

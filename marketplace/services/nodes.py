@@ -175,6 +175,27 @@ def node_token_revoke(*, node: Node) -> Node:
     return node
 
 
+MAX_STORAGE_PRICE_MICROS = 10_000_000  # $10 per GB-month
+MAX_EGRESS_PRICE_MICROS = 10_000_000  # $10 per GB
+
+
+def _storage_egress_errors(
+    *, storage_price_micros: int | None, egress_price_micros: int | None
+) -> dict[str, list[str]]:
+    errors: dict[str, list[str]] = {}
+    for field, value, unit, cap in (
+        ("storage_price_per_gb_month", storage_price_micros, "GB-month", MAX_STORAGE_PRICE_MICROS),
+        ("egress_price_per_gb", egress_price_micros, "GB", MAX_EGRESS_PRICE_MICROS),
+    ):
+        if value is None:
+            continue
+        if value < 0:
+            errors[field] = [f"The price per {unit} cannot be negative."]
+        elif value > cap:
+            errors[field] = [f"The price per {unit} is at most {format_usd(micros=cap)}."]
+    return errors
+
+
 def node_update_listing(
     *,
     node: Node,
@@ -183,8 +204,14 @@ def node_update_listing(
     available_from: datetime | None,
     available_until: datetime | None,
     listed: bool,
+    storage_price_micros: int | None = None,
+    egress_price_micros: int | None = None,
 ) -> Node:
-    """Set the node's on-demand price, minimum interruptible bid, availability window and listing."""
+    """Set the node's on-demand price, minimum interruptible bid, availability window and listing.
+
+    `storage_price_micros` (per GB-month) and `egress_price_micros` (per GB) are the optional storage and egress
+    prices (0 = not charged); None leaves them unchanged. Leases started afterwards are billed at them.
+    """
     _raise_if(
         _listing_errors(
             price_micros=price_micros,
@@ -193,6 +220,7 @@ def node_update_listing(
             available_until=available_until,
             listed=listed,
         )
+        | _storage_egress_errors(storage_price_micros=storage_price_micros, egress_price_micros=egress_price_micros)
     )
     fields = ["price_micros", "min_bid_micros", "available_from", "available_until", "listed"]
     with transaction.atomic():
@@ -202,12 +230,24 @@ def node_update_listing(
         locked.available_from = available_from
         locked.available_until = available_until
         locked.listed = listed
+        if storage_price_micros is not None:
+            locked.storage_price_micros = storage_price_micros
+            fields.append("storage_price_micros")
+        if egress_price_micros is not None:
+            locked.egress_price_micros = egress_price_micros
+            fields.append("egress_price_micros")
         locked.save(update_fields=[*fields, "updated_at"])
         audit_log(
             actor=locked.provider.user,
             action="node.update_listing",
             target=f"node:{locked.pk}",
-            details={"price_micros": price_micros, "min_bid_micros": min_bid_micros, "listed": listed},
+            details={
+                "price_micros": price_micros,
+                "min_bid_micros": min_bid_micros,
+                "listed": listed,
+                "storage_price_micros": locked.storage_price_micros,
+                "egress_price_micros": locked.egress_price_micros,
+            },
         )
     for field in fields:
         setattr(node, field, getattr(locked, field))

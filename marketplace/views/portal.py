@@ -148,6 +148,8 @@ def node_detail(request: HttpRequest, node_id: int) -> HttpResponse:
                     available_from=data["available_from"],
                     available_until=data["available_until"],
                     listed=data["listed"],
+                    storage_price_micros=_micros_or_none(data["storage_price_per_gb_month"]),
+                    egress_price_micros=_micros_or_none(data["egress_price_per_gb"]),
                 )
             except ValidationFailed as exc:
                 form_add_domain_errors(form, exc)
@@ -159,6 +161,8 @@ def node_detail(request: HttpRequest, node_id: int) -> HttpResponse:
             initial={
                 "price_per_gpu_hour": _dollars(node.price_micros),
                 "min_bid_per_gpu_hour": _dollars(node.min_bid_micros),
+                "storage_price_per_gb_month": _dollars(node.storage_price_micros),
+                "egress_price_per_gb": _dollars(node.egress_price_micros),
                 "available_from": node.available_from,
                 "available_until": node.available_until,
                 "listed": node.listed,
@@ -169,6 +173,10 @@ def node_detail(request: HttpRequest, node_id: int) -> HttpResponse:
         "provider/node_detail.html",
         {"node": node, "form": form, "comparison": node_spec_comparison(node=node)},
     )
+
+
+def _micros_or_none(amount: Decimal | None) -> int | None:
+    return None if amount is None else to_micros(amount=amount)
 
 
 def _dollars(micros: int) -> Decimal:

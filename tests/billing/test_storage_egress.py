@@ -253,3 +253,57 @@ def test_invoice_shows_storage_and_egress_lines_and_reconciles() -> None:
     other = Client()
     assert other.login(username=CustomerFactory().user.username, password=PASSWORD)
     assert other.get(f"/app/invoices/{invoice.pk}/?format=csv").status_code == 404
+
+
+# --- end to end through the broker ---------------------------------------------------------------------------
+
+
+def test_heartbeat_storage_and_egress_billed_at_the_listing_prices() -> None:
+    from broker.models import Job
+    from broker.services.agent import agent_heartbeat
+    from broker.services.leases import lease_create
+
+    customer: Any = CustomerFactory()
+    wallet_credit(user=customer.user, amount_micros=100_000_000, key="fund")
+    job = Job.objects.create(
+        customer=customer,
+        name="train",
+        gpu_count=1,
+        image="img",
+        duration_seconds=3600,
+        max_price_micros=3_600_000,
+        held_micros=3_600_000,
+    )
+    escrow_hold(user=customer.user, amount_micros=3_600_000, key=f"job:{job.pk}:hold")
+    node = NodeFactory(price_micros=3_600_000, storage_price_micros=STORAGE_PRICE, egress_price_micros=EGRESS_PRICE)
+    now = timezone.now()
+    lease = lease_create(
+        job_id=job.pk,
+        node_id=node.pk,
+        gpu_slots=[0],
+        price_micros=3_600_000,
+        starts_at=now,
+        ends_at=now + timedelta(hours=1),
+    )
+    start = now - timedelta(seconds=15)
+    reports = [
+        {
+            "lease_id": lease.pk,
+            "seq": s,
+            "gpu_seconds": 15.0,
+            "utilisation": 0.9,
+            "interval_start": start,
+            "interval_end": start + timedelta(seconds=15),
+            "state": "running",
+            "storage_gb": "100",
+            "egress_bytes": BYTES_PER_REPORT,
+        }
+        for s in range(7)
+    ]
+    agent_heartbeat(node=node, seq=1, leases=reports + reports[:2])  # duplicates too
+    lease_settle(lease_ref=lease.pk)
+    account = LeaseAccount.objects.get(lease_ref=lease.pk)
+    assert (account.storage_price_micros, account.egress_price_micros) == (STORAGE_PRICE, EGRESS_PRICE)
+    assert (account.charged_storage_micros, account.charged_egress_micros) == (405, 604)
+    assert account.charged_micros == 7 * 15_000 + 405 + 604
+    assert ledger_verify().ok

@@ -2,13 +2,10 @@
 (/console/financing/…). Thin: parse the form, check the role, call one service, render."""
 
 from collections.abc import Callable
-from functools import wraps
 from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.models import User
-from django.contrib.auth.views import redirect_to_login
-from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
@@ -30,6 +27,7 @@ from billing.services.financing_applications import (
     advance_application_submit,
 )
 from billing.views.pages import role_required
+from common.decorators import role_required as common_role_required
 from common.errors import DomainError
 from common.money import MICROS
 from marketplace.models import FleetAssessment, GPUModel, Node, Tier
@@ -37,16 +35,7 @@ from marketplace.models import FleetAssessment, GPUModel, Node, Tier
 View = Callable[..., HttpResponse]
 
 
-def staff_required(view: View) -> View:
-    @wraps(view)
-    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if not request.user.is_authenticated:
-            return redirect_to_login(request.get_full_path())
-        if not request.user.is_staff:
-            raise PermissionDenied("Staff only.")
-        return view(request, *args, **kwargs)
-
-    return wrapper
+staff_required = common_role_required(allowed=lambda user: user.is_staff, message="Staff only.")
 
 
 def _user(request: HttpRequest) -> User:

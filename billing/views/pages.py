@@ -3,13 +3,9 @@
 import csv
 from collections.abc import Callable
 from datetime import UTC, datetime
-from functools import wraps
-from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.models import User
-from django.contrib.auth.views import redirect_to_login
-from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
@@ -17,6 +13,7 @@ from django.views.decorators.http import require_http_methods
 from billing.selectors.invoices import invoice_get, invoice_list, provider_statement
 from billing.services.invoices import invoice_on_demand, invoice_reconcile, month_bounds
 from billing.services.payouts import provider_payout_onboard
+from common.decorators import role_required as common_role_required
 from common.errors import DomainError, NotFound
 from common.money import from_micros
 
@@ -38,19 +35,9 @@ CSV_HEADER = [
 
 def role_required(role: str) -> Callable[[View], View]:
     """Anonymous → login; logged in without the role's profile → 403."""
-
-    def decorator(view: View) -> View:
-        @wraps(view)
-        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-            if not request.user.is_authenticated:
-                return redirect_to_login(request.get_full_path())
-            if not hasattr(request.user, role):
-                raise PermissionDenied(f"Only {role} accounts can see this page.")
-            return view(request, *args, **kwargs)
-
-        return wrapper
-
-    return decorator
+    return common_role_required(
+        allowed=lambda user: hasattr(user, role), message=f"Only {role} accounts can see this page."
+    )
 
 
 def _user(request: HttpRequest) -> User:

@@ -42,6 +42,12 @@ class OfferOut(serializers.Serializer[Any]):
     ram = serializers.IntegerField(help_text="GB")
     disk = serializers.IntegerField(help_text="GB")
     available_until = serializers.DateTimeField(allow_null=True)
+    storage_price = serializers.DecimalField(
+        max_digits=14, decimal_places=6, help_text="Dollars per GB-month of storage a lease holds (0 = not charged)"
+    )
+    egress_price = serializers.DecimalField(
+        max_digits=14, decimal_places=6, help_text="Dollars per GB a lease sends out (0 = not charged)"
+    )
 
 
 class OfferListOut(serializers.Serializer[dict[str, Any]]):

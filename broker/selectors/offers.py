@@ -56,6 +56,8 @@ class Offer:
     ram: int
     disk: int
     available_until: datetime | None
+    storage_price: Decimal = Decimal(0)  # dollars per GB-month of storage (0 = not charged)
+    egress_price: Decimal = Decimal(0)  # dollars per GB sent (0 = not charged)
 
 
 def held_gpus_subquery(*, at: datetime) -> Subquery:
@@ -223,6 +225,8 @@ def offer_from_node(node: Node) -> Offer:
         ram=node.ram_gb,
         disk=node.disk_gb,
         available_until=node.available_until,
+        storage_price=from_micros(micros=node.storage_price_micros),
+        egress_price=from_micros(micros=node.egress_price_micros),
     )
 
 

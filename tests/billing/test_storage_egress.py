@@ -307,3 +307,13 @@ def test_heartbeat_storage_and_egress_billed_at_the_listing_prices() -> None:
     assert (account.charged_storage_micros, account.charged_egress_micros) == (405, 604)
     assert account.charged_micros == 7 * 15_000 + 405 + 604
     assert ledger_verify().ok
+
+
+def test_offer_shows_storage_and_egress_prices() -> None:
+    from broker.api.offers import OfferOut
+    from broker.selectors.offers import offer_from_node
+
+    node = NodeFactory(storage_price_micros=STORAGE_PRICE, egress_price_micros=EGRESS_PRICE)
+    data = OfferOut(offer_from_node(node)).data
+    assert (data["storage_price"], data["egress_price"]) == ("0.100000", "0.070000")
+    assert OfferOut(offer_from_node(NodeFactory())).data["egress_price"] == "0.000000"

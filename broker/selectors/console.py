@@ -10,7 +10,6 @@ re-implements a constraint.
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -23,9 +22,10 @@ from django.utils import timezone
 from broker import engine
 from broker.engine.filter import feasible, first_reasons
 from broker.models import Job, JobEvent, JobMode, JobState, Lease, MatchRound
+from broker.services.explain import job_explanation_text
 from broker.services.leases import HOLDING_STATES
 from broker.services.matching import REASON_TEXT, Snapshot, matching_paused, snapshot_take
-from common.errors import Conflict, DomainError, NotFound
+from common.errors import Conflict, NotFound
 from common.models import AuditLog
 from marketplace.models import TIER_RANK, Node, NodeStatus, Tier
 
@@ -113,33 +113,8 @@ def _stored_explanation(job: Job) -> str:
 
 
 def job_explanation(*, job: Job) -> str:
-    """Why a pending job is not placed: the matching explanation service when present
-    (`broker.services.explain.job_explain`), else the reason the last round stored."""
-    if job.state not in (JobState.PENDING, JobState.PREEMPTED):
-        return ""
-    try:
-        module: Any = importlib.import_module("broker.services.explain")
-    except ImportError:
-        module = None
-    explain = getattr(module, "job_explain", None)
-    if explain is not None:
-        try:
-            text = _text_of(explain(job=job))
-        except DomainError:
-            text = ""
-        if text:
-            return text
-    return _stored_explanation(job)
-
-
-def _text_of(result: Any) -> str:
-    if result is None:
-        return ""
-    if isinstance(result, str):
-        return result
-    if isinstance(result, dict):
-        return next((str(result[k]) for k in ("message", "summary", "reason", "detail") if result.get(k)), "")
-    return next((str(v) for a in ("message", "summary", "reason", "text") if (v := getattr(result, a, None))), "")
+    """Why a pending job is not placed (see broker.services.explain.job_explanation_text)."""
+    return job_explanation_text(job=job)
 
 
 # --------------------------------------------------------------------------- supply

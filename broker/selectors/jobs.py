@@ -1,11 +1,10 @@
 """Reads of a customer's jobs: list, detail (own jobs only), timeline, current lease, cost so far."""
 
-import importlib
 from dataclasses import dataclass
-from typing import Any
 
 from django.db.models import Prefetch, QuerySet, Sum
 
+from billing.models import LeaseAccount
 from broker.models import Job, JobEvent, Lease, LeaseState
 from common.errors import NotFound
 from marketplace.models import Customer
@@ -45,31 +44,8 @@ def job_current_lease(*, job: Job) -> Lease | None:
     return live[0] if live else None
 
 
-def _billing_charged(job_id: int) -> int | None:
-    """What billing has charged for the job, through a billing selector when billing provides one."""
-    for module_name, func_name in (
-        ("billing.selectors.usage", "job_charged_micros"),
-        ("billing.selectors.settlement", "job_charged_micros"),
-    ):
-        try:
-            module: Any = importlib.import_module(module_name)
-        except ImportError:
-            continue
-        func = getattr(module, func_name, None)
-        if func is not None:
-            return int(func(job_ref=job_id))
-    return None
-
-
 def job_cost_so_far(*, job: Job) -> int:
     """Micro-dollars charged for this job so far (settled usage); 0 until billing has settled any."""
-    charged = _billing_charged(job.pk)
-    if charged is not None:
-        return charged
-    try:
-        from billing.models import LeaseAccount
-    except ImportError:  # pragma: no cover - billing models not migrated yet
-        return 0
     total = LeaseAccount.objects.filter(job_ref=job.pk).aggregate(total=Sum("charged_micros"))["total"]
     return int(total or 0)
 

@@ -13,6 +13,7 @@ from django.utils import timezone
 from broker.engine.filter import cumulative_masks
 from broker.models import Job, JobMode, JobState, Lease, LeaseState
 from broker.services.matching import REASON_TEXT, REGIONS, snapshot_take
+from common.errors import DomainError
 from common.money import format_usd
 from marketplace.models import GPUModel
 
@@ -171,3 +172,15 @@ def _explain(*, job: Job, snap: Any, code: str, before: np.ndarray, now: datetim
     return Explanation(
         job.pk, job.state, code, msg, candidates=len(idx) if code in ("capacity", "contention") else 0, details=details
     )
+
+
+def job_explanation_text(*, job: Job) -> str:
+    """Why a pending job is not placed, for the customer's job page and the console: the live explanation,
+    else the reason the last round stored. Empty for a job that is not waiting."""
+    if job.state not in (JobState.PENDING, JobState.PREEMPTED):
+        return ""
+    try:
+        message = job_explain(job=job).message
+    except DomainError:
+        message = ""
+    return message or job.pending_reason or "Not considered by a match round yet."

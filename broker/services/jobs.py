@@ -1,18 +1,19 @@
 """Bookings: book a job (escrow held in the same transaction, idempotent per key) and cancel it."""
 
-import importlib
 import logging
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.utils import timezone
 
 from billing.errors import InsufficientFunds
+from billing.models import LeaseAccount, LeaseAccountStatus
+from billing.services.settlement import lease_settle_final
 from billing.services.wallet import escrow_hold, escrow_release
 from broker.models import TERMINAL_JOB_STATES, Job, JobEvent, JobState, Lease, LeaseState
 from broker.selectors.jobs import job_cost_so_far
 from broker.selectors.requirements import JobSpec, job_spec_parse, requirements_check_possible
 from broker.services.jobs_state import job_transition
+from broker.services.leases import lease_end
 from common.errors import Conflict, NotFound, PaymentRequired, ValidationFailed
 from common.money import format_usd, from_micros
 from marketplace.models import Customer, GPUModel
@@ -23,19 +24,11 @@ MAX_IDEMPOTENCY_KEY = 200
 
 
 def _match_soon() -> None:
-    """Ask the matching engine for a round soon, if it provides the task (it is optional here)."""
+    """Ask the matcher for a round soon after a booking commits (the beat round runs anyway)."""
+    from broker.tasks import match_round_soon  # broker.tasks imports the services
+
     try:
-        tasks = importlib.import_module("broker.tasks")
-    except ImportError:
-        return
-    trigger = getattr(tasks, "match_round_soon", None)
-    if trigger is None:
-        return
-    try:
-        if hasattr(trigger, "delay"):
-            trigger.delay()
-        else:
-            trigger()
+        match_round_soon()
     except Exception:  # a broken trigger must not fail a committed booking; the beat round still runs
         log.exception("match_round_soon failed after a booking")
 
@@ -153,36 +146,19 @@ def job_book(*, customer: Customer, data: dict[str, Any], idempotency_key: str |
     return job
 
 
-def _optional(module: str, name: str) -> Any:
-    try:
-        return getattr(importlib.import_module(module), name, None)
-    except ImportError:
-        return None
-
-
 def _end_leases(*, job: Job, reason: str) -> list[Lease]:
-    """End the job's live leases through the lease service (lease_end), else a conditional update.
-    Returns the leases that were live."""
+    """End the job's live leases through the lease service; returns the leases that were live."""
     live = list(Lease.objects.filter(job=job, state__in=[LeaseState.RESERVED, LeaseState.ACTIVE]).order_by("pk"))
-    lease_end = _optional("broker.services.leases", "lease_end")
     for lease in live:
-        if lease_end is not None:
-            lease_end(lease_id=lease.pk, reason=reason)
-        else:
-            Lease.objects.filter(pk=lease.pk, state__in=[LeaseState.RESERVED, LeaseState.ACTIVE]).update(
-                state=LeaseState.ENDED, ended_at=timezone.now(), end_reason=reason[:200]
-            )
+        lease_end(lease_id=lease.pk, reason=reason)
     return live
 
 
 def _settle_through_billing(*, job: Job, ended: list[Lease]) -> bool:
     """When billing has an open account for a lease we just ended, let billing settle its remaining usage and
     return the job's unused hold (one release, under billing's key). Returns False when billing has none."""
-    settle_final = _optional("billing.services.settlement", "lease_settle_final")
-    if settle_final is None or not ended:
+    if not ended:
         return False
-    from billing.models import LeaseAccount, LeaseAccountStatus
-
     accounts = {
         a.lease_ref: a for a in LeaseAccount.objects.filter(job_ref=job.pk, lease_ref__in=[lease.pk for lease in ended])
     }
@@ -190,10 +166,10 @@ def _settle_through_billing(*, job: Job, ended: list[Lease]) -> bool:
     if not open_refs:
         return False
     for ref in open_refs[:-1]:
-        settle_final(
+        lease_settle_final(
             lease_ref=ref, job_ref=job.pk, customer_user=job.customer.user, release_unused_hold_micros=0, failed=False
         )
-    settle_final(
+    lease_settle_final(
         lease_ref=open_refs[-1],
         job_ref=job.pk,
         customer_user=job.customer.user,

@@ -12,19 +12,19 @@ the writing transaction before inserting.
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from billing.services.settlement import lease_account_open, lease_settle_final
+from billing.services.sla import sla_credit_for_failed_lease
 from broker.models import Job, JobState, Lease, LeaseSlot, LeaseState
 from broker.services.jobs_state import job_transition
 from common.errors import Conflict
@@ -197,15 +197,6 @@ def _close(*, lease_id: int, to_state: LeaseState, reason: str, now: datetime) -
     return Lease.objects.select_related("job", "job__customer__user", "node__provider__user").get(pk=lease_id)
 
 
-def _optional(module: str, name: str) -> Callable[..., Any] | None:
-    try:
-        mod = importlib.import_module(module)
-    except ImportError:
-        return None
-    fn = getattr(mod, name, None)
-    return fn if callable(fn) else None
-
-
 def lease_activate(*, lease_id: int) -> bool:
     """reserved → active on the agent's first usage report; the job matched → running."""
     now = timezone.now()
@@ -219,20 +210,18 @@ def lease_activate(*, lease_id: int) -> bool:
         job_transition(
             job_id=lease.job_id, from_states=[JobState.MATCHED], to_state=JobState.RUNNING, note="agent started"
         )
-        account_open = _optional("billing.services.settlement", "lease_account_open")
-        if account_open is not None:
-            account_open(
-                lease_ref=lease.pk,
-                job_ref=lease.job_id,
-                customer_user=lease.job.customer.user,
-                provider_user=lease.node.provider.user,
-                node_id=lease.node_id,
-                price_micros=lease.price_micros,
-                gpu_count=lease.gpu_count,
-                hold_micros=0,
-                storage_price_micros=lease.node.storage_price_micros,
-                egress_price_micros=lease.node.egress_price_micros,
-            )
+        lease_account_open(
+            lease_ref=lease.pk,
+            job_ref=lease.job_id,
+            customer_user=lease.job.customer.user,
+            provider_user=lease.node.provider.user,
+            node_id=lease.node_id,
+            price_micros=lease.price_micros,
+            gpu_count=lease.gpu_count,
+            hold_micros=0,
+            storage_price_micros=lease.node.storage_price_micros,
+            egress_price_micros=lease.node.egress_price_micros,
+        )
     return True
 
 
@@ -312,12 +301,12 @@ def lease_preempt(*, lease_id: int, reason: str = "preempted by on-demand work")
 
 def _after_commit_match() -> None:
     def trigger() -> None:
-        soon = _optional("broker.tasks", "match_round_soon")
-        if soon is not None:
-            try:
-                soon()
-            except Exception:  # the beat round still runs
-                log.exception("match_round_soon failed")
+        from broker.tasks import match_round_soon  # broker.tasks imports this module
+
+        try:
+            match_round_soon()
+        except Exception:  # the beat round still runs
+            log.exception("match_round_soon failed")
 
     transaction.on_commit(trigger)
 
@@ -346,12 +335,11 @@ def _lease_close_money(*, lease: Lease, job_terminal: bool, failed: bool) -> Non
     The job's `held_micros` is zeroed (conditionally) once released, so a repeat releases nothing.
     """
     job = lease.job
-    settle_final = _optional("billing.services.settlement", "lease_settle_final")
     hold = Job.objects.filter(pk=job.pk).values_list("held_micros", flat=True).first() or 0
     release_hold = hold if job_terminal else 0
-    if settle_final is not None and lease.activated_at is not None:
+    if lease.activated_at is not None:
         try:
-            settle_final(
+            lease_settle_final(
                 lease_ref=lease.pk,
                 job_ref=job.pk,
                 customer_user=job.customer.user,
@@ -365,12 +353,10 @@ def _lease_close_money(*, lease: Lease, job_terminal: bool, failed: bool) -> Non
                 Job.objects.filter(pk=job.pk, held_micros=hold).update(held_micros=0)
             return
     if failed and lease.activated_at is not None:
-        sla = _optional("billing.services.sla", "sla_credit_for_failed_lease")
-        if sla is not None:
-            try:
-                sla(lease_ref=lease.pk)
-            except Exception:
-                log.exception("sla_credit_for_failed_lease failed for lease %s", lease.pk)
+        try:
+            sla_credit_for_failed_lease(lease_ref=lease.pk)
+        except Exception:
+            log.exception("sla_credit_for_failed_lease failed for lease %s", lease.pk)
     if not job_terminal or hold <= 0:
         return
     accrued = sum(lease_cost_so_far(lease=x) for x in Lease.objects.filter(job_id=job.pk))

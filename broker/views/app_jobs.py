@@ -3,7 +3,6 @@
 Thin: parse the form, call one service or selector, render. Another customer's job is a 404.
 """
 
-import importlib
 import uuid
 from typing import Any
 
@@ -13,9 +12,10 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from broker.forms import JobBookingForm, form_add_domain_errors, form_errors_text
-from broker.models import TERMINAL_JOB_STATES, Job, JobState
+from broker.models import TERMINAL_JOB_STATES, Job
 from broker.selectors.customer_portal import wallet_low_balance
 from broker.selectors.jobs import job_get, job_list, job_view
+from broker.services.explain import job_explanation_text
 from broker.services.jobs import job_book, job_cancel
 from broker.services.quotes import job_quote
 from broker.views.app import customer_of, customer_required
@@ -31,43 +31,6 @@ def _own_job(request: HttpRequest, job_id: int) -> Job:
         return job_get(customer=customer_of(request), job_id=job_id)
     except NotFound as exc:
         raise Http404(exc.message) from exc
-
-
-def explain_pending(job: Job) -> str:
-    """Why the job is still pending: the matching explanation when that service exists, else the stored reason."""
-    if job.state not in (JobState.PENDING, JobState.PREEMPTED):
-        return ""
-    try:
-        module: Any = importlib.import_module("broker.services.explain")
-    except ImportError:
-        module = None
-    explain = getattr(module, "job_explain", None) if module is not None else None
-    if explain is not None:
-        try:
-            result = explain(job=job)
-        except DomainError:
-            result = None
-        text = _explanation_text(result)
-        if text:
-            return text
-    return job.pending_reason
-
-
-def _explanation_text(result: Any) -> str:
-    if result is None:
-        return ""
-    if isinstance(result, str):
-        return result
-    if isinstance(result, dict):
-        for key in ("message", "summary", "reason", "detail"):
-            if result.get(key):
-                return str(result[key])
-        return ""
-    for attr in ("message", "summary", "reason", "text"):
-        value = getattr(result, attr, None)
-        if value:
-            return str(value)
-    return str(result)
 
 
 @customer_required
@@ -141,7 +104,7 @@ def _job_context(job: Job) -> dict[str, Any]:
         "job": job,
         "lease": view.lease,
         "cost_so_far_micros": view.cost_so_far_micros,
-        "explanation": explain_pending(job),
+        "explanation": job_explanation_text(job=job),
         "events": list(job.events.all()),
         "terminal": job.state in TERMINAL_JOB_STATES,
         "poll_seconds": POLL_SECONDS,

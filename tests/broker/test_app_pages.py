@@ -404,12 +404,13 @@ def test_pending_job_uses_the_matching_explanation_when_provided(
     cust_client: Client, booked: Job, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """broker.services.explain.job_explain (the matching work) is preferred over the stored pending_reason."""
-    import sys
-    import types
+    from broker.services.explain import Explanation
 
-    fake = types.ModuleType("broker.services.explain")
-    fake.job_explain = lambda *, job: {"message": f"cheapest node for job {job.pk} asks $2.45/h; your max is $1.00/h"}
-    monkeypatch.setitem(sys.modules, "broker.services.explain", fake)
+    def fake_explain(*, job: Job) -> Explanation:
+        message = f"cheapest node for job {job.pk} asks $2.45/h; your max is $1.00/h"
+        return Explanation(job_id=job.pk, state=job.state, code="price", message=message)
+
+    monkeypatch.setattr("broker.services.explain.job_explain", fake_explain)
     body = cust_client.get(f"/app/jobs/{booked.pk}/").content.decode()
     assert f"cheapest node for job {booked.pk} asks $2.45/h" in body
 

@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "marketplace",
     "billing",
     "broker",
+    "demo",
 ]
 
 MIDDLEWARE = [

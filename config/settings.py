@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "billing",
     "broker",
     "demo",
+    "simulator",
 ]
 
 MIDDLEWARE = [

@@ -9,7 +9,8 @@ export HOST PORT
 
 .PHONY: run test venv lint typecheck check bench clean browsers
 
-$(STAMP): requirements.txt requirements-dev.txt agent/pyproject.toml
+# requirements-dev.txt includes requirements.txt and the optional extra requirements-plots.txt (simulate --plots).
+$(STAMP): requirements.txt requirements-plots.txt requirements-dev.txt agent/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt

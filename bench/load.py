@@ -81,7 +81,7 @@ django.setup()
 from django.contrib.auth.models import User
 from billing.services.wallet import wallet_credit
 from broker.services.customers import customer_signup
-from common.demo import NODES, PROVIDERS, demo_node_token
+from demo.seed import NODES, PROVIDERS, demo_node_token
 from common.services import api_token_create
 customers = []
 for i in range({CUSTOMERS}):

@@ -36,12 +36,12 @@ from django.contrib.auth.models import User  # noqa: E402
 from django.db import connection, transaction  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
-from bench.trace import trace_gpu_tasks, trace_nodes  # noqa: E402
 from broker.engine.filter import feasible, free_at  # noqa: E402
 from broker.engine.optimal import placement_upper_bound  # noqa: E402
 from broker.models import Job, JobEvent, Lease, LeaseSlot  # noqa: E402
 from broker.services.matching import match_round_run, snapshot_take  # noqa: E402
 from marketplace.models import Customer, GPUModel, Node, NodeStatus, Provider, Tier  # noqa: E402
+from simulator.trace import trace_gpu_tasks, trace_nodes  # noqa: E402
 
 PREFIX = "bench-match-"
 # Trace GPU codes → catalog models of a similar class (G1–G3 are undisclosed internal codes).

@@ -8,9 +8,10 @@ Two kinds of numbers, both safe with many web and worker processes on many machi
   single-machine embedded setup) they are kept in process memory: exact for one process, per-process
   otherwise. If Redis is down a request is never failed for metrics: the observation is dropped and
   `rigshift_metrics_dropped_total` says how many.
-- **Gauges** (queue depths, pending jobs by age, nodes online by tier, heartbeat lag, settlement
-  lag, ledger totals, match rounds) are computed at scrape time with a few aggregate queries, so no
-  process has to keep them up to date and they are the same whichever process answers.
+- **Gauges** (queue depths here; pending jobs by age, nodes online by tier, heartbeat lag, settlement
+  lag, ledger totals, match rounds from the apps that own them, through `register_collector`) are
+  computed at scrape time with a few aggregate queries, so no process has to keep them up to date and
+  they are the same whichever process answers.
 
 Money is reported in integer micro-dollars (`…_micros`), like everywhere else.
 """
@@ -20,15 +21,11 @@ import os
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
-from datetime import timedelta
+from collections.abc import Callable, Iterable, Iterator
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
 
 from django.conf import settings
-from django.db.models import Count, Max, Min, Q, Sum
-from django.utils import timezone
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -36,14 +33,6 @@ from prometheus_client.registry import Collector
 log = logging.getLogger(__name__)
 
 LATENCY_BUCKETS: tuple[float, ...] = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-PENDING_AGE_BUCKETS: tuple[tuple[str, int, int | None], ...] = (
-    ("lt_1m", 0, 60),
-    ("1m_5m", 60, 300),
-    ("5m_15m", 300, 900),
-    ("15m_1h", 900, 3600),
-    ("gt_1h", 3600, None),
-)
-MATCH_WINDOW = timedelta(minutes=15)
 _KEY = "rigshift:metrics:"
 
 
@@ -179,7 +168,7 @@ def _request_families() -> Iterator[Metric]:
     )
 
 
-# --- gauges computed from the database and the Celery broker at scrape time --------------------
+# --- Celery queue depths, computed at scrape time ------------------------------------------------
 
 
 def celery_queue_names() -> list[str]:
@@ -211,123 +200,30 @@ def celery_queue_depths() -> dict[str, int]:
     return depths
 
 
-def _percentile(sorted_values: list[float], q: float) -> float:
+def percentile(sorted_values: list[float], q: float) -> float:
+    """The nearest-rank `q` quantile of already sorted values (0.0 when empty)."""
     if not sorted_values:
         return 0.0
     index = min(len(sorted_values) - 1, max(0, round(q * (len(sorted_values) - 1))))
     return sorted_values[index]
 
 
-def _db_families() -> Iterator[Metric]:
-    from billing.models import Account, UsageRecord, UsageStatus
-    from broker.models import Job, JobState, MatchRound
-    from marketplace.models import Node, NodeStatus, Tier
+# --- gauges contributed by the apps -------------------------------------------------------------
+# common is the ground and imports no app: each app registers the gauges it owns (from its AppConfig.ready,
+# see e.g. broker/metrics.py) and the scrape only reads this registry, in registration (app) order.
 
-    now = timezone.now()
+MetricsSource = Callable[[], Iterable[Metric]]
+_SOURCES: dict[str, MetricsSource] = {}
 
-    # Pending jobs by age: one conditional aggregate.
-    aggregates: dict[str, Any] = {}
-    for label, low, high in PENDING_AGE_BUCKETS:
-        cond = Q(created_at__lte=now - timedelta(seconds=low))
-        if high is not None:
-            cond &= Q(created_at__gt=now - timedelta(seconds=high))
-        aggregates[label] = Count("id", filter=cond)
-    pending = Job.objects.filter(state=JobState.PENDING).aggregate(**aggregates)
-    jobs = GaugeMetricFamily("rigshift_jobs_pending", "Pending jobs by time since booking", labels=["age"])
-    for label, _, _ in PENDING_AGE_BUCKETS:
-        jobs.add_metric([label], pending[label] or 0)
-    yield jobs
 
-    by_state = GaugeMetricFamily("rigshift_jobs", "Jobs by state", labels=["state"])
-    state_counts = dict(Job.objects.values_list("state").annotate(n=Count("id")).order_by())
-    for state in JobState.values:
-        by_state.add_metric([state], state_counts.get(state, 0))
-    yield by_state
+def register_collector(*, name: str, collect: MetricsSource) -> None:
+    """Add an app's scrape-time gauges to `/metrics`; `collect()` yields metric families, computed fresh at
+    each scrape. Registering a name again replaces its source (AppConfig.ready may run more than once)."""
+    _SOURCES[name] = collect
 
-    # Nodes online by tier (the tier of the node's GPU model).
-    online = Node.objects.filter(status=NodeStatus.ONLINE)
-    tiers = dict(online.values_list("gpu_model__tier").annotate(n=Count("id")).order_by())
-    nodes = GaugeMetricFamily("rigshift_nodes_online", "Online nodes by GPU tier", labels=["tier"])
-    for tier in Tier.values:
-        nodes.add_metric([tier], tiers.get(tier, 0))
-    yield nodes
 
-    # Heartbeat lag of online nodes: now - last heartbeat, as percentiles.
-    lags = sorted(
-        (now - at).total_seconds()
-        for at in online.exclude(last_heartbeat_at=None).values_list("last_heartbeat_at", flat=True)
-        if at is not None
-    )
-    lag = GaugeMetricFamily(
-        "rigshift_heartbeat_lag_seconds", "Seconds since the last heartbeat of online nodes", labels=["quantile"]
-    )
-    for q in (0.5, 0.9, 0.99, 1.0):
-        lag.add_metric([str(q)], _percentile(lags, q))
-    yield lag
-
-    # Settlement lag: the oldest metered usage not rated yet.
-    unsettled = UsageRecord.objects.filter(status=UsageStatus.PENDING).aggregate(
-        oldest=Min("received_at"), n=Count("id")
-    )
-    yield GaugeMetricFamily(
-        "rigshift_settlement_lag_seconds",
-        "Age of the oldest unsettled usage record (0 when none)",
-        value=(now - unsettled["oldest"]).total_seconds() if unsettled["oldest"] else 0.0,
-    )
-    yield GaugeMetricFamily("rigshift_usage_unsettled", "Usage records not settled yet", value=unsettled["n"] or 0)
-
-    # Ledger totals by account kind (cached balances, micro-dollars).
-    ledger = GaugeMetricFamily(
-        "rigshift_ledger_balance_micros", "Sum of account balances by account kind, micro-USD", labels=["kind"]
-    )
-    for kind, total in Account.objects.values_list("kind").annotate(total=Sum("balance")).order_by("kind"):
-        ledger.add_metric([kind], total or 0)
-    yield ledger
-
-    # Match rounds: the last one per shard, and totals over a recent window.
-    recent = (
-        MatchRound.objects.filter(started_at__gte=now - MATCH_WINDOW, finished_at__isnull=False)
-        .values_list("shard")
-        .annotate(n=Count("id"), placed_sum=Sum("placed"), ms_sum=Sum("total_ms"), ms_max=Max("total_ms"))
-        .order_by("shard")
-    )
-    rounds = GaugeMetricFamily(
-        "rigshift_match_rounds_recent", "Finished match rounds in the last 15 minutes", labels=["shard"]
-    )
-    placed = GaugeMetricFamily(
-        "rigshift_match_placements_recent", "Jobs placed by match rounds in the last 15 minutes", labels=["shard"]
-    )
-    mean = GaugeMetricFamily(
-        "rigshift_match_round_duration_seconds_mean", "Mean match round duration, last 15 minutes", labels=["shard"]
-    )
-    worst = GaugeMetricFamily(
-        "rigshift_match_round_duration_seconds_max", "Longest match round, last 15 minutes", labels=["shard"]
-    )
-    for shard, n, placed_n, total_ms, max_ms in recent:
-        rounds.add_metric([shard], n)
-        placed.add_metric([shard], placed_n or 0)
-        mean.add_metric([shard], (total_ms or 0.0) / 1000.0 / max(n, 1))
-        worst.add_metric([shard], (max_ms or 0.0) / 1000.0)
-    yield from (rounds, placed, mean, worst)
-
-    last = GaugeMetricFamily(
-        "rigshift_match_round_last_duration_seconds", "Duration of the latest finished round", labels=["shard"]
-    )
-    last_placed = GaugeMetricFamily(
-        "rigshift_match_round_last_placed", "Jobs placed by the latest finished round", labels=["shard"]
-    )
-    last_age = GaugeMetricFamily(
-        "rigshift_match_round_last_age_seconds", "Seconds since the latest finished round", labels=["shard"]
-    )
-    latest_ids = (
-        MatchRound.objects.filter(finished_at__isnull=False).values("shard").annotate(last=Max("id")).values("last")
-    )
-    for row in MatchRound.objects.filter(id__in=latest_ids).order_by("shard"):
-        last.add_metric([row.shard], row.total_ms / 1000.0)
-        last_placed.add_metric([row.shard], row.placed)
-        if row.finished_at is not None:
-            last_age.add_metric([row.shard], (now - row.finished_at).total_seconds())
-    yield from (last, last_placed, last_age)
+def registered_collectors() -> list[tuple[str, MetricsSource]]:
+    return list(_SOURCES.items())
 
 
 class RigShiftCollector(Collector):
@@ -351,11 +247,14 @@ class RigShiftCollector(Collector):
         except Exception:
             log.exception("metrics: Celery queue depth unavailable")
             ok = 0.0
-        try:
-            yield from _db_families()
-        except Exception:
-            log.exception("metrics: database gauges unavailable")
-            ok = 0.0
+        for name, collect in registered_collectors():
+            try:
+                families = list(collect())  # all or nothing per source: no half-written family
+            except Exception:
+                log.exception("metrics: %s gauges unavailable", name)
+                ok = 0.0
+                continue
+            yield from families
         yield GaugeMetricFamily("rigshift_metrics_scrape_ok", "1 when every metric source answered", value=ok)
         yield GaugeMetricFamily(
             "rigshift_metrics_scrape_seconds", "Time to gather these metrics", value=time.perf_counter() - started

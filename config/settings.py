@@ -42,6 +42,8 @@ INSTALLED_APPS = [
     "marketplace",
     "billing",
     "broker",
+    "demo",
+    "simulator",
 ]
 
 MIDDLEWARE = [

@@ -20,4 +20,8 @@ class MarketplaceConfig(AppConfig):
     verbose_name = "Marketplace: parties, GPU catalog, fleets, nodes"
 
     def ready(self) -> None:
+        from common.metrics import register_collector
+        from marketplace.metrics import marketplace_metrics
+
         post_migrate.connect(_sync_gpu_catalog, sender=self, dispatch_uid="marketplace.sync_gpu_catalog")
+        register_collector(name="marketplace", collect=marketplace_metrics)

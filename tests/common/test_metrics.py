@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from django.test import Client, override_settings
 from django.utils import timezone
+from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.parser import text_string_to_metric_families
 
 from billing.models import AccountKind, UsageRecord
@@ -202,3 +203,25 @@ def test_redis_queue_depth_uses_llen() -> None:
             assert metrics.celery_queue_depths()[queue] == 2
     finally:
         client.delete(queue)
+
+
+def test_each_app_contributes_its_gauges_through_the_registry() -> None:
+    names = [name for name, _ in metrics.registered_collectors()]
+    assert names == ["marketplace", "billing", "broker"]  # app order: the ready() of each app registered it
+
+
+def test_a_failing_source_is_isolated_and_flagged(client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken() -> Any:
+        yield GaugeMetricFamily("rigshift_half_written", "never shown", value=1)
+        raise RuntimeError("source down")
+
+    def extra() -> Any:
+        yield GaugeMetricFamily("rigshift_extra_gauge", "a later source still answers", value=7)
+
+    monkeypatch.setitem(metrics._SOURCES, "broken", broken)
+    monkeypatch.setitem(metrics._SOURCES, "extra", extra)
+    samples = scrape(client)
+    assert value(samples, "rigshift_metrics_scrape_ok") == 0
+    assert value(samples, "rigshift_extra_gauge") == 7
+    assert value(samples, "rigshift_jobs", state="pending") == 0  # the apps' gauges are still there
+    assert not any(name == "rigshift_half_written" for name, _ in samples)

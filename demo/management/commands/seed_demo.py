@@ -1,11 +1,11 @@
-"""Seed the demo market (idempotent; demo only). Thin: the work is common.demo.demo_seed."""
+"""Seed the demo market (idempotent; demo only). Thin: the work is demo.seed.demo_seed."""
 
 from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from common.demo import DEMO_PASSWORD, demo_seed
+from demo.seed import DEMO_PASSWORD, demo_seed
 
 
 class Command(BaseCommand):

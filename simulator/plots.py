@@ -1,19 +1,39 @@
-"""PNG charts of a simulation (matplotlib, Agg backend: no display needed)."""
+"""PNG charts of a simulation (matplotlib, Agg backend: no display needed).
+
+matplotlib is an optional extra (requirements-plots.txt), not a runtime dependency: it is imported here, and
+this module only when charts are asked for (`manage.py simulate --plots DIR`).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
-
-from broker.simulator.report import SimReport
-from broker.simulator.run import AI_TIERS, SimState
+from simulator.report import SimReport
+from simulator.run import AI_TIERS, SimState
 
 DPI = 80
 WINDOW_S = 30 * 60
+PLOTS_MISSING = (
+    "--plots needs matplotlib, an optional extra that is not installed: "
+    "pip install -r requirements-plots.txt (make run and make test install it)"
+)
+
+
+class PlotsUnavailable(RuntimeError):
+    """matplotlib is not installed."""
+
+
+def pyplot() -> Any:
+    """matplotlib.pyplot on the Agg backend; PlotsUnavailable (saying how to install it) when it is missing."""
+    try:
+        import matplotlib
+    except ImportError as exc:
+        raise PlotsUnavailable(PLOTS_MISSING) from exc
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def _step(state: SimState) -> float:
@@ -21,9 +41,23 @@ def _step(state: SimState) -> float:
 
 
 def plots_write(*, directory: Path, report: SimReport, state: SimState) -> list[Path]:
+    plt = pyplot()
     directory.mkdir(parents=True, exist_ok=True)
-    written = []
+    return [
+        _utilisation(plt, directory / "utilisation.png", state=state),
+        _waits(plt, directory / "waits.png", report=report),
+        _revenue(plt, directory / "revenue.png", report=report),
+    ]
 
+
+def _save(plt: Any, fig: Any, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+    return path
+
+
+def _utilisation(plt: Any, path: Path, *, state: SimState) -> Path:
     fig, ax = plt.subplots(figsize=(8, 3.6))
     hours = [t / 3600 for t, _, _ in state.samples]
     window = max(1, round(WINDOW_S / max(1.0, _step(state))))
@@ -51,11 +85,10 @@ def plots_write(*, directory: Path, report: SimReport, state: SimState) -> list[
     ax.set_title(f"GPU utilisation by tier ({WINDOW_S // 60}-minute trailing window)")
     ax.legend(loc="upper left", fontsize=8)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    written.append(directory / "utilisation.png")
-    fig.savefig(written[-1], dpi=DPI)
-    plt.close(fig)
+    return _save(plt, fig, path)
 
+
+def _waits(plt: Any, path: Path, *, report: SimReport) -> Path:
     fig, ax = plt.subplots(figsize=(6, 3.4))
     waits = [max(w, 1.0) / 60 for w in report.waits_s]
     if waits:
@@ -63,11 +96,10 @@ def plots_write(*, directory: Path, report: SimReport, state: SimState) -> list[
     ax.set_xlabel("wait to placement (minutes; instant placements shown at 1 s)")
     ax.set_ylabel("jobs")
     ax.set_title(f"Wait to placement (median {report.median_wait_s:.0f} s, p95 {report.p95_wait_s:.0f} s)")
-    fig.tight_layout()
-    written.append(directory / "waits.png")
-    fig.savefig(written[-1], dpi=DPI)
-    plt.close(fig)
+    return _save(plt, fig, path)
 
+
+def _revenue(plt: Any, path: Path, *, report: SimReport) -> Path:
     fig, ax = plt.subplots(figsize=(6, 3.4))
     parts = [
         ("provider share", report.provider_share - report.financing_repaid),
@@ -83,8 +115,4 @@ def plots_write(*, directory: Path, report: SimReport, state: SimState) -> list[
     ax.set_xlabel("USD")
     ax.set_title(f"Revenue split (customers charged ${report.charged / 1e6:,.2f})")
     ax.invert_yaxis()
-    fig.tight_layout()
-    written.append(directory / "revenue.png")
-    fig.savefig(written[-1], dpi=DPI)
-    plt.close(fig)
-    return written
+    return _save(plt, fig, path)

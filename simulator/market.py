@@ -2,7 +2,7 @@
 
 Fleets follow the pivot's facts: most mining GPUs (4–8 GB cards, CMP and Polaris parts) are unsuitable for AI
 work; a minority of providers own AI-grade cards (RTX 3090/4090 class), and a few have data-centre parts.
-Jobs take GPU counts and durations from the Alibaba GPU trace (bench/trace.py; a fractional GPU is one whole
+Jobs take GPU counts and durations from the Alibaba GPU trace (simulator/trace.py; a fractional GPU is one whole
 GPU), about a third are constrained to GPU models, and a third are interruptible.
 """
 
@@ -171,6 +171,6 @@ def jobs_plan(
 
 def trace_mix() -> list[tuple[int, int]]:
     """(GPU count, duration s) of the trace's GPU tasks (fractional GPU → 1)."""
-    from bench.trace import trace_gpu_tasks
+    from simulator.trace import trace_gpu_tasks
 
     return [(t.gpu_count, t.duration_s) for t in trace_gpu_tasks()]

@@ -20,8 +20,8 @@ from billing.models import (
 )
 from billing.selectors.ledger import ledger_verify
 from broker.models import Job, JobState, Lease, LeaseState
-from broker.simulator.run import AI_TIERS, SimConfig, SimState
 from common.money import format_usd
+from simulator.run import AI_TIERS, SimConfig, SimState
 
 
 def _pct(values: list[float], q: float) -> float:

@@ -11,8 +11,8 @@ from rest_framework.test import APIClient
 
 from billing.models import AccountKind
 from billing.services.ledger import account_get
-from common.demo import DEMO_PASSWORD, DEMO_WALLET_MICROS, NODES, demo_fleet, demo_node_token
 from common.tokens import token_hash
+from demo.seed import DEMO_PASSWORD, DEMO_WALLET_MICROS, NODES, demo_fleet, demo_node_token
 from marketplace.models import Lender, Node, Region
 
 pytestmark = pytest.mark.django_db

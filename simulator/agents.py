@@ -16,7 +16,7 @@ from rigshift_agent.runner import Runner
 from rigshift_agent.state import MemoryStore
 from rigshift_client import ApiClient
 
-from broker.simulator.clock import SimClock
+from simulator.clock import SimClock
 
 SERVER = "http://simulator.invalid"
 

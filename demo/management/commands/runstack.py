@@ -29,7 +29,7 @@ from typing import IO, Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from common.demo import DEMO_PASSWORD, demo_fleet
+from demo.seed import DEMO_PASSWORD, demo_fleet
 
 GRACE_S = 10.0
 HEALTH_TIMEOUT_S = 90.0

@@ -47,17 +47,6 @@ from billing.services.topups import topup_create
 from broker.models import Job, JobState, Lease, LeaseState
 from broker.services.customers import customer_signup
 from broker.services.jobs import job_book, job_cancel
-from broker.simulator.agents import SimAgent
-from broker.simulator.clock import SimBeat, SimClock, eager_celery, simulated_time
-from broker.simulator.market import (
-    UPGRADE,
-    JobPlan,
-    RigPlan,
-    jobs_plan,
-    providers_plan,
-    slug_for_profile,
-    trace_mix,
-)
 from common.errors import DomainError, PaymentRequired
 from common.money import from_micros, to_micros
 from marketplace.models import Customer, GPUModel, Node, Provider, Tier
@@ -66,6 +55,17 @@ from marketplace.services.catalog import catalog_sync
 from marketplace.services.nodes import node_register, node_update_listing
 from marketplace.services.providers import provider_payout_account_connect, provider_signup
 from marketplace.services.verification import node_verify
+from simulator.agents import SimAgent
+from simulator.clock import SimBeat, SimClock, eager_celery, simulated_time
+from simulator.market import (
+    UPGRADE,
+    JobPlan,
+    RigPlan,
+    jobs_plan,
+    providers_plan,
+    slug_for_profile,
+    trace_mix,
+)
 
 START = datetime(2026, 11, 2, 0, 0, tzinfo=UTC)  # a Monday (the weekly payout day), fixed for determinism
 PASSWORD = "simulated-market-7"

@@ -1,10 +1,8 @@
-"""Loader of the Alibaba GPU cluster trace (2023) in ../shared/data/alibaba-gpu-2023/ (seen from the
-project root); override the folder with RIGSHIFT_TRACE_DIR. See that folder's README."""
+"""Loader of the Alibaba GPU cluster trace (2023) shipped in data/alibaba-gpu-2023/ (see data/README.md)."""
 
 from __future__ import annotations
 
 import csv
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,8 +10,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def trace_dir() -> Path:
-    override = os.environ.get("RIGSHIFT_TRACE_DIR")
-    return Path(override) if override else ROOT.parent / "shared" / "data" / "alibaba-gpu-2023"
+    """The trace's folder inside the repository (project root / data / alibaba-gpu-2023)."""
+    return ROOT / "data" / "alibaba-gpu-2023"
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""`python manage.py simulate`: a whole market day in simulated time (see broker/simulator)."""
+"""`python manage.py simulate`: a whole market day in simulated time (see simulator/)."""
 
 import time
 from pathlib import Path
@@ -7,7 +7,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection
 
-from broker.simulator import SimConfig, simulation_run
+from simulator.plots import PlotsUnavailable, pyplot
+from simulator.simulation import SimConfig, simulation_run
 
 
 class Command(BaseCommand):
@@ -25,7 +26,13 @@ class Command(BaseCommand):
         parser.add_argument("--hours", type=float, default=24.0)
         parser.add_argument("--seed", type=int, default=7)
         parser.add_argument("--tick", type=int, default=60, help="simulated seconds per step (default 60)")
-        parser.add_argument("--plots", type=Path, default=None, metavar="DIR", help="write PNG charts to DIR")
+        parser.add_argument(
+            "--plots",
+            type=Path,
+            default=None,
+            metavar="DIR",
+            help="write PNG charts to DIR (needs matplotlib: pip install -r requirements-plots.txt)",
+        )
         parser.add_argument(
             "--in-place", action="store_true", help="use the configured database instead of a throwaway one"
         )
@@ -42,10 +49,13 @@ class Command(BaseCommand):
         )
         t0 = time.perf_counter()
         log = (lambda s: self.stderr.write(s)) if options["verbosity"] >= 1 else (lambda s: None)
-        if options["in_place"]:
-            outcome = simulation_run(config=config, plots_dir=options["plots"], log=log)
-        else:
-            outcome = self._throwaway(config=config, plots_dir=options["plots"], log=log)
+        run = simulation_run if options["in_place"] else self._throwaway
+        try:
+            if options["plots"] is not None:
+                pyplot()  # matplotlib missing: say so before building a database and running
+            outcome = run(config=config, plots_dir=options["plots"], log=log)
+        except PlotsUnavailable as exc:
+            raise CommandError(str(exc)) from exc
         for line in outcome.lines[:-1]:
             self.stdout.write(line)
         if outcome.plots:

@@ -2,6 +2,7 @@
 deterministic for a seed."""
 
 import re
+import sys
 from io import StringIO
 from pathlib import Path
 from typing import Any
@@ -11,8 +12,8 @@ from django.core.management import call_command
 
 from billing.models import Settlement, UsageRecord
 from broker.models import Job, Lease
-from broker.simulator import SimConfig, simulation_run
 from marketplace.models import Node, NodeHeartbeat
+from simulator.simulation import SimConfig, simulation_run
 
 LAST = re.compile(
     r"^jobs=(?P<jobs>\d+) placed=(?P<placed>\d+) completed=(?P<completed>\d+) "
@@ -57,7 +58,8 @@ def test_small_run_reconciles_and_last_line_parses(tmp_path: Path) -> None:
         assert png.stat().st_size < 200_000
 
 
-def test_identities_hold_in_the_report_object() -> None:
+def test_identities_hold_in_the_report_object(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # an optional extra: a run without charts needs none
     outcome = simulation_run(config=SimConfig(providers=5, customers=4, hours=2, seed=5))
     report = outcome.report
     assert report.identities() == []

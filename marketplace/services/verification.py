@@ -79,17 +79,33 @@ def gpu_name_matches(*, name: str, gpu_model: GPUModel, vram_gb: float | None = 
     return key in candidates
 
 
-def _gpu_label(gpu: dict[str, Any], gpu_model: GPUModel) -> tuple[str, bool]:
-    """(display name, matches the registered model) for one reported GPU."""
-    name = str(gpu.get("name") or "")
-    vram = gpu.get("vram_gb")
-    vram_gb = float(vram) if vram is not None else None
-    if gpu_name_matches(name=name, gpu_model=gpu_model, vram_gb=vram_gb):
-        return gpu_model.name, True
+def reported_names(gpu: dict[str, Any]) -> list[str]:
+    """The models one reported GPU may be: its candidates where the agent could not tell them apart, else its name."""
+    candidates = [str(name) for name in gpu.get("candidates") or [] if str(name).strip()]
+    return candidates or [str(gpu.get("name") or "")]
+
+
+def _name_label(name: str, vram_gb: float | None) -> str:
     slug = _catalog_slug(name, vram_gb)
     if slug is not None:
-        return _catalog_names().get(slug, name), False
-    return name.strip() or "unnamed GPU", False
+        return _catalog_names().get(slug, name)
+    return name.strip() or "unnamed GPU"
+
+
+def _gpu_label(gpu: dict[str, Any], gpu_model: GPUModel) -> tuple[str, bool]:
+    """(display name, matches the registered model) for one reported GPU; a GPU reported with candidates
+    matches when any of them is the registered model."""
+    vram = gpu.get("vram_gb")
+    vram_gb = float(vram) if vram is not None else None
+    names = reported_names(gpu)
+    if any(gpu_name_matches(name=name, gpu_model=gpu_model, vram_gb=vram_gb) for name in names):
+        return gpu_model.name, True
+    return " or ".join(dict.fromkeys(_name_label(name, vram_gb) for name in names)), False
+
+
+def gpu_report_matches(*, gpu: dict[str, Any], gpu_model: GPUModel) -> bool:
+    """Does one GPU as the agent reports it (name, VRAM, candidates) denote `gpu_model`?"""
+    return _gpu_label(gpu, gpu_model)[1]
 
 
 def hardware_mismatch_describe(*, gpu_model: GPUModel, gpu_count: int, gpus: list[dict[str, Any]]) -> str:

@@ -142,6 +142,12 @@ def simulated_host(*, count: int, vram_gb: float) -> dict[str, int]:
     }
 
 
+def simulated_challenge_tflops(profile: str) -> float:
+    """The speed a simulated agent reports for the compute challenge: ~80% of the card's matmul peak."""
+    _count, _key, model = parse_profile(profile)
+    return round(model.matmul_tflops * 0.8, 2)
+
+
 def simulated_benchmark(profile: str) -> dict[str, float]:
     """What `bench` would measure on the profile's cards: ~90% of the datasheet, as real runs do."""
     _count, _key, model = parse_profile(profile)

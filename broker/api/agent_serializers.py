@@ -70,6 +70,7 @@ class AgentRegisterOutputSerializer(serializers.Serializer[Any]):
     hardware_mismatch = serializers.CharField(help_text="'' when the hardware matches the registration.")
     heartbeat_interval_s = serializers.IntegerField()
     benchmark_flag = serializers.CharField(help_text="'' unless the benchmark is far from the catalog figure.")
+    challenge_pending = serializers.BooleanField(help_text="A compute challenge waits: fetch /agent/challenge.")
 
 
 class AgentGpuTelemetrySerializer(serializers.Serializer[Any]):
@@ -144,6 +145,7 @@ class AgentHeartbeatOutputSerializer(serializers.Serializer[Any]):
         child=serializers.IntegerField(), help_text="Leases this heartbeat reported as exited: ended, GPUs freed."
     )
     ignored_leases = AgentIgnoredLeaseSerializer(many=True, help_text="Reports for leases that are not this node's.")
+    challenge_pending = serializers.BooleanField(help_text="A compute challenge waits: fetch /agent/challenge.")
 
 
 class AgentLeaseStartSerializer(serializers.Serializer[Any]):

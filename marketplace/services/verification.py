@@ -4,7 +4,8 @@
   `hardware_mismatch` (GPU model, count and VRAM against the registration) and `benchmark_flag`
   (a measured figure far from the catalog), and takes verification away while a mismatch stands.
 - `node_verify` / `node_deverify` are the staff actions; verification is refused while the agent
-  has never reported or a hardware mismatch stands.
+  has never reported, a hardware mismatch stands, or the latest compute challenge has not passed
+  (marketplace/services/challenge.py: the agent's own benchmark figure is never taken for `dlperf`).
 """
 
 import re
@@ -21,7 +22,8 @@ from django.utils import timezone
 from common.errors import Conflict, PermissionDenied
 from common.services import audit_log
 from marketplace.catalog_data import CATALOG
-from marketplace.models import GPUModel, Node, NodeStatus
+from marketplace.models import ChallengeReason, ChallengeState, GPUModel, Node, NodeStatus
+from marketplace.services.challenge import node_challenge_issue
 from marketplace.services.gpu_names import match_slug
 
 # A measured benchmark below this share of the catalog figure is flagged for staff.
@@ -197,7 +199,6 @@ def node_agent_report_apply(*, node: Node, report: dict[str, Any], now: datetime
             "agent_registered_at": now,
             "hardware_mismatch": mismatch[:500],
             "benchmark_flag": flag,
-            "dlperf": float(benchmark["tflops"]) if benchmark.get("tflops") is not None else None,
             "status": NodeStatus.ONLINE,
             "last_heartbeat_at": now,
             "verified": locked.verified and not mismatch,
@@ -216,6 +217,7 @@ def node_agent_report_apply(*, node: Node, report: dict[str, Any], now: datetime
                 target=f"node:{node.pk}",
                 details={"reason": "hardware mismatch reported by the agent", "mismatch": mismatch},
             )
+        node_challenge_issue(node=node, reason=ChallengeReason.REGISTRATION)
     return AgentReportResult(node=node, hardware_mismatch=mismatch, benchmark_flag=flag, deverified=deverified)
 
 
@@ -254,8 +256,8 @@ def _require_staff(by: AbstractBaseUser | AnonymousUser) -> None:
 
 
 def node_verify(*, node: Node, by: Any) -> Node:
-    """Staff: mark `node` verified. Refused (409) while the agent has never reported or a hardware
-    mismatch stands. Verifying a verified node changes nothing."""
+    """Staff: mark `node` verified. Refused (409) while the agent has never reported, a hardware
+    mismatch stands or the latest compute challenge has not passed. Verifying a verified node changes nothing."""
     _require_staff(by)
     with transaction.atomic():
         locked = Node.objects.select_for_update().get(pk=node.pk)
@@ -269,6 +271,12 @@ def node_verify(*, node: Node, by: Any) -> Node:
                 f"Node {locked.name!r} cannot be verified while its hardware does not match the "
                 f"registration: {locked.hardware_mismatch}.",
                 code="hardware_mismatch",
+            )
+        if locked.challenge_verdict != ChallengeState.PASSED:
+            state = "failed" if locked.challenge_verdict == ChallengeState.FAILED else "not passed yet"
+            raise Conflict(
+                f"Node {locked.name!r} cannot be verified: its latest compute challenge {state}.",
+                code="challenge_not_passed",
             )
         if not locked.verified:
             now = timezone.now()

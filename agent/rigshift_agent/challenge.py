@@ -331,7 +331,7 @@ def solve(
     levels = merkle_levels(leaves) if leaves else [[b""]]
     return Solution(
         digest="" if gave_up else levels[-1][0].hex(),
-        compute_s=round(max(elapsed, 1e-9), 9),
+        compute_s=float(f"{max(elapsed, 1e-12):.6g}"),
         backend=f"simulated ({simulated_tflops:g} TFLOPS)" if simulated_tflops else name,
         computed=computed,
         levels=levels,

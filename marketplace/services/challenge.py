@@ -176,7 +176,7 @@ def node_challenge_commit(
             verdict = (
                 f"the agent gave up after {compute_s:.4g} s, past the {challenge.params['deadline_s']:g} s deadline"
             )
-        challenge.measured_tflops = round(tflops, 3)
+        challenge.measured_tflops = tflops
         spec = challenge_spec(challenge)
         rng = secrets.SystemRandom()
         items = [(rng.randrange(spec.gpus), rng.randrange(spec.items)) for _ in range(2)]

@@ -103,7 +103,7 @@ class AgentChallengeView(AgentView):
     )
     def post(self, request: Request) -> Response:
         challenge = node_challenge_deliver(node=self.node(request))
-        body = {"challenge": None}
+        body: dict[str, Any] = {"challenge": None}
         if challenge is not None:
             spec = challenge_spec(challenge)
             body = {"challenge": {**challenge.params, "challenge_id": spec.challenge_id, "seed": spec.seed}}

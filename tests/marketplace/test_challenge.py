@@ -5,7 +5,7 @@ matching and offers until a challenge passes."""
 import base64
 import random
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from django.utils import timezone
@@ -37,7 +37,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def node() -> Node:
     model = GPUModel.objects.get(slug="rtx-4090")
-    return NodeFactory(gpu_model=model, gpu_count=2, verified=True, agent_registered_at=timezone.now())
+    return cast(Node, NodeFactory(gpu_model=model, gpu_count=2, verified=True, agent_registered_at=timezone.now()))
 
 
 def test_correct_answer_passes_and_sets_dlperf_from_the_bounded_time(node: Node) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.core.cache import cache
 
+from broker.services.challenges import nodes_challenge_idle
 from broker.services.failover import node_failover as node_failover_service
 from broker.services.failover import nodes_failover_sweep
 from broker.services.leases import leases_expire as leases_expire_service
@@ -57,3 +58,9 @@ def node_failover(node_id: int) -> int:
 def failover_sweep() -> int:
     """Beat: fail over leases still held on offline nodes (a lost node_failover task must not strand them)."""
     return nodes_failover_sweep()
+
+
+@shared_task(name="broker.tasks.challenges_idle", ignore_result=True)
+def challenges_idle() -> int:
+    """Beat (every 10 min): compute challenges for idle online nodes, at random times."""
+    return len(nodes_challenge_idle())

@@ -147,6 +147,21 @@ CELERY_BEAT_SCHEDULE["marketplace-node-heartbeats-prune"] = {
     "schedule": 3600.0,
     "options": {"expires": 3600},
 }
+# Compute challenges: fail the unanswered ones; challenge idle nodes at random times (about
+# RIGSHIFT_CHALLENGE_IDLE_PER_DAY times a day each). Size: "full" needs most of the claimed VRAM and ~20 s of a
+# card of the claimed model; "small" (the default with DEBUG: demo market, simulator, tests) is answered by a CPU.
+RIGSHIFT_CHALLENGE_SIZE = env.str("RIGSHIFT_CHALLENGE_SIZE", default="small" if DEBUG else "full")
+RIGSHIFT_CHALLENGE_IDLE_PER_DAY = env.float("RIGSHIFT_CHALLENGE_IDLE_PER_DAY", default=2.0)
+CELERY_BEAT_SCHEDULE["marketplace-challenges-expire"] = {
+    "task": "marketplace.tasks.challenges_expire",
+    "schedule": 60.0,
+    "options": {"expires": 60},
+}
+CELERY_BEAT_SCHEDULE["broker-challenges-idle"] = {
+    "task": "broker.tasks.challenges_idle",
+    "schedule": 600.0,
+    "options": {"expires": 600},
+}
 # Billing: settle metered usage every 30 s; pay providers out (weekly, or daily above the threshold).
 CELERY_BEAT_SCHEDULE["billing-settle-usage"] = {
     "task": "billing.tasks.settle_usage",

@@ -25,13 +25,20 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
-from rigshift_agent.detect import simulate, simulated_benchmark
+from rigshift_agent.challenge import solve
+from rigshift_agent.detect import simulate, simulated_benchmark, simulated_challenge_tflops
 
 from billing.services.wallet import wallet_credit
 from broker.services.customers import customer_signup
 from common.money import to_micros
 from common.tokens import token_hash
 from marketplace.models import Customer, Lender, Node, NodeUptime, Provider
+from marketplace.services.challenge import (
+    challenge_spec,
+    node_challenge_commit,
+    node_challenge_deliver,
+    node_challenge_reveal,
+)
 from marketplace.services.gpu_names import match_slug
 from marketplace.services.nodes import node_register
 from marketplace.services.providers import provider_payout_account_connect, provider_signup
@@ -176,6 +183,23 @@ def _history(node: Node, spec: DemoNode) -> None:
     node_reliability_refresh(node=node, now=now)
 
 
+def _answer_challenge(node: Node, spec: DemoNode) -> None:
+    """Answer the node's compute challenge as its simulated agent would (correct, at a simulated speed)."""
+    challenge = node_challenge_deliver(node=node)
+    if challenge is None:
+        return
+    work = challenge_spec(challenge)
+    solution = solve(work, simulated_tflops=simulated_challenge_tflops(spec.profile))
+    answered = node_challenge_commit(
+        node=node,
+        challenge_id=challenge.pk,
+        digest=solution.digest,
+        compute_s=solution.compute_s,
+        backend=solution.backend,
+    )
+    node_challenge_reveal(node=node, challenge_id=challenge.pk, rows=solution.reveal(work, answered.picks))
+
+
 def _node(spec: DemoNode, *, provider: Provider, admin: User) -> tuple[Node, bool]:
     existing = Node.objects.filter(provider=provider, name=spec.name).first()
     if existing is not None:
@@ -206,7 +230,8 @@ def _node(spec: DemoNode, *, provider: Provider, admin: User) -> tuple[Node, boo
         raw = demo_node_token(node_name=spec.name)  # DEMO ONLY: replaces the random token
         Node.objects.filter(pk=node.pk).update(token_prefix=raw[:12], token_hash=token_hash(raw=raw))
         _history(node, spec)
-        node_agent_report_apply(node=node, report=report)
+        node_agent_report_apply(node=node, report=report)  # issues the registration compute challenge
+        _answer_challenge(node, spec)
         node_verify(node=node, by=admin)
     return node, True
 

@@ -13,6 +13,7 @@ from marketplace.models import (
     GPUModel,
     Lender,
     Node,
+    NodeChallenge,
     NodeHeartbeat,
     NodeUptime,
     Provider,
@@ -125,6 +126,7 @@ class NodeAdmin(admin.ModelAdmin[Node]):
         "agent_report",
         "hardware_mismatch",
         "dlperf",
+        "challenge_verdict",
         "benchmark_flag",
         "verified",
         "verified_at",
@@ -147,6 +149,17 @@ class NodeUptimeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[NodeUptime]):
     list_display = ("node", "hour", "up_seconds")
     search_fields = ("node__name",)
     date_hierarchy = "hour"
+    list_select_related = ("node__gpu_model",)
+
+
+@admin.register(NodeChallenge)
+class NodeChallengeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[NodeChallenge]):
+    """Compute challenges are issued and judged by services only (agent API, console button, beat)."""
+
+    list_display = ("id", "node", "reason", "state", "measured_tflops", "created_at", "finished_at")
+    list_filter = ("state", "reason")
+    search_fields = ("node__name", "verdict")
+    date_hierarchy = "created_at"
     list_select_related = ("node__gpu_model",)
 
 

@@ -158,8 +158,16 @@ class Node(models.Model):
     agent_registered_at = models.DateTimeField(null=True, blank=True)
     agent_report = models.JSONField(default=dict, blank=True)
     hardware_mismatch = models.CharField(max_length=500, blank=True)
-    dlperf = models.FloatField(null=True, blank=True, help_text="Measured benchmark (TFLOPS)")
+    dlperf = models.FloatField(
+        null=True, blank=True, help_text="TFLOPS per GPU measured by the latest passed compute challenge"
+    )
     benchmark_flag = models.CharField(max_length=300, blank=True)
+    challenge_verdict = models.CharField(
+        max_length=8,
+        blank=True,
+        db_index=True,
+        help_text="Verdict of the latest finished compute challenge: passed, failed, or '' (none yet)",
+    )
     verified = models.BooleanField(default=False)
     verified_at = models.DateTimeField(null=True, blank=True)
     reliability = models.FloatField(default=0.0, help_text="Uptime over the rolling 30-day window, 0–1")
@@ -207,3 +215,50 @@ class NodeHeartbeat(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["node", "seq"], name="heartbeat_unique_seq")]
         indexes = [models.Index(fields=["node", "-received_at"])]
+
+
+class ChallengeReason(models.TextChoices):
+    REGISTRATION = "registration", "Agent registration"
+    IDLE = "idle", "Random check while idle"
+    STAFF = "staff", "Requested by staff"
+
+
+class ChallengeState(models.TextChoices):
+    PENDING = "pending", "Waiting for the agent"
+    DELIVERED = "delivered", "Computing (seed delivered)"
+    ANSWERED = "answered", "Answered, rows requested"
+    PASSED = "passed", "Passed"
+    FAILED = "failed", "Failed"
+
+
+class NodeChallenge(models.Model):
+    """A compute challenge (see marketplace/services/challenge.py and rigshift_agent/challenge.py).
+
+    The clock runs on the server: from `delivered_at` (the seed handed to the agent) to `answered_at` (the
+    agent's commitment received)."""
+
+    node = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="challenges")
+    reason = models.CharField(max_length=12, choices=ChallengeReason.choices)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    state = models.CharField(max_length=10, choices=ChallengeState.choices, default=ChallengeState.PENDING)
+    seed = models.CharField(max_length=64)
+    params = models.JSONField(help_text="gpus, items, m, k, rounds, deadline_s")
+    gpu_model = models.ForeignKey(GPUModel, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    answered_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    digest = models.CharField(max_length=64, blank=True)
+    backend = models.CharField(max_length=60, blank=True, help_text="What the agent computed with")
+    claimed_s = models.FloatField(null=True, blank=True, help_text="Seconds the agent says its multiplications took")
+    observed_s = models.FloatField(null=True, blank=True, help_text="Seconds from seed delivered to answer received")
+    picks = models.JSONField(default=list, blank=True, help_text="[gpu, item, row] the server asked to see")
+    measured_tflops = models.FloatField(null=True, blank=True, help_text="Per GPU, bounded by the observed time")
+    verdict = models.CharField(max_length=500, blank=True, help_text="Why it failed ('' when it passed)")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["node", "state"])]
+
+    def __str__(self) -> str:
+        return f"challenge #{self.pk} of node {self.node_id} ({self.state})"

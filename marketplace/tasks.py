@@ -2,6 +2,7 @@
 
 from celery import shared_task
 
+from marketplace.services.challenge import challenges_expire as challenges_expire_service
 from marketplace.services.reliability import node_heartbeats_prune as node_heartbeats_prune_service
 from marketplace.services.reliability import nodes_mark_offline as nodes_mark_offline_service
 from marketplace.services.reliability import nodes_reliability_refresh as nodes_reliability_refresh_service
@@ -23,3 +24,9 @@ def nodes_reliability_refresh() -> int:
 def node_heartbeats_prune() -> int:
     """Beat (hourly): delete heartbeat rows past their retention."""
     return node_heartbeats_prune_service()
+
+
+@shared_task(name="marketplace.tasks.challenges_expire", ignore_result=True)
+def challenges_expire() -> int:
+    """Beat (every minute): fail compute challenges not answered (or not revealed) in time."""
+    return challenges_expire_service()

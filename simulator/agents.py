@@ -10,7 +10,7 @@ from urllib.parse import urlencode, urlsplit
 
 import requests
 from django.test import Client
-from rigshift_agent.detect import simulate, simulated_benchmark
+from rigshift_agent.detect import simulate, simulated_benchmark, simulated_challenge_tflops
 from rigshift_agent.executor import SimulatedExecutor, parse_time
 from rigshift_agent.runner import Runner
 from rigshift_agent.state import MemoryStore
@@ -74,6 +74,7 @@ class SimAgent:
             clock=clock.epoch,
             interval=float(interval_s),
             name=name,
+            simulated_tflops=simulated_challenge_tflops(profile),
         )
         self.interval_s = interval_s
         self.next_step_at = 0.0

@@ -27,7 +27,7 @@ from rigshift_client import ApiClient
 
 from rigshift_agent import __version__
 from rigshift_agent.bench import bench
-from rigshift_agent.detect import Hardware, detect, detect_nvidia, simulated_benchmark
+from rigshift_agent.detect import Hardware, detect, detect_nvidia, simulated_benchmark, simulated_challenge_tflops
 from rigshift_agent.executor import DockerExecutor, Executor, SimulatedExecutor
 from rigshift_agent.runner import AgentFatal, GpuSampler, Runner
 from rigshift_agent.state import StateStore
@@ -97,6 +97,7 @@ def build_runner(
     hardware = detect(simulate_profile=simulate)
     executor: Executor
     sampler: GpuSampler | None = None
+    simulated_tflops = simulated_challenge_tflops(simulate) if simulate else None
     if simulate:
         benchmark: dict[str, Any] = dict(simulated_benchmark(simulate))
         executor = SimulatedExecutor(clock=time.time)
@@ -119,6 +120,7 @@ def build_runner(
         sampler=sampler,
         interval=interval,
         name=name,
+        simulated_tflops=simulated_tflops,
     )
 
 

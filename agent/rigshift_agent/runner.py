@@ -24,6 +24,7 @@ import requests
 from rigshift_client import ApiClient, ApiError
 
 from rigshift_agent import __version__
+from rigshift_agent.challenge import ChallengeSpec, solve
 from rigshift_agent.detect import Hardware
 from rigshift_agent.executor import Executor, parse_time
 from rigshift_agent.state import LeaseRecord, StateStore
@@ -33,6 +34,9 @@ log = logging.getLogger("rigshift_agent")
 REGISTER = "/api/v1/agent/register"
 HEARTBEAT = "/api/v1/agent/heartbeat"
 LEASES = "/api/v1/agent/leases"
+CHALLENGE = "/api/v1/agent/challenge"
+CHALLENGE_ANSWER = "/api/v1/agent/challenge/answer"
+CHALLENGE_REVEAL = "/api/v1/agent/challenge/reveal"
 REJECTED = {400, 409, 413, 422}  # the server will never accept this heartbeat as it is
 
 
@@ -79,6 +83,7 @@ class Runner:
         interval: float | None = None,
         max_backoff: float = 300.0,
         name: str = "agent",
+        simulated_tflops: float | None = None,
     ) -> None:
         self.client = client
         self.hardware = hardware
@@ -91,6 +96,8 @@ class Runner:
         self.fixed_interval = interval is not None
         self.max_backoff = max_backoff
         self.name = name
+        self.simulated_tflops = simulated_tflops  # simulate mode: the challenge's reported time at this speed
+        self.last_challenge: dict[str, Any] = {}
         self.state = store.load()
         self.registered = False
         self.failures = 0
@@ -122,7 +129,41 @@ class Runner:
             log.warning("%s: benchmark flagged: %s", self.name, body["benchmark_flag"])
         self.store.save(self.state)
         self.registered = True
+        self.answer_challenge(body)
         return body
+
+    def answer_challenge(self, body: dict[str, Any]) -> dict[str, Any]:
+        """When the server says a compute challenge waits: fetch it, compute, commit, reveal the rows it asks for."""
+        if not body.get("challenge_pending"):
+            return {}
+        try:
+            data = (self.client.post(CHALLENGE, json={}) or {}).get("challenge")
+            if not data:
+                return {}
+            spec = ChallengeSpec.from_json(data)
+            solution = solve(spec, simulated_tflops=self.simulated_tflops)
+            commit = {
+                "challenge_id": spec.challenge_id,
+                "digest": solution.digest,
+                "compute_s": solution.compute_s,
+                "backend": solution.backend[:60],
+                "gave_up": solution.gave_up,
+            }
+            outcome = self.client.post(CHALLENGE_ANSWER, json=commit) or {}
+            if outcome.get("state") == "answered" and outcome.get("rows"):
+                reveal = {"challenge_id": spec.challenge_id, "rows": solution.reveal(spec, outcome["rows"])}
+                outcome = self.client.post(CHALLENGE_REVEAL, json=reveal) or {}
+        except ApiError as exc:
+            if exc.status not in (*REJECTED, 404):
+                raise
+            log.error("%s: compute challenge refused (%s): %s", self.name, exc.status, exc.message)
+            return {}
+        self.last_challenge = outcome
+        if outcome.get("state") == "passed":
+            log.info("%s: compute challenge passed: %s TFLOPS per GPU", self.name, outcome.get("measured_tflops"))
+        else:
+            log.warning("%s: compute challenge %s: %s", self.name, outcome.get("state"), outcome.get("verdict"))
+        return outcome
 
     def poll(self) -> None:
         """Notice workloads that ended, and stop those whose lease is over."""
@@ -205,6 +246,7 @@ class Runner:
         self.store.save(self.state)
         if not self.fixed_interval and body.get("next_heartbeat_s"):
             self.interval = float(body["next_heartbeat_s"])
+        self.answer_challenge(body)
         return body
 
     def sync_leases(self) -> None:

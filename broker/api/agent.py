@@ -24,6 +24,7 @@ from broker.api.agent_serializers import (
 from broker.selectors.agent import agent_leases
 from broker.services.agent import agent_heartbeat, agent_register
 from marketplace.models import Node
+from marketplace.selectors.challenges import node_challenge_pending
 
 _ERRORS = {
     400: OpenApiResponse(description="Invalid body: `detail` says which field and why."),
@@ -51,8 +52,9 @@ class AgentRegisterView(AgentView):
             "with the registration: a different GPU model or count (e.g. registered 8× GeForce RTX 4090, agent "
             "sees 6) is returned in `hardware_mismatch`, takes verification away and blocks it until fixed. "
             "A benchmark far from the catalog figure (below 50% or above 200% of its FP16 TFLOPS or memory "
-            "bandwidth) is returned in `benchmark_flag` for staff. Measured CPU, RAM, disk and network figures "
-            "replace the declared ones."
+            "bandwidth) is returned in `benchmark_flag` for staff; it is never the node's `dlperf`, which only a "
+            "passed compute challenge sets. A challenge is issued at registration: `challenge_pending` says one "
+            "waits (see /agent/challenge). Measured CPU, RAM, disk and network figures replace the declared ones."
         ),
         request=AgentRegisterInputSerializer,
         responses={200: AgentRegisterOutputSerializer, **_ERRORS},
@@ -93,6 +95,7 @@ class AgentRegisterView(AgentView):
             "hardware_mismatch": result.hardware_mismatch,
             "heartbeat_interval_s": result.heartbeat_interval_s,
             "benchmark_flag": result.benchmark_flag,
+            "challenge_pending": node_challenge_pending(node_id=result.node_id),
         }
         return Response(AgentRegisterOutputSerializer(body).data)
 
@@ -155,6 +158,7 @@ class AgentHeartbeatView(AgentView):
             "activated_leases": result.activated_leases,
             "ended_leases": result.ended_leases,
             "ignored_leases": result.ignored_leases,
+            "challenge_pending": node_challenge_pending(node_id=self.node(request).pk),
         }
         return Response(AgentHeartbeatOutputSerializer(body).data)
 

@@ -7,6 +7,7 @@ from rest_framework import serializers
 
 MAX_GPUS = 64
 MAX_LEASE_REPORTS = 256
+MAX_CANDIDATES = 8
 _HEX_ID = r"^0x[0-9a-fA-F]{1,8}$"
 
 
@@ -16,6 +17,17 @@ class AgentGpuSerializer(serializers.Serializer[Any]):
     vram_gb = serializers.FloatField(min_value=0, max_value=1024)
     pci_device_id = serializers.RegexField(_HEX_ID, required=False, allow_null=True, help_text='e.g. "0x2684"')
     subsystem_vendor_id = serializers.RegexField(_HEX_ID, required=False, allow_null=True, help_text='e.g. "0x1043"')
+    subsystem_device_id = serializers.RegexField(_HEX_ID, required=False, allow_null=True, help_text='e.g. "0x87b3"')
+    candidates = serializers.ListField(
+        child=serializers.CharField(max_length=100),
+        required=False,
+        max_length=MAX_CANDIDATES,
+        help_text=(
+            "Where the chip carries several models the agent cannot tell apart (an RX 6800 XT and an RX 6900 XT "
+            "both have 16 GB), the models it may be; any of them matches the registration. `name` is then the "
+            "PCI database's name of the chip."
+        ),
+    )
 
 
 class AgentBenchmarkSerializer(serializers.Serializer[Any]):
@@ -58,6 +70,7 @@ class AgentRegisterOutputSerializer(serializers.Serializer[Any]):
     hardware_mismatch = serializers.CharField(help_text="'' when the hardware matches the registration.")
     heartbeat_interval_s = serializers.IntegerField()
     benchmark_flag = serializers.CharField(help_text="'' unless the benchmark is far from the catalog figure.")
+    challenge_pending = serializers.BooleanField(help_text="A compute challenge waits: fetch /agent/challenge.")
 
 
 class AgentGpuTelemetrySerializer(serializers.Serializer[Any]):
@@ -132,6 +145,7 @@ class AgentHeartbeatOutputSerializer(serializers.Serializer[Any]):
         child=serializers.IntegerField(), help_text="Leases this heartbeat reported as exited: ended, GPUs freed."
     )
     ignored_leases = AgentIgnoredLeaseSerializer(many=True, help_text="Reports for leases that are not this node's.")
+    challenge_pending = serializers.BooleanField(help_text="A compute challenge waits: fetch /agent/challenge.")
 
 
 class AgentLeaseStartSerializer(serializers.Serializer[Any]):

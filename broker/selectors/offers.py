@@ -25,7 +25,7 @@ from django.utils import timezone
 from broker.models import Lease, LeaseState
 from broker.selectors.offer_query import Clause, parse_offer_order, parse_offer_query, tier_rank
 from common.money import from_micros, to_micros
-from marketplace.models import TIER_RANK, Node, NodeStatus
+from marketplace.models import TIER_RANK, ChallengeState, Node, NodeStatus
 
 HOLDING_LEASE_STATES = (LeaseState.RESERVED, LeaseState.ACTIVE)
 MAX_LIMIT = 500
@@ -94,10 +94,11 @@ def annotated_nodes(*, at: datetime | None = None) -> QuerySet[Node]:
 
 
 def listed_now(*, at: datetime | None = None) -> Q:
-    """Listed, online, not cordoned, inside its availability window."""
+    """Listed, online, not cordoned, not failing its latest compute challenge, inside its availability window."""
     at = at or timezone.now()
     return (
         Q(listed=True, status=NodeStatus.ONLINE, cordoned=False)
+        & ~Q(challenge_verdict=ChallengeState.FAILED)
         & (Q(available_from__isnull=True) | Q(available_from__lte=at))
         & (Q(available_until__isnull=True) | Q(available_until__gt=at))
     )

@@ -28,7 +28,7 @@ from broker.locks import shard_lock
 from broker.models import Job, JobEvent, JobMode, JobState, Lease, LeaseSlot, MatchRound
 from broker.services.jobs_state import job_transition
 from broker.services.leases import HOLDING_STATES, LeasePlan, lease_preempt, leases_create_bulk
-from marketplace.models import TIER_RANK, GPUModel, Node, NodeStatus, Region
+from marketplace.models import TIER_RANK, ChallengeState, GPUModel, Node, NodeStatus, Region
 
 log = logging.getLogger(__name__)
 
@@ -124,9 +124,10 @@ def snapshot_take(*, now: datetime, job_limit: int | None = None, job_ids: list[
     nowf = now.timestamp()
     models, model_index = _models_table()
     region_index = {r: i for i, r in enumerate(REGIONS)}
-    # Nodes: listed, online, not cordoned.
+    # Nodes: listed, online, not cordoned, and not failing their latest compute challenge.
     node_rows = list(
         Node.objects.filter(listed=True, cordoned=False, status=NodeStatus.ONLINE)
+        .exclude(challenge_verdict=ChallengeState.FAILED)
         .order_by("pk")
         .values_list(
             "pk",

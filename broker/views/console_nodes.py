@@ -1,5 +1,5 @@
-"""Console nodes: the list, a node's page (agent report beside the registration, leases, audit trail)
-and the staff actions verify / deverify / cordon / uncordon / drain (POST, CSRF, audit-logged)."""
+"""Console nodes: the list, a node's page (agent report beside the registration, compute challenges, leases,
+audit trail) and the staff actions verify / deverify / challenge / cordon / uncordon / drain (POST, CSRF)."""
 
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
@@ -11,8 +11,10 @@ from broker.services.console import node_cordon, node_drain, node_uncordon
 from broker.views.console import not_found, staff_required
 from broker.views.console_forms import DrainForm, NodeFilterForm, ReasonForm
 from common.errors import DomainError, NotFound
-from marketplace.models import Node
+from marketplace.models import ChallengeReason, Node
+from marketplace.selectors.challenges import node_challenges
 from marketplace.selectors.nodes import node_spec_comparison
+from marketplace.services.challenge import node_challenge_issue
 from marketplace.services.verification import node_deverify, node_verify
 
 
@@ -50,6 +52,7 @@ def node_detail(request: HttpRequest, node_id: int) -> HttpResponse:
             "leases": node_leases(node=node),
             "audit": node_audit(node=node),
             "drain_form": DrainForm(),
+            "challenges": node_challenges(node=node),
         },
     )
 
@@ -64,6 +67,18 @@ def node_verify_view(request: HttpRequest, node_id: int) -> HttpResponse:
         messages.error(request, f"Not verified: {exc.message}")
     else:
         messages.success(request, f"Node {node.name} is verified.")
+    return redirect("console:node_detail", node_id=node.pk)
+
+
+@staff_required
+@require_POST
+def node_challenge_view(request: HttpRequest, node_id: int) -> HttpResponse:
+    node = _node(node_id)
+    challenge, created = node_challenge_issue(node=node, reason=ChallengeReason.STAFF, by=request.user)
+    if created:
+        messages.success(request, f"Compute challenge #{challenge.pk} issued: {node.name}'s agent fetches it next.")
+    else:
+        messages.info(request, f"Challenge #{challenge.pk} is still open ({challenge.get_state_display().lower()}).")
     return redirect("console:node_detail", node_id=node.pk)
 
 

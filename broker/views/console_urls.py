@@ -22,6 +22,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("nodes/<int:node_id>/", console_nodes.node_detail, name="node_detail"),
     path("nodes/<int:node_id>/verify/", console_nodes.node_verify_view, name="node_verify"),
     path("nodes/<int:node_id>/deverify/", console_nodes.node_deverify_view, name="node_deverify"),
+    path("nodes/<int:node_id>/challenge/", console_nodes.node_challenge_view, name="node_challenge"),
     path("nodes/<int:node_id>/cordon/", console_nodes.node_cordon_view, name="node_cordon"),
     path("nodes/<int:node_id>/uncordon/", console_nodes.node_uncordon_view, name="node_uncordon"),
     path("nodes/<int:node_id>/drain/", console_nodes.node_drain_view, name="node_drain"),

@@ -8,7 +8,7 @@ from django.db.models import QuerySet
 
 from common.errors import NotFound
 from marketplace.models import Node, Provider
-from marketplace.services.verification import gpu_name_matches
+from marketplace.services.verification import gpu_report_matches
 
 
 def node_list_for_provider(*, provider: Provider) -> QuerySet[Node]:
@@ -50,14 +50,7 @@ def node_spec_comparison(*, node: Node) -> list[SpecComparison]:
         ]
     gpus = _reported_gpus(report)
     names = Counter(str(gpu.get("name") or "unnamed GPU") for gpu in gpus)
-    same_model = all(
-        gpu_name_matches(
-            name=str(gpu.get("name") or ""),
-            gpu_model=node.gpu_model,
-            vram_gb=float(gpu["vram_gb"]) if gpu.get("vram_gb") is not None else None,
-        )
-        for gpu in gpus
-    )
+    same_model = all(gpu_report_matches(gpu=gpu, gpu_model=node.gpu_model) for gpu in gpus)
     rows = [
         SpecComparison(
             "GPU model",

@@ -4,7 +4,8 @@
   `hardware_mismatch` (GPU model, count and VRAM against the registration) and `benchmark_flag`
   (a measured figure far from the catalog), and takes verification away while a mismatch stands.
 - `node_verify` / `node_deverify` are the staff actions; verification is refused while the agent
-  has never reported or a hardware mismatch stands.
+  has never reported, a hardware mismatch stands, or the latest compute challenge has not passed
+  (marketplace/services/challenge.py: the agent's own benchmark figure is never taken for `dlperf`).
 """
 
 import re
@@ -21,7 +22,8 @@ from django.utils import timezone
 from common.errors import Conflict, PermissionDenied
 from common.services import audit_log
 from marketplace.catalog_data import CATALOG
-from marketplace.models import GPUModel, Node, NodeStatus
+from marketplace.models import ChallengeReason, ChallengeState, GPUModel, Node, NodeStatus
+from marketplace.services.challenge import node_challenge_issue
 from marketplace.services.gpu_names import match_slug
 
 # A measured benchmark below this share of the catalog figure is flagged for staff.
@@ -79,17 +81,33 @@ def gpu_name_matches(*, name: str, gpu_model: GPUModel, vram_gb: float | None = 
     return key in candidates
 
 
-def _gpu_label(gpu: dict[str, Any], gpu_model: GPUModel) -> tuple[str, bool]:
-    """(display name, matches the registered model) for one reported GPU."""
-    name = str(gpu.get("name") or "")
-    vram = gpu.get("vram_gb")
-    vram_gb = float(vram) if vram is not None else None
-    if gpu_name_matches(name=name, gpu_model=gpu_model, vram_gb=vram_gb):
-        return gpu_model.name, True
+def reported_names(gpu: dict[str, Any]) -> list[str]:
+    """The models one reported GPU may be: its candidates where the agent could not tell them apart, else its name."""
+    candidates = [str(name) for name in gpu.get("candidates") or [] if str(name).strip()]
+    return candidates or [str(gpu.get("name") or "")]
+
+
+def _name_label(name: str, vram_gb: float | None) -> str:
     slug = _catalog_slug(name, vram_gb)
     if slug is not None:
-        return _catalog_names().get(slug, name), False
-    return name.strip() or "unnamed GPU", False
+        return _catalog_names().get(slug, name)
+    return name.strip() or "unnamed GPU"
+
+
+def _gpu_label(gpu: dict[str, Any], gpu_model: GPUModel) -> tuple[str, bool]:
+    """(display name, matches the registered model) for one reported GPU; a GPU reported with candidates
+    matches when any of them is the registered model."""
+    vram = gpu.get("vram_gb")
+    vram_gb = float(vram) if vram is not None else None
+    names = reported_names(gpu)
+    if any(gpu_name_matches(name=name, gpu_model=gpu_model, vram_gb=vram_gb) for name in names):
+        return gpu_model.name, True
+    return " or ".join(dict.fromkeys(_name_label(name, vram_gb) for name in names)), False
+
+
+def gpu_report_matches(*, gpu: dict[str, Any], gpu_model: GPUModel) -> bool:
+    """Does one GPU as the agent reports it (name, VRAM, candidates) denote `gpu_model`?"""
+    return _gpu_label(gpu, gpu_model)[1]
 
 
 def hardware_mismatch_describe(*, gpu_model: GPUModel, gpu_count: int, gpus: list[dict[str, Any]]) -> str:
@@ -181,7 +199,6 @@ def node_agent_report_apply(*, node: Node, report: dict[str, Any], now: datetime
             "agent_registered_at": now,
             "hardware_mismatch": mismatch[:500],
             "benchmark_flag": flag,
-            "dlperf": float(benchmark["tflops"]) if benchmark.get("tflops") is not None else None,
             "status": NodeStatus.ONLINE,
             "last_heartbeat_at": now,
             "verified": locked.verified and not mismatch,
@@ -200,6 +217,7 @@ def node_agent_report_apply(*, node: Node, report: dict[str, Any], now: datetime
                 target=f"node:{node.pk}",
                 details={"reason": "hardware mismatch reported by the agent", "mismatch": mismatch},
             )
+        node_challenge_issue(node=node, reason=ChallengeReason.REGISTRATION)
     return AgentReportResult(node=node, hardware_mismatch=mismatch, benchmark_flag=flag, deverified=deverified)
 
 
@@ -238,8 +256,8 @@ def _require_staff(by: AbstractBaseUser | AnonymousUser) -> None:
 
 
 def node_verify(*, node: Node, by: Any) -> Node:
-    """Staff: mark `node` verified. Refused (409) while the agent has never reported or a hardware
-    mismatch stands. Verifying a verified node changes nothing."""
+    """Staff: mark `node` verified. Refused (409) while the agent has never reported, a hardware
+    mismatch stands or the latest compute challenge has not passed. Verifying a verified node changes nothing."""
     _require_staff(by)
     with transaction.atomic():
         locked = Node.objects.select_for_update().get(pk=node.pk)
@@ -253,6 +271,12 @@ def node_verify(*, node: Node, by: Any) -> Node:
                 f"Node {locked.name!r} cannot be verified while its hardware does not match the "
                 f"registration: {locked.hardware_mismatch}.",
                 code="hardware_mismatch",
+            )
+        if locked.challenge_verdict != ChallengeState.PASSED:
+            state = "failed" if locked.challenge_verdict == ChallengeState.FAILED else "not passed yet"
+            raise Conflict(
+                f"Node {locked.name!r} cannot be verified: its latest compute challenge {state}.",
+                code="challenge_not_passed",
             )
         if not locked.verified:
             now = timezone.now()

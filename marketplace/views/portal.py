@@ -17,6 +17,7 @@ from common.errors import NotFound, ValidationFailed
 from common.money import from_micros, to_micros
 from marketplace.forms import NodeListingForm, NodeRegisterForm, ProviderSignupForm, form_add_domain_errors
 from marketplace.models import Node, Provider
+from marketplace.selectors.challenges import node_challenges
 from marketplace.selectors.nodes import (
     node_agent_command,
     node_get_for_provider,
@@ -171,7 +172,12 @@ def node_detail(request: HttpRequest, node_id: int) -> HttpResponse:
     return render(
         request,
         "provider/node_detail.html",
-        {"node": node, "form": form, "comparison": node_spec_comparison(node=node)},
+        {
+            "node": node,
+            "form": form,
+            "comparison": node_spec_comparison(node=node),
+            "challenges": node_challenges(node=node),
+        },
     )
 
 

@@ -13,7 +13,7 @@ from marketplace.services.nodes import node_register
 from tests.factories import CustomerFactory, ProviderFactory
 
 rigshift_agent = pytest.importorskip("rigshift_agent.runner")
-from rigshift_agent.detect import simulate, simulated_benchmark  # noqa: E402
+from rigshift_agent.detect import simulate, simulated_benchmark, simulated_challenge_tflops  # noqa: E402
 from rigshift_agent.executor import SimulatedExecutor  # noqa: E402
 from rigshift_agent.state import MemoryStore  # noqa: E402
 from rigshift_client import ApiClient  # noqa: E402
@@ -38,6 +38,7 @@ def runner_for(live_server: Any, raw: str, profile: str, clock: Clock) -> Any:
         benchmark=simulated_benchmark(profile),
         clock=clock,
         interval=15.0,
+        simulated_tflops=simulated_challenge_tflops(profile),
     )
 
 
@@ -52,7 +53,9 @@ def test_agent_registers_heartbeats_runs_a_lease_and_stops_it(live_server: Any) 
     assert runner.last_register["hardware_mismatch"] == "" and runner.last_register["benchmark_flag"] == ""
     node.refresh_from_db()
     assert node.status == NodeStatus.ONLINE and node.agent_registered_at is not None
-    assert node.dlperf == pytest.approx(148.7)
+    # the registration's compute challenge, answered by the simulated agent at 80% of an RTX 4090's 165.2 TFLOPS
+    assert runner.last_challenge["state"] == "passed"
+    assert node.dlperf == pytest.approx(132.2)
 
     now = timezone.now()
     job = Job.objects.create(

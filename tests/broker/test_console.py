@@ -25,6 +25,7 @@ ACTIONS = {
     "job_assign",
     "node_verify",
     "node_deverify",
+    "node_challenge",
     "node_cordon",
     "node_uncordon",
     "node_drain",

@@ -16,6 +16,7 @@ from broker.services.matching import match_round_run, matching_pause_set, matchi
 from common.errors import PermissionDenied
 from common.models import AuditLog
 from marketplace.models import Customer, Node
+from tests.challenge_helpers import pass_challenge
 from tests.factories import CustomerFactory, NodeFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -247,6 +248,9 @@ def test_verify_refused_while_hardware_mismatch(staff_client: Client) -> None:
 
 def test_verify_and_deverify_are_audited(staff_client: Client, staff: User) -> None:
     box = node(verified=False, agent_registered_at=timezone.now())
+    html = page(staff_client.post(f"/console/nodes/{box.pk}/verify/", follow=True))
+    assert "Not verified:" in html and "compute challenge not passed yet" in html
+    pass_challenge(box)
     html = page(staff_client.post(f"/console/nodes/{box.pk}/verify/", follow=True))
     assert "is verified" in html
     box.refresh_from_db()

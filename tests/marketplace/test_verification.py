@@ -18,6 +18,7 @@ from marketplace.services.verification import (
     node_hardware_recheck,
     node_verify,
 )
+from tests.challenge_helpers import pass_challenge
 from tests.factories import GPUModelFactory, NodeFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -114,6 +115,10 @@ def test_verify_refuses_while_mismatch_then_allows_after_a_matching_report(rtx40
         node_verify(node=node, by=staff)
     assert refused.value.code == "hardware_mismatch"
     node_agent_report_apply(node=node, report={"gpus": gpus(8)})
+    with pytest.raises(Conflict) as refused:
+        node_verify(node=node, by=staff)
+    assert refused.value.code == "challenge_not_passed"  # the registration's compute challenge is still open
+    pass_challenge(node)
     node_verify(node=node, by=staff)
     node.refresh_from_db()
     assert node.verified and node.verified_at is not None and node.cpu_cores == 16
@@ -150,6 +155,7 @@ def test_recheck_after_the_registration_changes(rtx4090: GPUModel) -> None:
     Node.objects.filter(pk=node.pk).update(gpu_count=6)  # the provider corrects the registration
     node.refresh_from_db()
     assert node_hardware_recheck(node=node) == ""
+    pass_challenge(node)
     node_verify(node=node, by=UserFactory(is_staff=True))
     Node.objects.filter(pk=node.pk).update(gpu_count=4)
     node.refresh_from_db()

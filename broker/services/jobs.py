@@ -1,6 +1,5 @@
 """Bookings: book a job (escrow held in the same transaction, idempotent per key) and cancel it."""
 
-import logging
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -9,6 +8,7 @@ from billing.errors import InsufficientFunds
 from billing.models import LeaseAccount, LeaseAccountStatus
 from billing.services.settlement import lease_settle_final
 from billing.services.wallet import escrow_hold, escrow_release
+from broker import dispatch
 from broker.models import TERMINAL_JOB_STATES, Job, JobEvent, JobState, Lease, LeaseState
 from broker.selectors.jobs import job_cost_so_far
 from broker.selectors.requirements import JobSpec, job_spec_parse, requirements_check_possible
@@ -18,19 +18,7 @@ from common.errors import Conflict, NotFound, PaymentRequired, ValidationFailed
 from common.money import format_usd, from_micros
 from marketplace.models import Customer, GPUModel
 
-log = logging.getLogger(__name__)
-
 MAX_IDEMPOTENCY_KEY = 200
-
-
-def _match_soon() -> None:
-    """Ask the matcher for a round soon after a booking commits (the beat round runs anyway)."""
-    from broker.tasks import match_round_soon  # broker.tasks imports the services
-
-    try:
-        match_round_soon()
-    except Exception:  # a broken trigger must not fail a committed booking; the beat round still runs
-        log.exception("match_round_soon failed after a booking")
 
 
 def _job_fields(spec: JobSpec) -> dict[str, Any]:
@@ -118,7 +106,7 @@ def job_book_ex(*, customer: Customer, data: dict[str, Any], idempotency_key: st
                 to_state=JobState.PENDING,
                 note=f"booked; {format_usd(micros=hold)} held in escrow",
             )
-            transaction.on_commit(_match_soon)
+            dispatch.match_round_soon()  # after commit; the beat round runs anyway
     except InsufficientFunds as exc:
         shortfall = exc.shortfall_micros
         raise PaymentRequired(

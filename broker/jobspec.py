@@ -351,4 +351,4 @@ def _check_given(values: dict[str, Any], errs: Errors, *, booking: bool) -> None
                 errs.add(key, "A reserved job needs a start window: earliest_start and latest_start.")
 
 
-__all__ = ["EMPTY_ENV", "FIELDS", "GROUPS", "PAYLOAD_KEYS", "QUOTE_KEYS", "Field", "JobSpec", "Need"]
+__all__ = ["EMPTY_ENV", "FIELDS", "GROUPS", "PAYLOAD_KEYS", "QUOTE_FIELDS", "QUOTE_KEYS", "Field", "JobSpec", "Need"]

@@ -12,7 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from broker.api.offers import OfferOut
-from broker.jobspec import FIELDS, QUOTE_KEYS, Field, JobSpec, Need
+from broker.jobspec import FIELDS, QUOTE_FIELDS, Field, JobSpec, Need
 from broker.jobspec_kinds import Choice, Count, Env, Flag, Money, Names, Number, Ports, Text, When
 from broker.models import Job, JobState
 from broker.selectors.jobs import job_get, job_list, job_view
@@ -77,7 +77,7 @@ def _in_field(f: Field, *, booking: bool) -> serializers.Field[Any, Any, Any, An
 
 
 def _request_serializer(name: str, *, booking: bool) -> type[serializers.Serializer[dict[str, Any]]]:
-    fields = FIELDS if booking else [f for f in FIELDS if f.key in QUOTE_KEYS]
+    fields = FIELDS if booking else QUOTE_FIELDS
     attrs: dict[str, Any] = {f.key: _in_field(f, booking=booking) for f in fields}
     return type(name, (serializers.Serializer,), {**attrs, "__doc__": _REQUEST_DOC, "__module__": __name__})
 

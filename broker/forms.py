@@ -2,10 +2,13 @@
 
 from collections.abc import Iterable
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar
 
 from django import forms
+from django.http import QueryDict
 
+from broker.jobspec import FIELDS, GROUPS, PAYLOAD_KEYS, QUOTE_KEYS, Field, JobSpec
+from broker.jobspec_kinds import Choice, Count, Env, Flag, Hours, Money, Names, Number, Ports, Text, When
 from common.errors import DomainError
 from marketplace.models import GPUModel, Region, Tier
 
@@ -97,123 +100,82 @@ class OfferSearchForm(forms.Form):
         return " ".join(c for c in clauses if c)
 
 
+def _form_field(f: Field) -> forms.Field:
+    """The portal input for JobSpec field `f`: shaped by its kind; JobSpec validates (nothing is required here,
+    JobSpec says what a booking needs)."""
+    kind = f.kind
+    opt: dict[str, Any] = {"label": f.label, "required": False, "help_text": f.hint}
+    if isinstance(kind, Count):
+        return forms.IntegerField(min_value=kind.low, max_value=kind.high, **opt)
+    if isinstance(kind, Number):
+        return forms.DecimalField(
+            min_value=kind.low, max_value=kind.high, max_digits=kind.digits, decimal_places=kind.places, **opt
+        )
+    if isinstance(kind, Money):
+        return forms.DecimalField(**_MONEY_KW, **opt)
+    if isinstance(kind, Hours):
+        return forms.DecimalField(min_value=Decimal("0.01"), max_value=kind.high, max_digits=8, decimal_places=2, **opt)
+    if isinstance(kind, Names):
+        return forms.MultipleChoiceField(choices=kind.choices, **opt)
+    if isinstance(kind, Choice):
+        offered = [(value, label) for value, label in kind.choices if value not in kind.hidden]
+        return forms.ChoiceField(choices=offered if kind.initial else [("", "Any"), *offered], **opt)
+    if isinstance(kind, Flag):
+        return forms.BooleanField(**opt)
+    if isinstance(kind, When):
+        return forms.DateTimeField(widget=forms.DateTimeInput(attrs={"type": "datetime-local"}), **opt)
+    if isinstance(kind, (Env, Ports)) or (isinstance(kind, Text) and kind.max_length > 1000):
+        if not isinstance(kind, Ports):
+            opt["widget"] = forms.Textarea(attrs={"rows": 2})
+        return forms.CharField(**opt)
+    assert isinstance(kind, Text)
+    return forms.CharField(max_length=kind.max_length, **opt)
+
+
 class JobBookingForm(forms.Form):
-    """All requirement, workload and mode fields of a booking, grouped for the page."""
+    """Every JobSpec field of a booking (generated from broker/jobspec.py), grouped for the page. `spec()`
+    builds the JobSpec; its errors land on their fields."""
 
-    name = forms.CharField(max_length=200, initial="my-job")
-    # What hardware.
-    gpu_count = forms.IntegerField(label="GPUs (on one node)", min_value=1, max_value=64, initial=1)
-    min_gpu_ram = forms.DecimalField(
-        label="Min GPU memory (GB)", required=False, min_value=0, max_digits=6, decimal_places=1
-    )
-    gpu_models = forms.MultipleChoiceField(
-        label="Allowed GPU models", required=False, help_text="None selected: any model that meets the rest."
-    )
-    min_compute_cap = forms.DecimalField(
-        label="Min compute capability", required=False, min_value=0, max_digits=3, decimal_places=1
-    )
-    min_tier = forms.ChoiceField(
-        label="Min tier",
-        required=False,
-        choices=[("", "Any"), *[(t.value, t.label) for t in Tier if t != Tier.UNSUITABLE]],
-    )
-    # Where and how good.
-    regions = forms.MultipleChoiceField(
-        label="Regions", required=False, choices=Region.choices, help_text="None selected: any region."
-    )
-    min_reliability = forms.FloatField(label="Min reliability (0–1)", required=False, min_value=0, max_value=1)
-    verified_only = forms.BooleanField(label="Verified nodes only", required=False, initial=True)
-    min_inet_down = forms.IntegerField(label="Min download (Mbit/s)", required=False, min_value=0)
-    min_cpu_cores_per_gpu = forms.IntegerField(label="Min CPU cores per GPU", required=False, min_value=0)
-    min_ram_gb_per_gpu = forms.IntegerField(label="Min RAM per GPU (GB)", required=False, min_value=0)
-    min_disk_gb_per_gpu = forms.IntegerField(label="Min disk per GPU (GB)", required=False, min_value=0)
-    # Workload.
-    image = forms.CharField(max_length=300, initial="pytorch/pytorch:latest", label="Container image")
-    command = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
-    env = forms.CharField(
-        label="Environment", required=False, widget=forms.Textarea(attrs={"rows": 2}), help_text="KEY=VALUE per line."
-    )
-    ports = forms.CharField(required=False, help_text="Comma-separated, e.g. 8888, 6006.")
-    # Mode, price and time.
-    mode = forms.ChoiceField(
-        choices=[
-            ("on_demand", "On demand (max price)"),
-            ("interruptible", "Interruptible (bid)"),
-            ("reserved", "Reserved (start window)"),
-        ],
-        initial="on_demand",
-    )
-    max_price = forms.DecimalField(label="Max price $/GPU-hour", required=False, **_MONEY_KW)
-    bid = forms.DecimalField(label="Bid $/GPU-hour", required=False, **_MONEY_KW)
-    earliest_start = forms.DateTimeField(
-        label="Earliest start (UTC)", required=False, widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
-    )
-    latest_start = forms.DateTimeField(
-        label="Latest start (UTC)", required=False, widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
-    )
-    duration_hours = forms.DecimalField(
-        label="Duration (hours)", min_value=Decimal("0.01"), max_value=Decimal(8760), max_digits=8, decimal_places=2
-    )
-
-    GROUPS = (
-        ("Job", ("name",)),
-        (
-            "Hardware",
-            ("gpu_count", "min_gpu_ram", "gpu_models", "min_compute_cap", "min_tier"),
-        ),
-        (
-            "Location and quality",
-            (
-                "regions",
-                "min_reliability",
-                "verified_only",
-                "min_inet_down",
-                "min_cpu_cores_per_gpu",
-                "min_ram_gb_per_gpu",
-                "min_disk_gb_per_gpu",
-            ),
-        ),
-        ("Workload", ("image", "command", "env", "ports")),
-        ("Mode, price and time", ("mode", "max_price", "bid", "earliest_start", "latest_start", "duration_hours")),
-    )
+    INITIAL: ClassVar[dict[str, Any]] = {"name": "my-job", "gpu_count": 1, "image": "pytorch/pytorch:latest"}
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        for f in FIELDS:
+            self.fields[f.key] = _form_field(f)
+            self.fields[f.key].initial = self.INITIAL.get(f.key, f.kind.default() or None)
         self.fields["gpu_models"].choices = gpu_model_choices()  # type: ignore[attr-defined]
 
     def groups(self) -> list[tuple[str, list[forms.BoundField]]]:
-        return [(title, [self[name] for name in names]) for title, names in self.GROUPS]
+        return [(title, [self[f.key] for f in FIELDS if f.group == title]) for title in GROUPS]
 
-    def clean_env(self) -> dict[str, str]:
-        env: dict[str, str] = {}
-        for line in (self.cleaned_data.get("env") or "").splitlines():
-            if not line.strip():
-                continue
-            key, sep, value = line.partition("=")
-            if not sep or not key.strip():
-                raise forms.ValidationError(f"Write KEY=VALUE, got {line.strip()!r}.")
-            env[key.strip()] = value.strip()
-        return env
+    def payload(self, keys: Iterable[str]) -> dict[str, Any]:
+        """The cleaned values of `keys` as the flat payload of the jobs API, empty values left out."""
+        data = {k: self.cleaned_data.get(k) for k in keys}
+        return {k: v for k, v in data.items() if v is not None and v != "" and v != []}
 
-    def clean_ports(self) -> list[int]:
-        ports: list[int] = []
-        for item in (self.cleaned_data.get("ports") or "").replace(" ", ",").split(","):
-            if not item:
-                continue
-            if not item.isdigit() or not 1 <= int(item) <= 65535:
-                raise forms.ValidationError(f"{item!r} is not a port number (1–65535).")
-            ports.append(int(item))
-        return ports
+    def spec(self, *, booking: bool) -> JobSpec | None:
+        """The booking's (or, `booking=False`, the quote's) JobSpec; None, with the errors on the form, when
+        the input is invalid."""
+        keys = PAYLOAD_KEYS if booking else QUOTE_KEYS
+        self.is_valid()
+        if any(k in self.errors for k in keys):
+            return None
+        try:
+            return JobSpec.from_payload(self.payload(keys), booking=booking)
+        except DomainError as exc:
+            form_add_domain_errors(self, exc)
+            return None
 
-    def requirements(self) -> dict[str, Any]:
-        """The booking as the flat fields of the jobs API (`POST /api/v1/jobs/`), empty values left out."""
-        data: dict[str, Any] = {}
-        for key, value in self.cleaned_data.items():
-            if value is None or value == "" or value == [] or value == {}:
-                continue
-            data[key] = value
-        data.setdefault("verified_only", False)
-        return data
+
+def form_initial_from_query(*, form_class: type[forms.Form], query: QueryDict) -> dict[str, Any]:
+    """Prefill values from a link's query string (e.g. the search page's "Book" links), one per field or a list
+    for multiple-choice fields."""
+    fields = form_class().fields
+    return {
+        name: query.getlist(name) if isinstance(fields[name], forms.MultipleChoiceField) else query[name]
+        for name in fields
+        if query.get(name)
+    }
 
 
 class TopUpForm(forms.Form):

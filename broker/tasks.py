@@ -1,45 +1,26 @@
-"""Broker Celery tasks: thin wrappers that call one service each. Tasks take ids and are idempotent."""
+"""Broker Celery tasks: thin wrappers that call one service each. Tasks take ids and are idempotent.
+Services enqueue them by name through broker.dispatch and never import this module."""
 
 from __future__ import annotations
 
 from celery import shared_task
-from django.core.cache import cache
 
+from broker.dispatch import match_round_started
 from broker.services.challenges import nodes_challenge_idle
 from broker.services.failover import node_failover as node_failover_service
 from broker.services.failover import nodes_failover_sweep
 from broker.services.leases import leases_expire as leases_expire_service
 from broker.services.matching import match_round_run
 
-SOON_KEY = "broker:match-round-soon:{shard}"
-SOON_COUNTDOWN_S = 0.3
-
 
 @shared_task(name="broker.tasks.match_round", acks_late=True, ignore_result=True)
 def match_round(shard: str = "default") -> int | None:
     """Run one matching round for `shard` (idempotent; skipped while another matcher holds the lock)."""
-    cache.delete(SOON_KEY.format(shard=shard))  # bookings from now on ask for another round
+    match_round_started(shard)  # bookings from now on ask for another round
     # Wait briefly for a running round (a booking that just missed its snapshot gets its own round soon);
     # longer waits would only pile up workers behind the lock — the beat runs a round every few seconds.
     rnd = match_round_run(shard=shard, wait_s=2.0)
     return rnd.pk
-
-
-def match_round_soon(shard: str = "default") -> None:
-    """Ask for a round within about a second (after a booking). Debounced: bookings arriving within
-    the countdown share one round (a cache key marks one as queued until that round starts)."""
-    if _eager():
-        match_round(shard)
-        return
-    key = SOON_KEY.format(shard=shard)
-    if not cache.add(key, 1, timeout=5):
-        return
-    match_round.apply_async(args=[shard], countdown=SOON_COUNTDOWN_S)
-
-
-def _eager() -> bool:
-    """Tasks run inline (tests, CELERY_TASK_ALWAYS_EAGER): no countdown, no debounce."""
-    return bool(match_round.app.conf.task_always_eager)
 
 
 @shared_task(name="broker.tasks.leases_expire", acks_late=True, ignore_result=True)

@@ -291,11 +291,11 @@ class Simulation:
     def _loop(self) -> None:
         """Ticks. `match_round_soon` (asked for by bookings and failovers) is debounced to one round per tick phase,
         as production debounces the requests of the same 0.3 s."""
-        import broker.tasks
+        import broker.dispatch
 
         horizon = self.cfg.hours * 3600
         plan_i = 0
-        with mock.patch.object(broker.tasks, "match_round_soon", self._round_soon):
+        with mock.patch.object(broker.dispatch, "match_round_request", self._round_soon):
             while self.clock.elapsed_s < horizon:
                 self.state.ticks += 1
                 self._timed("agents", self._failures)

@@ -210,31 +210,46 @@ def add_requirement_flags(parser: argparse.ArgumentParser, *, booking: bool) -> 
     )
 
 
-def requirements_from(args: argparse.Namespace) -> dict[str, Any]:
-    """Flat JSON fields of the jobs/quotes API; unset flags are left out (the server's defaults apply)."""
-    data: dict[str, Any] = {"gpu_count": args.gpus, "mode": args.mode}
-    if args.hours is not None:
-        data["duration_hours"] = str(args.hours)
-    optional = {
-        "min_gpu_ram": args.min_gpu_ram,
-        "min_compute_cap": args.min_compute_cap,
-        "min_tier": args.min_tier,
-        "min_reliability": args.min_reliability,
-        "verified_only": args.verified_only,
-        "min_inet_down": args.min_inet_down,
-        "min_cpu_cores_per_gpu": args.min_cpu_cores_per_gpu,
-        "min_ram_gb_per_gpu": args.min_ram_per_gpu,
-        "min_disk_gb_per_gpu": args.min_disk_per_gpu,
-        "max_price": args.max_price,
-        "bid": args.bid,
-        "earliest_start": args.earliest_start,
-        "latest_start": args.latest_start,
-    }
-    data.update({k: v for k, v in optional.items() if v is not None})
-    if args.gpu_model:
-        data["gpu_models"] = list(args.gpu_model)
-    if args.region:
-        data["regions"] = list(args.region)
+# The jobs/quotes API's payload keys (the server's JobSpec fields, broker/jobspec.py: tests/cli/test_cli_payload.py
+# checks they are the same) and the option (argparse dest) that gives each.
+PAYLOAD_OPTIONS: dict[str, str] = {
+    "gpu_count": "gpus",
+    "min_gpu_ram": "min_gpu_ram",
+    "gpu_models": "gpu_model",
+    "min_compute_cap": "min_compute_cap",
+    "min_tier": "min_tier",
+    "regions": "region",
+    "min_reliability": "min_reliability",
+    "verified_only": "verified_only",
+    "min_inet_down": "min_inet_down",
+    "min_cpu_cores_per_gpu": "min_cpu_cores_per_gpu",
+    "min_ram_gb_per_gpu": "min_ram_per_gpu",
+    "min_disk_gb_per_gpu": "min_disk_per_gpu",
+    "mode": "mode",
+    "max_price": "max_price",
+    "bid": "bid",
+    "earliest_start": "earliest_start",
+    "latest_start": "latest_start",
+    "duration_hours": "hours",
+    "name": "name",
+    "image": "image",
+    "command": "command_line",
+    "env": "env",
+    "ports": "port",
+}
+
+
+def job_payload(args: argparse.Namespace) -> dict[str, Any]:
+    """The flat JSON of the jobs/quotes API from the parsed options. Unset options are left out (the server's
+    defaults apply); so are the workload's keys for `quote`, whose parser has no workload options."""
+    data: dict[str, Any] = {}
+    for key, dest in PAYLOAD_OPTIONS.items():
+        value = getattr(args, dest, None)
+        if key == "env" and value is not None:
+            value = _env_pairs(value)
+        if value is None or (isinstance(value, (list, dict)) and not value):
+            continue
+        data[key] = str(value) if key == "duration_hours" else (list(value) if isinstance(value, list) else value)
     return data
 
 
@@ -332,7 +347,7 @@ def cmd_search_offers(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_quote(args: argparse.Namespace, out: TextIO) -> int:
-    body = client_for(args).post(f"{API}/quotes/", json=requirements_from(args))
+    body = client_for(args).post(f"{API}/quotes/", json=job_payload(args))
     if args.json:
         emit_json(body, out)
         return 0
@@ -366,16 +381,7 @@ def render_quote(body: dict[str, Any], out: TextIO) -> None:
 
 
 def cmd_jobs_create(args: argparse.Namespace, out: TextIO) -> int:
-    data = requirements_from(args)
-    data["name"] = args.name
-    data["image"] = args.image
-    if args.command_line is not None:
-        data["command"] = args.command_line
-    env = _env_pairs(args.env)
-    if env:
-        data["env"] = env
-    if args.port:
-        data["ports"] = list(args.port)
+    data = job_payload(args)
     headers = {"Idempotency-Key": args.idempotency_key} if args.idempotency_key else None
     body = client_for(args).post(f"{API}/jobs/", json=data, headers=headers)
     if args.json:

@@ -34,6 +34,7 @@ from django.db import transaction
 from django.db.models import BigIntegerField, Case, Exists, OuterRef, Sum, Value, When
 from django.utils import timezone
 
+from billing import dispatch
 from billing.errors import InsufficientFunds
 from billing.models import (
     Account,
@@ -162,14 +163,8 @@ def lease_account_open(
     ):
         raise Conflict(f"lease {lease_ref} is already open with other terms")
     if created and UsageRecord.objects.filter(lease_ref=lease_ref, status=UsageStatus.PENDING).exists():
-        transaction.on_commit(lambda: _enqueue_settle(lease_ref))
+        dispatch.settle_lease(lease_ref)
     return account
-
-
-def _enqueue_settle(lease_ref: int) -> None:
-    from billing.tasks import settle_lease
-
-    settle_lease.delay(lease_ref)
 
 
 def _settle_locked(accounts: list[LeaseAccount]) -> list[Settlement]:

@@ -1,7 +1,6 @@
 """Jobs and quotes over the API (customers only; each customer sees and changes only its own jobs)."""
 
 from dataclasses import asdict
-from decimal import Decimal
 from typing import Any
 
 from django.http import QueryDict
@@ -13,7 +12,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from broker.api.offers import OfferOut
-from broker.models import Job, JobMode, JobState
+from broker.jobspec import FIELDS, QUOTE_FIELDS, Field, JobSpec, Need
+from broker.jobspec_kinds import Choice, Count, Env, Flag, Money, Names, Number, Ports, Text, When
+from broker.models import Job, JobState
 from broker.selectors.jobs import job_get, job_list, job_view
 from broker.services.jobs import job_book_ex, job_cancel
 from broker.services.quotes import Quote, job_quote
@@ -21,7 +22,6 @@ from common.api import IsCustomer, Pagination
 from common.api_schema import error_responses, paginated
 from common.errors import ValidationFailed
 from common.money import from_micros
-from marketplace.models import Region, Tier
 
 
 def _dollars(micros: int | None) -> str | None:
@@ -29,55 +29,71 @@ def _dollars(micros: int | None) -> str | None:
 
 
 # ---------------------------------------------------------------- input
+# The request serializers document the JobSpec fields (generated from broker/jobspec.py, bounds from each field's
+# kind) and check the JSON shape; JobSpec.from_payload then validates the raw values, the same for the API, the
+# portal and the CLI.
+
+_REQUEST_DOC = "Job requirements, mode and price (shared by quotes and bookings). Validated by the booking service."
 
 
-class RequirementsIn(serializers.Serializer[dict[str, Any]]):
-    """Job requirements, mode and price (shared by quotes and bookings). Validated by the booking service."""
+def _in_field(f: Field, *, booking: bool) -> serializers.Field[Any, Any, Any, Any]:
+    kind, required = f.kind, f.need is Need.ALWAYS or (booking and f.need is Need.BOOKING)
+    opt: dict[str, Any] = {"required": required, **({"help_text": f.doc} if f.doc else {})}
+    if isinstance(kind, Count):
+        return serializers.IntegerField(min_value=kind.low, max_value=kind.high, **opt, allow_null=not required)
+    if isinstance(kind, Number):
+        return serializers.DecimalField(
+            max_digits=kind.digits,
+            decimal_places=kind.places,
+            min_value=kind.low,
+            max_value=kind.high,
+            allow_null=True,
+            **opt,
+        )
+    if isinstance(kind, Names):
+        child = (
+            serializers.ChoiceField(choices=kind.choices)
+            if kind.choices
+            else serializers.CharField(max_length=kind.max_length)
+        )
+        return serializers.ListField(child=child, **opt)
+    if isinstance(kind, Choice):
+        if kind.initial:
+            return serializers.ChoiceField(choices=kind.choices, default=kind.initial, **opt)
+        return serializers.ChoiceField(choices=kind.choices, allow_blank=True, **opt)
+    if isinstance(kind, Flag):
+        return serializers.BooleanField(default=kind.initial, **opt)
+    if isinstance(kind, Money):
+        return serializers.CharField(allow_null=True, **opt)
+    if isinstance(kind, When):
+        return serializers.DateTimeField(allow_null=True, **opt)
+    if isinstance(kind, Text):
+        return serializers.CharField(max_length=kind.max_length, allow_blank=not required, **opt)
+    if isinstance(kind, Env):
+        return serializers.DictField(child=serializers.CharField(allow_blank=True), **opt)
+    if isinstance(kind, Ports):
+        return serializers.ListField(child=serializers.IntegerField(min_value=1, max_value=65535), **opt)
+    return serializers.CharField(**opt)  # Hours: a decimal string
 
-    gpu_count = serializers.IntegerField(min_value=1, max_value=64)
-    min_gpu_ram = serializers.DecimalField(max_digits=8, decimal_places=1, required=False, allow_null=True)
-    gpu_models = serializers.ListField(
-        child=serializers.CharField(max_length=40), required=False, help_text="GPU catalog slugs, e.g. rtx-4090"
-    )
-    min_compute_cap = serializers.DecimalField(max_digits=3, decimal_places=1, required=False, allow_null=True)
-    min_tier = serializers.ChoiceField(choices=Tier.choices, required=False, allow_blank=True)
-    regions = serializers.ListField(child=serializers.ChoiceField(choices=Region.choices), required=False)
-    min_reliability = serializers.DecimalField(
-        max_digits=5, decimal_places=4, min_value=Decimal(0), max_value=Decimal(1), required=False, allow_null=True
-    )
-    verified_only = serializers.BooleanField(required=False, default=True)
-    min_inet_down = serializers.IntegerField(min_value=0, required=False, allow_null=True, help_text="Mbit/s")
-    min_cpu_cores_per_gpu = serializers.IntegerField(min_value=0, required=False, allow_null=True)
-    min_ram_gb_per_gpu = serializers.IntegerField(min_value=0, required=False, allow_null=True)
-    min_disk_gb_per_gpu = serializers.IntegerField(min_value=0, required=False, allow_null=True)
-    mode = serializers.ChoiceField(choices=JobMode.choices, required=False, default=JobMode.ON_DEMAND)
-    max_price = serializers.CharField(
-        required=False, allow_null=True, help_text='Dollars per GPU-hour (on_demand and reserved), e.g. "2.50"'
-    )
-    bid = serializers.CharField(required=False, allow_null=True, help_text="Dollars per GPU-hour (interruptible)")
-    earliest_start = serializers.DateTimeField(required=False, allow_null=True, help_text="Reserved: window start")
-    latest_start = serializers.DateTimeField(required=False, allow_null=True, help_text="Reserved: window end")
-    duration_hours = serializers.CharField(required=False, help_text="Hours, > 0 and <= 720 (decimal)")
+
+def _request_serializer(name: str, *, booking: bool) -> type[serializers.Serializer[dict[str, Any]]]:
+    fields = FIELDS if booking else QUOTE_FIELDS
+    attrs: dict[str, Any] = {f.key: _in_field(f, booking=booking) for f in fields}
+    return type(name, (serializers.Serializer,), {**attrs, "__doc__": _REQUEST_DOC, "__module__": __name__})
 
 
-class JobIn(RequirementsIn):
-    name = serializers.CharField(max_length=200, required=False, allow_blank=True)
-    image = serializers.CharField(max_length=300, help_text="Container image")
-    command = serializers.CharField(required=False, allow_blank=True, max_length=10_000)
-    env = serializers.DictField(child=serializers.CharField(allow_blank=True), required=False)
-    ports = serializers.ListField(child=serializers.IntegerField(min_value=1, max_value=65535), required=False)
-    duration_hours = serializers.CharField(help_text="Hours, > 0 and <= 720 (decimal)")
+RequirementsIn = _request_serializer("RequirementsIn", booking=False)
+JobIn = _request_serializer("JobIn", booking=True)
 
 
-def _service_data(request: Request, serializer_class: type[serializers.Serializer[Any]]) -> dict[str, Any]:
-    """Check the JSON shape with the documented serializer, then hand the raw values to the service,
-    which owns the full validation (the same for the API, the portal and the CLI)."""
+def spec_from_request(request: Request, *, booking: bool) -> JobSpec:
+    """Check the JSON shape with the documented serializer, then build the JobSpec from the raw values."""
     if not isinstance(request.data, dict):
         raise ValidationFailed("The request body must be a JSON object.")
-    serializer_class(data=request.data).is_valid(raise_exception=True)
+    (JobIn if booking else RequirementsIn)(data=request.data).is_valid(raise_exception=True)
     if isinstance(request.data, QueryDict):  # form-encoded: one value per field, not Django's lists
-        return request.data.dict()
-    return dict(request.data)
+        return JobSpec.from_payload(request.data.dict(), booking=booking)
+    return JobSpec.from_payload(dict(request.data), booking=booking)
 
 
 # ---------------------------------------------------------------- output
@@ -101,6 +117,7 @@ class QuoteOut(serializers.Serializer[dict[str, Any]]):
 
 
 def quote_data(quote: Quote) -> dict[str, Any]:
+    terms = quote.spec.to_json("terms")
     return {
         "matching_nodes": quote.matching_nodes,
         "price_range": {
@@ -111,14 +128,10 @@ def quote_data(quote: Quote) -> dict[str, Any]:
         "estimated_start": None if quote.estimated_start is None else quote.estimated_start.isoformat(),
         "estimated_start_reason": quote.estimated_start_reason,
         "max_cost": _dollars(quote.max_cost_micros),
-        "gpu_count": quote.gpu_count,
-        "mode": quote.mode,
-        "duration_hours": None if quote.duration_seconds is None else _hours(quote.duration_seconds),
+        "gpu_count": quote.spec.requirements.gpu_count,
+        "mode": terms["mode"],
+        "duration_hours": terms["duration_hours"],
     }
-
-
-def _hours(seconds: int) -> str:
-    return format((Decimal(seconds) / 3600).quantize(Decimal("0.0001")).normalize(), "f")
 
 
 class EventOut(serializers.Serializer[dict[str, Any]]):
@@ -143,57 +156,52 @@ class LeaseOut(serializers.Serializer[dict[str, Any]]):
     ends_at = serializers.DateTimeField()
 
 
-class JobOut(serializers.Serializer[dict[str, Any]]):
-    id = serializers.IntegerField()
-    name = serializers.CharField()
-    state = serializers.ChoiceField(choices=JobState.choices)
-    mode = serializers.ChoiceField(choices=JobMode.choices)
-    requirements = serializers.DictField()
-    workload = serializers.DictField()
-    gpu_count = serializers.IntegerField()
-    duration_hours = serializers.CharField()
-    max_price = serializers.CharField(allow_null=True, help_text="Dollars per GPU-hour")
-    bid = serializers.CharField(allow_null=True, help_text="Dollars per GPU-hour")
-    earliest_start = serializers.DateTimeField(allow_null=True)
-    latest_start = serializers.DateTimeField(allow_null=True)
-    held = serializers.CharField(help_text="Dollars held in escrow for this job")
-    cost_so_far = serializers.CharField(help_text="Dollars charged so far (settled usage)")
-    pending_reason = serializers.CharField()
-    lease = LeaseOut(allow_null=True)
-    timeline = EventOut(many=True)
-    created_at = serializers.DateTimeField()
-    updated_at = serializers.DateTimeField()
+def _out_field(f: Field) -> serializers.Field[Any, Any, Any, Any]:
+    """A job's term as the API writes it (JobSpec.to_json)."""
+    if isinstance(f.kind, Choice):
+        return serializers.ChoiceField(choices=f.kind.choices)
+    if isinstance(f.kind, Money):
+        return serializers.CharField(allow_null=True, help_text="Dollars per GPU-hour")
+    if isinstance(f.kind, When):
+        return serializers.DateTimeField(allow_null=True)
+    return serializers.CharField()  # Hours
+
+
+JobOut: type[serializers.Serializer[dict[str, Any]]] = type(
+    "JobOut",
+    (serializers.Serializer,),
+    {
+        "__module__": __name__,
+        "id": serializers.IntegerField(),
+        "name": serializers.CharField(),
+        "state": serializers.ChoiceField(choices=JobState.choices),
+        "requirements": serializers.DictField(),
+        "workload": serializers.DictField(),
+        "gpu_count": serializers.IntegerField(),
+        **{f.key: _out_field(f) for f in FIELDS if f.part == "terms"},
+        "held": serializers.CharField(help_text="Dollars held in escrow for this job"),
+        "cost_so_far": serializers.CharField(help_text="Dollars charged so far (settled usage)"),
+        "pending_reason": serializers.CharField(),
+        "lease": LeaseOut(allow_null=True),
+        "timeline": EventOut(many=True),
+        "created_at": serializers.DateTimeField(),
+        "updated_at": serializers.DateTimeField(),
+    },
+)
 
 
 def job_data(job: Job) -> dict[str, Any]:
     view = job_view(job=job)
     lease = view.lease
+    spec = JobSpec.from_job(job)
     return {
         "id": job.pk,
         "name": job.name,
         "state": job.state,
-        "mode": job.mode,
-        "requirements": {
-            "gpu_count": job.gpu_count,
-            "min_gpu_ram": None if job.min_gpu_ram is None else format(job.min_gpu_ram, "f"),
-            "gpu_models": sorted(m.slug for m in job.gpu_models.all()),
-            "min_compute_cap": None if job.min_compute_cap is None else format(job.min_compute_cap, "f"),
-            "min_tier": job.min_tier,
-            "regions": job.regions,
-            "min_reliability": job.min_reliability,
-            "verified_only": job.verified_only,
-            "min_inet_down": job.min_inet_down,
-            "min_cpu_cores_per_gpu": job.min_cpu_cores_per_gpu,
-            "min_ram_gb_per_gpu": job.min_ram_gb_per_gpu,
-            "min_disk_gb_per_gpu": job.min_disk_gb_per_gpu,
-        },
-        "workload": {"image": job.image, "command": job.command, "env": job.env, "ports": job.ports},
+        "requirements": spec.to_json("requirements"),
+        "workload": spec.to_json("workload"),
         "gpu_count": job.gpu_count,
-        "duration_hours": _hours(job.duration_seconds),
-        "max_price": _dollars(job.max_price_micros),
-        "bid": _dollars(job.bid_micros),
-        "earliest_start": job.earliest_start.isoformat() if job.earliest_start else None,
-        "latest_start": job.latest_start.isoformat() if job.latest_start else None,
+        **spec.to_json("terms"),
         "held": _dollars(job.held_micros),
         "cost_so_far": _dollars(view.cost_so_far_micros),
         "pending_reason": job.pending_reason,
@@ -240,8 +248,8 @@ class QuoteView(APIView):
         tags=["jobs"],
     )
     def post(self, request: Request) -> Response:
-        data = _service_data(request, RequirementsIn)
-        quote = job_quote(customer=request.user.customer, requirements=data)  # type: ignore[union-attr]
+        spec = spec_from_request(request, booking=False)
+        quote = job_quote(customer=request.user.customer, requirements=spec)  # type: ignore[union-attr]
         return Response(quote_data(quote))
 
 
@@ -286,10 +294,10 @@ class JobListCreateView(APIView):
         tags=["jobs"],
     )
     def post(self, request: Request) -> Response:
-        data = _service_data(request, JobIn)
+        spec = spec_from_request(request, booking=True)
         job, created = job_book_ex(
             customer=request.user.customer,  # type: ignore[union-attr]
-            data=data,
+            data=spec,
             idempotency_key=request.headers.get("Idempotency-Key"),
         )
         job = job_get(customer=request.user.customer, job_id=job.pk)  # type: ignore[union-attr]

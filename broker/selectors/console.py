@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from broker import engine
 from broker.engine.filter import feasible, first_reasons
+from broker.jobspec import JobSpec
 from broker.models import Job, JobEvent, JobMode, JobState, Lease, MatchRound
 from broker.services.explain import job_explanation_text
 from broker.services.leases import HOLDING_STATES
@@ -244,28 +245,12 @@ def job_get_for_staff(*, job_id: int) -> Job:
 
 
 def job_requirements(*, job: Job) -> list[tuple[str, str]]:
-    """The job's hard constraints as (label, value) for display; unset ones are left out."""
-    models = ", ".join(m.name for m in job.gpu_models.all())
-    rows = [
-        ("GPUs (on one node)", str(job.gpu_count)),
-        ("Allowed GPU models", models),
-        ("Min GPU memory (GB)", f"{job.min_gpu_ram:g}" if job.min_gpu_ram is not None else ""),
-        ("Min compute capability", f"{job.min_compute_cap:g}" if job.min_compute_cap is not None else ""),
-        ("Min tier", job.get_min_tier_display() if job.min_tier else ""),
-        ("Regions", ", ".join(job.regions or [])),
-        ("Min reliability", f"{job.min_reliability:.0%}" if job.min_reliability else ""),
-        ("Verified hardware only", "yes" if job.verified_only else "no"),
-        ("Min download (Mbps)", str(job.min_inet_down or "")),
-        ("Min CPU cores per GPU", str(job.min_cpu_cores_per_gpu or "")),
-        ("Min RAM per GPU (GB)", str(job.min_ram_gb_per_gpu or "")),
-        ("Min disk per GPU (GB)", str(job.min_disk_gb_per_gpu or "")),
-        ("Mode", job.get_mode_display()),
-        ("Earliest start", f"{job.earliest_start:%Y-%m-%d %H:%M} UTC" if job.earliest_start else ""),
-        ("Latest start", f"{job.latest_start:%Y-%m-%d %H:%M} UTC" if job.latest_start else ""),
-        ("Duration", f"{job.duration_seconds / 3600:g} h"),
+    """The job's requirements and terms as (label, value) for display (JobSpec's labels); unset ones are left
+    out."""
+    return [
+        *JobSpec.from_job(job).rows("requirements", "terms"),
         ("Retries", f"{job.retries} of {job.max_retries}"),
     ]
-    return [(label, value) for label, value in rows if value]
 
 
 # --------------------------------------------------------------------------- manual assignment check

@@ -11,6 +11,7 @@ import numpy as np
 from django.utils import timezone
 
 from broker.engine.filter import cumulative_masks
+from broker.jobspec import FIELD_BY_REASON, JobSpec
 from broker.models import Job, JobMode, JobState, Lease, LeaseState
 from broker.services.matching import REASON_TEXT, REGIONS, snapshot_take
 from common.errors import DomainError
@@ -75,28 +76,76 @@ def job_explain(*, job: Job, now: datetime | None = None) -> Explanation:
     )
 
 
-def _requirements(job: Job) -> str:
+def _requirements(spec: JobSpec) -> str:
     """'with 4 GPUs, ≥ 80 GB VRAM in eu' style summary of the main requirements."""
+    req = spec.requirements
     parts = []
-    if job.gpu_count > 1:
-        parts.append(f"{job.gpu_count} free GPUs,")
-    if job.min_gpu_ram:
-        parts.append(f"≥ {job.min_gpu_ram:g} GB VRAM")
-    models = list(job.gpu_models.values_list("name", flat=True)[:3])
-    if models:
-        parts.append("/".join(models))
-    if job.regions:
-        parts.append("in " + "/".join(job.regions))
+    if req.gpu_count > 1:
+        parts.append(f"{req.gpu_count} free GPUs,")
+    if req.min_gpu_ram:
+        parts.append(f"≥ {req.min_gpu_ram:g} GB VRAM")
+    if req.gpu_models:
+        parts.append("/".join(req.gpu_models[:3]))
+    if req.regions:
+        parts.append("in " + "/".join(req.regions))
     return ("with " + " ".join(parts).rstrip(",")) if parts else "that meets your requirements"
 
 
+# Reason codes whose threshold is a GPU model property / a node property: the engine array that holds it.
+MODEL_ARRAYS = {"gpu_ram": "vram", "compute_capability": "cc", "tier": "tier"}
+NODE_ARRAYS = {
+    "reliability": "reliability",
+    "inet": "inet",
+    "cpu": "cpu_per_gpu",
+    "ram": "ram_per_gpu",
+    "disk": "disk_per_gpu",
+}
+
+
+def _best(*, snap: Any, code: str, idx: np.ndarray) -> float:
+    """The best value of the code's property among the nodes `idx` (0 when none)."""
+    if not len(idx):
+        return 0.0
+    if code in MODEL_ARRAYS:
+        return float(getattr(snap.models, MODEL_ARRAYS[code])[snap.nodes.model[idx]].max())
+    return float(getattr(snap.nodes, NODE_ARRAYS[code])[idx].max())
+
+
+def _gpu_model_message(*, job: Job, nodes: Any, idx: np.ndarray) -> str:
+    names = dict(GPUModel.objects.values_list("pk", "name"))
+    model_pks = sorted(GPUModel.objects.values_list("pk", flat=True))
+    counts: dict[str, int] = {}
+    for m in nodes.model[idx]:
+        name = names.get(model_pks[int(m)], "?")
+        counts[name] = counts.get(name, 0) + 1
+    top = ", ".join(f"{n} ({c})" for n, c in sorted(counts.items(), key=lambda kv: -kv[1])[:5])
+    allowed = ", ".join(job.gpu_models.values_list("name", flat=True)) or "-"
+    return f"No available node has an allowed GPU model ({allowed}). Available now: {top or 'none'}."
+
+
+def _price_message(*, spec: JobSpec, nodes: Any, idx: np.ndarray) -> tuple[str, int]:
+    interruptible = spec.terms.mode == JobMode.INTERRUPTIBLE
+    cheapest = float((nodes.min_bid[idx] if interruptible else nodes.ask[idx]).min())
+    if interruptible:
+        msg = (
+            f"The lowest minimum bid of a node {_requirements(spec)} is {_usd_h(cheapest)}; "
+            f"your bid is {_usd_h(spec.terms.bid_micros or 0)}."
+        )
+    else:
+        msg = (
+            f"The cheapest node {_requirements(spec)} asks {_usd_h(cheapest)}; "
+            f"your max is {_usd_h(spec.terms.max_price_micros or 0)}."
+        )
+    return msg, int(cheapest)
+
+
 def _explain(*, job: Job, snap: Any, code: str, before: np.ndarray, now: datetime) -> Explanation:
+    spec = JobSpec.from_job(job)
     nodes = snap.nodes
     idx = np.flatnonzero(before)
-    text = REASON_TEXT.get(code, code)
     details: dict[str, Any] = {"nodes_before_this_requirement": len(idx)}
-    msg = text
-    g = job.gpu_count
+    msg = REASON_TEXT.get(code, code)
+    g = spec.requirements.gpu_count
     if code == "no_node_with_gpu_count":
         biggest = int(nodes.gpu_count.max())
         msg = (
@@ -104,69 +153,27 @@ def _explain(*, job: Job, snap: Any, code: str, before: np.ndarray, now: datetim
             f"Split the job or ask for ≤ {biggest}."
         )
     elif code == "gpu_model":
-        names = dict(GPUModel.objects.values_list("pk", "name"))
-        model_pks = sorted(GPUModel.objects.values_list("pk", flat=True))
-        counts: dict[str, int] = {}
-        for m in nodes.model[idx]:
-            name = names.get(model_pks[int(m)], "?")
-            counts[name] = counts.get(name, 0) + 1
-        top = ", ".join(f"{n} ({c})" for n, c in sorted(counts.items(), key=lambda kv: -kv[1])[:5])
-        allowed = ", ".join(job.gpu_models.values_list("name", flat=True)) or "-"
-        msg = f"No available node has an allowed GPU model ({allowed}). Available now: {top or 'none'}."
-    elif code in ("gpu_ram", "compute_capability", "tier"):
-        arr = {"gpu_ram": snap.models.vram, "compute_capability": snap.models.cc, "tier": snap.models.tier}[code]
-        best = float(arr[nodes.model[idx]].max()) if len(idx) else 0.0
-        want = {"gpu_ram": job.min_gpu_ram, "compute_capability": job.min_compute_cap, "tier": job.min_tier}[code]
-        label = {"gpu_ram": "GPU memory (GB)", "compute_capability": "compute capability", "tier": "tier rank"}[code]
-        msg = f"The best {label} among otherwise fitting nodes is {best:g}; you require {want}."
-        details["best"] = best
+        msg = _gpu_model_message(job=job, nodes=nodes, idx=idx)
+    elif code in MODEL_ARRAYS or code in NODE_ARRAYS:
+        details["best"] = best = _best(snap=snap, code=code, idx=idx)
+        field = FIELD_BY_REASON[code]
+        want = spec.value(field)
+        msg = f"{msg} The best among otherwise fitting nodes offers {best:g}; you require {field.label} {want}."
     elif code == "region":
-        counts = {}
+        counts: dict[str, int] = {}
         for r in nodes.region[idx]:
             counts[REGIONS[int(r)]] = counts.get(REGIONS[int(r)], 0) + 1
         where = ", ".join(f"{k} ({v})" for k, v in sorted(counts.items(), key=lambda kv: -kv[1]))
-        allowed = ", ".join(job.regions)
+        allowed = ", ".join(spec.requirements.regions)
         msg = f"Nodes that meet your GPU requirements are only in: {where or 'nowhere'}; you allow {allowed}."
     elif code == "verified":
         msg = f"{len(idx)} unverified node(s) fit; allow unverified nodes or wait for verification."
-    elif code in ("reliability", "inet", "cpu", "ram", "disk"):
-        arr = {
-            "reliability": nodes.reliability,
-            "inet": nodes.inet,
-            "cpu": nodes.cpu_per_gpu,
-            "ram": nodes.ram_per_gpu,
-            "disk": nodes.disk_per_gpu,
-        }[code]
-        best = float(arr[idx].max()) if len(idx) else 0.0
-        want2: object = {
-            "reliability": job.min_reliability,
-            "inet": job.min_inet_down,
-            "cpu": job.min_cpu_cores_per_gpu,
-            "ram": job.min_ram_gb_per_gpu,
-            "disk": job.min_disk_gb_per_gpu,
-        }[code]
-        msg = f"{text} The best among otherwise fitting nodes offers {best:g}; you require {want2}."
-        details["best"] = best
     elif code == "availability_window":
         msg = f"{len(idx)} node(s) fit but none is listed for the whole period you asked for."
     elif code == "price":
-        interruptible = job.mode == JobMode.INTERRUPTIBLE
-        prices = nodes.min_bid[idx] if interruptible else nodes.ask[idx]
-        cheapest = float(prices.min())
-        details["cheapest_micros"] = int(cheapest)
-        if interruptible:
-            msg = (
-                f"The lowest minimum bid of a node {_requirements(job)} is {_usd_h(cheapest)}; "
-                f"your bid is {_usd_h(job.bid_micros or 0)}."
-            )
-        else:
-            msg = (
-                f"The cheapest node {_requirements(job)} asks {_usd_h(cheapest)}; "
-                f"your max is {_usd_h(job.max_price_micros or 0)}."
-            )
+        msg, details["cheapest_micros"] = _price_message(spec=spec, nodes=nodes, idx=idx)
     elif code == "capacity":
-        free_from = np.sort(nodes.slot_free_at[idx], axis=1)[:, g - 1]
-        first = float(free_from.min())
+        first = float(np.sort(nodes.slot_free_at[idx], axis=1)[:, g - 1].min())
         details["free_from"] = _when(first)
         msg = f"{len(idx)} node(s) fit but are leased until {_when(first)} at the earliest."
     return Explanation(

@@ -12,8 +12,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from django.db import transaction
-
+from broker import dispatch
 from broker.models import Lease
 from broker.services.leases import HOLDING_STATES, lease_fail
 from marketplace.models import NodeStatus
@@ -45,6 +44,4 @@ def nodes_failover_sweep() -> int:
 
 def on_node_went_offline(sender: Any, *, node_id: int, **kwargs: Any) -> None:
     """Receiver of marketplace.signals.node_went_offline (sent on commit): fail over via a task."""
-    from broker.tasks import node_failover as task
-
-    transaction.on_commit(lambda: task.delay(node_id))
+    dispatch.node_failover(node_id)

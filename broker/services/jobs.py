@@ -1,6 +1,6 @@
 """Bookings: book a job (escrow held in the same transaction, idempotent per key) and cancel it."""
 
-import logging
+from collections.abc import Mapping
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -9,55 +9,26 @@ from billing.errors import InsufficientFunds
 from billing.models import LeaseAccount, LeaseAccountStatus
 from billing.services.settlement import lease_settle_final
 from billing.services.wallet import escrow_hold, escrow_release
+from broker import dispatch
+from broker.jobspec import JobSpec
 from broker.models import TERMINAL_JOB_STATES, Job, JobEvent, JobState, Lease, LeaseState
 from broker.selectors.jobs import job_cost_so_far
-from broker.selectors.requirements import JobSpec, job_spec_parse, requirements_check_possible
+from broker.selectors.requirements import requirements_check_possible
 from broker.services.jobs_state import job_transition
 from broker.services.leases import lease_end
 from common.errors import Conflict, NotFound, PaymentRequired, ValidationFailed
 from common.money import format_usd, from_micros
 from marketplace.models import Customer, GPUModel
 
-log = logging.getLogger(__name__)
-
 MAX_IDEMPOTENCY_KEY = 200
 
 
-def _match_soon() -> None:
-    """Ask the matcher for a round soon after a booking commits (the beat round runs anyway)."""
-    from broker.tasks import match_round_soon  # broker.tasks imports the services
-
-    try:
-        match_round_soon()
-    except Exception:  # a broken trigger must not fail a committed booking; the beat round still runs
-        log.exception("match_round_soon failed after a booking")
-
-
-def _job_fields(spec: JobSpec) -> dict[str, Any]:
-    return {
-        "name": spec.name or spec.image.rsplit("/", 1)[-1][:200] or "job",
-        "gpu_count": spec.gpu_count,
-        "min_gpu_ram": spec.min_gpu_ram,
-        "min_compute_cap": spec.min_compute_cap,
-        "min_tier": spec.min_tier,
-        "regions": spec.regions,
-        "min_reliability": spec.min_reliability,
-        "verified_only": spec.verified_only,
-        "min_inet_down": spec.min_inet_down,
-        "min_cpu_cores_per_gpu": spec.min_cpu_cores_per_gpu,
-        "min_ram_gb_per_gpu": spec.min_ram_gb_per_gpu,
-        "min_disk_gb_per_gpu": spec.min_disk_gb_per_gpu,
-        "image": spec.image,
-        "command": spec.command,
-        "env": spec.env,
-        "ports": spec.ports,
-        "mode": spec.mode,
-        "max_price_micros": spec.max_price_micros,
-        "bid_micros": spec.bid_micros,
-        "earliest_start": spec.earliest_start,
-        "latest_start": spec.latest_start,
-        "duration_seconds": spec.duration_seconds,
-    }
+def _spec(data: JobSpec | Mapping[str, Any]) -> JobSpec:
+    """The booking's JobSpec: as built by the API, portal or CLI payload, or parsed here from a payload."""
+    if isinstance(data, JobSpec):
+        data.ensure_bookable()
+        return data
+    return JobSpec.from_payload(data, booking=True)
 
 
 def _replay(*, customer: Customer, key: str, fingerprint: str) -> Job | None:
@@ -74,12 +45,14 @@ def _replay(*, customer: Customer, key: str, fingerprint: str) -> Job | None:
     return existing
 
 
-def job_book_ex(*, customer: Customer, data: dict[str, Any], idempotency_key: str | None = None) -> tuple[Job, bool]:
+def job_book_ex(
+    *, customer: Customer, data: JobSpec | Mapping[str, Any], idempotency_key: str | None = None
+) -> tuple[Job, bool]:
     """Like job_book; also says whether this call created the job (False for an idempotent replay)."""
     key = (idempotency_key or "").strip()
     if len(key) > MAX_IDEMPOTENCY_KEY:
         raise ValidationFailed(f"The Idempotency-Key header is at most {MAX_IDEMPOTENCY_KEY} characters.")
-    spec = job_spec_parse(data=data, for_booking=True)
+    spec = _spec(data)
     fingerprint = spec.fingerprint()
     if key:
         existing = _replay(customer=customer, key=key, fingerprint=fingerprint)
@@ -98,7 +71,7 @@ def job_book_ex(*, customer: Customer, data: dict[str, Any], idempotency_key: st
                         idempotency_key=key,
                         request_fingerprint=fingerprint,
                         held_micros=hold,
-                        **_job_fields(spec),
+                        **spec.to_model_fields(),
                     )
             except IntegrityError:
                 # A concurrent request with the same key committed first: return its job.
@@ -106,8 +79,8 @@ def job_book_ex(*, customer: Customer, data: dict[str, Any], idempotency_key: st
                 if existing is None:
                     raise
                 return existing, False
-            if spec.gpu_models:
-                job.gpu_models.set(GPUModel.objects.filter(slug__in=spec.gpu_models))
+            if spec.requirements.gpu_models:
+                job.gpu_models.set(GPUModel.objects.filter(slug__in=spec.requirements.gpu_models))
             if hold > 0:
                 escrow_hold(
                     user=user, amount_micros=hold, key=f"job:{job.pk}:hold", memo=f"Escrow for job {job.pk} {job.name}"
@@ -118,13 +91,14 @@ def job_book_ex(*, customer: Customer, data: dict[str, Any], idempotency_key: st
                 to_state=JobState.PENDING,
                 note=f"booked; {format_usd(micros=hold)} held in escrow",
             )
-            transaction.on_commit(_match_soon)
+            dispatch.match_round_soon()  # after commit; the beat round runs anyway
     except InsufficientFunds as exc:
         shortfall = exc.shortfall_micros
+        limit, gpus, seconds = spec.price_limit_micros or 0, spec.requirements.gpu_count, spec.terms.duration_seconds
         raise PaymentRequired(
             f"Your wallet cannot cover this booking: it holds up to {format_usd(micros=hold)} "
-            f"({format_usd(micros=spec.price_limit_micros or 0, places=6)}/GPU-hour × {spec.gpu_count} GPU(s) × "
-            f"{spec.duration_seconds or 0:,} s); you are short by {format_usd(micros=shortfall)}. Top up your wallet.",
+            f"({format_usd(micros=limit, places=6)}/GPU-hour × {gpus} GPU(s) × {seconds or 0:,} s); "
+            f"you are short by {format_usd(micros=shortfall)}. Top up your wallet.",
             details={
                 "shortfall": format(from_micros(micros=shortfall), "f"),
                 "shortfall_micros": shortfall,
@@ -134,8 +108,8 @@ def job_book_ex(*, customer: Customer, data: dict[str, Any], idempotency_key: st
     return job, True
 
 
-def job_book(*, customer: Customer, data: dict[str, Any], idempotency_key: str | None = None) -> Job:
-    """Book a job for `customer` from a flat payload (see broker.selectors.requirements.job_spec_parse).
+def job_book(*, customer: Customer, data: JobSpec | Mapping[str, Any], idempotency_key: str | None = None) -> Job:
+    """Book a job for `customer`: `data` is its JobSpec, or the flat payload JobSpec.from_payload parses.
 
     Holds price limit × GPUs × duration in escrow in the same transaction as the insert: a wallet that
     cannot cover it raises PaymentRequired (402, with the shortfall) and nothing is saved. Requirements no

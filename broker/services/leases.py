@@ -25,6 +25,7 @@ from django.utils import timezone
 
 from billing.services.settlement import lease_account_open, lease_settle_final
 from billing.services.sla import sla_credit_for_failed_lease
+from broker import dispatch
 from broker.models import Job, JobState, Lease, LeaseSlot, LeaseState
 from broker.services.jobs_state import job_transition
 from common.errors import Conflict
@@ -270,7 +271,7 @@ def lease_fail(*, lease_id: int, reason: str = "node failed") -> bool:
                 note=f"lease {lease.pk} failed ({reason}); retry budget of {job.max_retries} spent",
             )
         _lease_close_money(lease=lease, job_terminal=terminal, failed=True)
-    _after_commit_match()
+    dispatch.match_round_soon()  # after commit: the job is pending again
     return True
 
 
@@ -297,18 +298,6 @@ def lease_preempt(*, lease_id: int, reason: str = "preempted by on-demand work")
             )
         _lease_close_money(lease=lease, job_terminal=False, failed=False)
     return True
-
-
-def _after_commit_match() -> None:
-    def trigger() -> None:
-        from broker.tasks import match_round_soon  # broker.tasks imports this module
-
-        try:
-            match_round_soon()
-        except Exception:  # the beat round still runs
-            log.exception("match_round_soon failed")
-
-    transaction.on_commit(trigger)
 
 
 def lease_cost_so_far(*, lease: Lease, now: datetime | None = None) -> int:

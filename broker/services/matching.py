@@ -24,6 +24,7 @@ from django.utils import timezone
 
 from broker import engine
 from broker.engine.fairshare import decayed_usage, priority_order
+from broker.jobspec import SNAPSHOT_COLUMNS
 from broker.locks import shard_lock
 from broker.models import Job, JobEvent, JobMode, JobState, Lease, LeaseSlot, MatchRound
 from broker.services.jobs_state import job_transition
@@ -121,7 +122,6 @@ def _reserved_slots_hold(
 
 def snapshot_take(*, now: datetime, job_limit: int | None = None, job_ids: list[int] | None = None) -> Snapshot:
     """Read pending jobs, free capacity and fair-share usage into engine arrays."""
-    nowf = now.timestamp()
     models, model_index = _models_table()
     region_index = {r: i for i, r in enumerate(REGIONS)}
     # Nodes: listed, online, not cordoned, and not failing their latest compute challenge.
@@ -205,35 +205,25 @@ def snapshot_take(*, now: datetime, job_limit: int | None = None, job_ids: list[
         gpu_count=np.array([len(r[3]) for r in pre], dtype=np.int64),
         slots=[list(r[3]) for r in pre],
     )
-    # Jobs.
+    # Jobs: the requirements and terms columns JobSpec names, read column-wise.
     qs = Job.objects.filter(state=JobState.PENDING).order_by("created_at", "pk")
     if job_ids is not None:
         qs = qs.filter(pk__in=job_ids)
-    job_rows = list(
-        (qs[:job_limit] if job_limit else qs).values_list(
-            "pk",
-            "customer_id",
-            "gpu_count",
-            "min_gpu_ram",
-            "min_compute_cap",
-            "min_tier",
-            "regions",
-            "min_reliability",
-            "verified_only",
-            "min_inet_down",
-            "min_cpu_cores_per_gpu",
-            "min_ram_gb_per_gpu",
-            "min_disk_gb_per_gpu",
-            "mode",
-            "max_price_micros",
-            "bid_micros",
-            "earliest_start",
-            "duration_seconds",
-            "created_at",
-        )
-    )
-    m = len(job_rows)
-    job_ids = [r[0] for r in job_rows]
+    names = ("pk", "customer_id", "created_at", *SNAPSHOT_COLUMNS)
+    job_rows = list((qs[:job_limit] if job_limit else qs).values_list(*names))
+    col: dict[str, list[Any]] = {name: [r[i] for r in job_rows] for i, name in enumerate(names)}
+    job_ids = col["pk"]
+    jobs = _jobs_table(col=col, now=now, models=models, model_index=model_index)
+    return Snapshot(now, jobs, nodes, models, preemptible, job_ids, node_ids)
+
+
+def _jobs_table(
+    *, col: dict[str, list[Any]], now: datetime, models: engine.Models, model_index: dict[int, int]
+) -> engine.Jobs:
+    """The engine's job arrays from the snapshot's columns (one entry per pending job, in submission order)."""
+    nowf = now.timestamp()
+    job_ids = col["pk"]
+    m = len(job_ids)
     jpos = {pk: i for i, pk in enumerate(job_ids)}
     allowed_models = np.ones((m, max(models.count, 1)), dtype=bool)
     constrained: dict[int, list[int]] = {}
@@ -247,27 +237,62 @@ def snapshot_take(*, now: datetime, job_limit: int | None = None, job_ids: list[
         for i, idx in constrained.items():
             allowed_models[i] = False
             allowed_models[i, idx] = True
+    region_index = {r: i for i, r in enumerate(REGIONS)}
     allowed_regions = np.ones((m, len(REGIONS)), dtype=bool)
     pref_region = np.full(m, -1, dtype=np.int64)
-    for i, r in enumerate(job_rows):
-        regions = [region_index[x] for x in (r[6] or []) if x in region_index]
-        if r[6]:
+    for i, wanted in enumerate(col["regions"]):
+        regions = [region_index[x] for x in (wanted or []) if x in region_index]
+        if wanted:
             allowed_regions[i] = False
             allowed_regions[i, regions] = True
             pref_region[i] = regions[0] if regions else -1
-    mode = np.array([MODE_CODE.get(r[13], 0) for r in job_rows], dtype=np.int64)
+    modes = col["mode"]
+    mode = np.array([MODE_CODE.get(x, 0) for x in modes], dtype=np.int64)
     price_limit = np.array(
         [
-            float(r[15] if r[15] is not None else 0)
-            if r[13] == JobMode.INTERRUPTIBLE
-            else float(r[14] if r[14] is not None else np.inf)
-            for r in job_rows
+            float(bid if bid is not None else 0)
+            if md == JobMode.INTERRUPTIBLE
+            else float(ask if ask is not None else np.inf)
+            for md, ask, bid in zip(modes, col["max_price_micros"], col["bid_micros"], strict=True)
         ],
         dtype=float,
     )
-    start = np.array([max(_epoch(r[16], nowf), nowf) for r in job_rows], dtype=float)
-    duration = np.array([r[17] for r in job_rows], dtype=float)
-    # Fair share: decayed GPU-hours per customer from leases that overlapped the last 7 half-lives.
+    start = np.array([max(_epoch(e, nowf), nowf) for e in col["earliest_start"]], dtype=float)
+    duration = np.array(col["duration_seconds"], dtype=float)
+    gpu_count = np.array(col["gpu_count"], dtype=np.int64)
+    order = _priority(col=col, now=now, mode=mode, price_limit=price_limit, demand=gpu_count * duration / 3600.0)
+
+    def num(name: str) -> np.ndarray:
+        return np.array([float(v) if v is not None else 0.0 for v in col[name]], dtype=float)
+
+    return engine.Jobs(
+        ids=np.array(job_ids, dtype=np.int64),
+        gpu_count=gpu_count,
+        min_vram=num("min_gpu_ram"),
+        allowed_models=allowed_models,
+        min_cc=num("min_compute_cap"),
+        min_tier=np.array([TIER_RANK.get(t, 0) if t else 0 for t in col["min_tier"]], dtype=np.int64),
+        allowed_regions=allowed_regions,
+        pref_region=pref_region,
+        min_reliability=num("min_reliability"),
+        verified_only=np.array(col["verified_only"], dtype=bool),
+        min_inet=num("min_inet_down"),
+        min_cpu_per_gpu=num("min_cpu_cores_per_gpu"),
+        min_ram_per_gpu=num("min_ram_gb_per_gpu"),
+        min_disk_per_gpu=num("min_disk_gb_per_gpu"),
+        mode=mode,
+        price_limit=price_limit,
+        start=start,
+        end=start + duration,
+        order=order,
+    )
+
+
+def _priority(
+    *, col: dict[str, list[Any]], now: datetime, mode: np.ndarray, price_limit: np.ndarray, demand: np.ndarray
+) -> np.ndarray:
+    """Fair share: decayed GPU-hours per customer from leases that overlapped the last 7 half-lives."""
+    nowf = now.timestamp()
     half_life = float(getattr(settings, "RIGSHIFT_FAIRSHARE_HALF_LIFE_S", 24 * 3600))
     since = now - timedelta(seconds=7 * half_life)
     lease_rows = Lease.objects.filter(activated_at__isnull=False, ends_at__gt=since).values_list(
@@ -275,47 +300,14 @@ def snapshot_take(*, now: datetime, job_limit: int | None = None, job_ids: list[
     )
     spans = [(c, _epoch(a, nowf), (e or min(end, now)).timestamp(), g) for c, a, e, end, g in lease_rows]
     usage_by_customer = decayed_usage(spans=spans, now=nowf, half_life_s=half_life)
-    usage = np.array([usage_by_customer.get(r[1], 0.0) for r in job_rows], dtype=float)
-    submitted = np.array([r[18].timestamp() for r in job_rows], dtype=float)
-    customers = np.array([r[1] for r in job_rows], dtype=np.int64)
-    order = priority_order(
-        usage=usage,
-        submitted=submitted,
+    return priority_order(
+        usage=np.array([usage_by_customer.get(c, 0.0) for c in col["customer_id"]], dtype=float),
+        submitted=np.array([t.timestamp() for t in col["created_at"]], dtype=float),
         mode=mode,
         bid=price_limit,
-        customer=customers,
-        demand_gpu_hours=np.array([r[2] for r in job_rows], dtype=float) * duration / 3600.0,
+        customer=np.array(col["customer_id"], dtype=np.int64),
+        demand_gpu_hours=demand,
     )
-
-    def num(i: int, default: float = 0.0) -> np.ndarray:
-        return (
-            np.array([float(r[i]) if r[i] is not None else default for r in job_rows], dtype=float)  # type: ignore[arg-type]
-            if m
-            else np.zeros(0)
-        )
-
-    jobs = engine.Jobs(
-        ids=np.array(job_ids, dtype=np.int64),
-        gpu_count=np.array([r[2] for r in job_rows], dtype=np.int64),
-        min_vram=num(3),
-        allowed_models=allowed_models,
-        min_cc=num(4),
-        min_tier=np.array([TIER_RANK.get(r[5], 0) if r[5] else 0 for r in job_rows], dtype=np.int64),  # type: ignore[call-overload]
-        allowed_regions=allowed_regions,
-        pref_region=pref_region,
-        min_reliability=num(7),
-        verified_only=np.array([r[8] for r in job_rows], dtype=bool),
-        min_inet=num(9),
-        min_cpu_per_gpu=num(10),
-        min_ram_per_gpu=num(11),
-        min_disk_per_gpu=num(12),
-        mode=mode,
-        price_limit=price_limit,
-        start=start,
-        end=start + duration,
-        order=order,
-    )
-    return Snapshot(now, jobs, nodes, models, preemptible, job_ids, node_ids)
 
 
 def _expire_pending(*, now: datetime) -> int:

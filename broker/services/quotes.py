@@ -1,5 +1,6 @@
 """Quotes: what a booking would match, cost and hold, before the customer commits."""
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -8,6 +9,7 @@ from typing import Any
 from django.db.models import Count, Max, Min, Q, QuerySet
 from django.utils import timezone
 
+from broker.jobspec import JobSpec
 from broker.models import JobMode, Lease
 from broker.selectors.offers import (
     HOLDING_LEASE_STATES,
@@ -17,13 +19,7 @@ from broker.selectors.offers import (
     listed_now,
     offer_from_node,
 )
-from broker.selectors.requirements import (
-    JobSpec,
-    job_spec_parse,
-    requirements_check_possible,
-    spec_hardware_q,
-    spec_market_q,
-)
+from broker.selectors.requirements import requirements_check_possible, spec_hardware_q, spec_market_q
 from common.money import from_micros
 from marketplace.models import Customer, Node
 
@@ -40,9 +36,7 @@ class Quote:
     estimated_start: datetime | None
     estimated_start_reason: str
     max_cost_micros: int | None
-    gpu_count: int
-    mode: str
-    duration_seconds: int | None
+    spec: JobSpec
 
     @property
     def max_cost(self) -> Decimal | None:
@@ -50,7 +44,7 @@ class Quote:
 
 
 def _price_column(spec: JobSpec) -> str:
-    return "min_bid_micros" if spec.mode == JobMode.INTERRUPTIBLE else "price_micros"
+    return "min_bid_micros" if spec.terms.mode == JobMode.INTERRUPTIBLE else "price_micros"
 
 
 def matching_offers(*, spec: JobSpec) -> QuerySet[Node]:
@@ -59,7 +53,7 @@ def matching_offers(*, spec: JobSpec) -> QuerySet[Node]:
         available_offers()
         .filter(spec_hardware_q(spec))
         .filter(spec_market_q(spec))
-        .filter(Q(free_gpus__gte=spec.gpu_count))
+        .filter(Q(free_gpus__gte=spec.requirements.gpu_count))
     )
 
 
@@ -70,7 +64,7 @@ def _earliest_start(*, spec: JobSpec, now: datetime) -> tuple[datetime | None, s
         .filter(listed_now(at=now))
         .filter(spec_hardware_q(spec))
         .filter(spec_market_q(spec))
-        .filter(gpu_count__gte=spec.gpu_count)
+        .filter(gpu_count__gte=spec.requirements.gpu_count)
         .values_list("pk", "gpu_count")[:MAX_START_CANDIDATES]
     )
     if not candidates:
@@ -89,7 +83,7 @@ def _earliest_start(*, spec: JobSpec, now: datetime) -> tuple[datetime | None, s
         node_leases = leases.get(node_id, [])
         for t in sorted({now, *(ends for _, ends, _ in node_leases)}):
             held = sum(g for s, e, g in node_leases if s <= t < e)
-            if size - held >= spec.gpu_count:
+            if size - held >= spec.requirements.gpu_count:
                 if best is None or t < best:
                     best = t
                 break
@@ -111,10 +105,11 @@ def quote_for_spec(*, spec: JobSpec) -> Quote:
         start, reason = now, f"{count} node(s) can start the job now."
     else:
         start, reason = _earliest_start(spec=spec, now=now)
-    if spec.mode == JobMode.RESERVED and spec.earliest_start is not None and start is not None:
-        if start < spec.earliest_start:
-            start, reason = spec.earliest_start, "The reservation starts at the beginning of its window."
-        elif spec.latest_start is not None and start > spec.latest_start:
+    terms = spec.terms
+    if terms.mode == JobMode.RESERVED and terms.earliest_start is not None and start is not None:
+        if start < terms.earliest_start:
+            start, reason = terms.earliest_start, "The reservation starts at the beginning of its window."
+        elif terms.latest_start is not None and start > terms.latest_start:
             start, reason = None, "No suitable node frees enough GPUs inside the start window."
     return Quote(
         matching_nodes=count,
@@ -124,15 +119,14 @@ def quote_for_spec(*, spec: JobSpec) -> Quote:
         estimated_start=start,
         estimated_start_reason=reason,
         max_cost_micros=spec.max_cost_micros,
-        gpu_count=spec.gpu_count,
-        mode=spec.mode,
-        duration_seconds=spec.duration_seconds,
+        spec=spec,
     )
 
 
-def job_quote(*, customer: Customer, requirements: dict[str, Any]) -> Quote:
+def job_quote(*, customer: Customer, requirements: JobSpec | Mapping[str, Any]) -> Quote:
     """Quote a booking for `customer`: matching nodes now, price range, cheapest offers, estimated start
-    and the maximum cost the booking would hold. Impossible requirements raise a 400 naming the market max.
+    and the maximum cost the booking would hold. `requirements`: a JobSpec (its workload is ignored), or the
+    flat payload JobSpec.from_payload parses as a quote. Impossible requirements raise a 400 naming the market max.
     """
-    spec = job_spec_parse(data=requirements, for_booking=False)
+    spec = requirements if isinstance(requirements, JobSpec) else JobSpec.from_payload(requirements, booking=False)
     return quote_for_spec(spec=spec)

@@ -11,7 +11,8 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from broker.forms import JobBookingForm, form_add_domain_errors, form_errors_text
+from broker.forms import JobBookingForm, form_add_domain_errors, form_errors_text, form_initial_from_query
+from broker.jobspec import PAYLOAD_KEYS, QUOTE_KEYS
 from broker.models import TERMINAL_JOB_STATES, Job
 from broker.selectors.customer_portal import wallet_low_balance
 from broker.selectors.jobs import job_get, job_list, job_view
@@ -21,8 +22,6 @@ from broker.services.quotes import job_quote
 from broker.views.app import customer_of, customer_required
 from common.errors import DomainError, NotFound
 
-# Fields a quote needs; a missing workload or name is not an error for a quote.
-QUOTE_OPTIONAL = {"name", "image", "command", "env", "ports"}
 POLL_SECONDS = 5
 
 
@@ -43,10 +42,11 @@ def jobs(request: HttpRequest) -> HttpResponse:
 def job_new(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         form = JobBookingForm(request.POST)
-        if form.is_valid():
+        spec = form.spec(booking=True)
+        if spec is not None:
             key = (request.POST.get("idempotency_key") or "").strip() or None
             try:
-                job = job_book(customer=customer_of(request), data=form.requirements(), idempotency_key=key)
+                job = job_book(customer=customer_of(request), data=spec, idempotency_key=key)
             except DomainError as exc:
                 form_add_domain_errors(form, exc)
             else:
@@ -60,14 +60,7 @@ def job_new(request: HttpRequest) -> HttpResponse:
         }
         return render(request, "app/job_new.html", context, status=400)
     # GET: prefill from the search page's "Book" links (?gpu_models=…&gpu_count=…).
-    initial: dict[str, Any] = {}
-    for name in ("gpu_count", "max_price", "duration_hours", "min_gpu_ram"):
-        if request.GET.get(name):
-            initial[name] = request.GET[name]
-    for name in ("gpu_models", "regions"):
-        if request.GET.getlist(name):
-            initial[name] = request.GET.getlist(name)
-    form = JobBookingForm(initial=initial)
+    form = JobBookingForm(initial=form_initial_from_query(form_class=JobBookingForm, query=request.GET))
     # A fresh key per form: a double-submitted form books once.
     context = {
         "form": form,
@@ -83,16 +76,12 @@ def job_new(request: HttpRequest) -> HttpResponse:
 def job_quote_partial(request: HttpRequest) -> HttpResponse:
     """The live quote box (htmx target): what the form's requirements would match, cost and hold."""
     form = JobBookingForm(request.POST)
-    form.is_valid()
-    skip = set(QUOTE_OPTIONAL)
-    if not request.POST.get("duration_hours"):
-        skip.add("duration_hours")
-    error = form_errors_text(form, skip=skip)
+    spec = form.spec(booking=False)  # a quote needs no workload or name: their errors wait for the booking
+    error = form_errors_text(form, skip=set(PAYLOAD_KEYS) - set(QUOTE_KEYS)) if spec is None else ""
     quote = None
-    if not error:
-        data = {k: v for k, v in form.requirements().items() if k not in QUOTE_OPTIONAL}
+    if spec is not None:
         try:
-            quote = job_quote(customer=customer_of(request), requirements=data)
+            quote = job_quote(customer=customer_of(request), requirements=spec)
         except DomainError as exc:
             error = exc.message
     return render(request, "app/_quote.html", {"quote": quote, "error": error})

@@ -35,7 +35,7 @@ def test_a_lost_failover_task_is_made_up_by_the_sweep(monkeypatch: pytest.Monkey
     assert len(on_dead) == 2 and len(on_alive) == 1
     lease_activate(lease_id=on_dead[0].pk)
     # The node goes offline, but its node_failover task never runs (worker killed, Redis restarted).
-    monkeypatch.setattr("broker.tasks.node_failover.delay", lambda node_id: None)
+    monkeypatch.setattr("broker.dispatch.node_failover", lambda node_id: None)
     assert nodes_mark_offline() == [dead.pk]
     assert Node.objects.get(pk=dead.pk).status == NodeStatus.OFFLINE
     assert Lease.objects.filter(node=dead, state__in=[LeaseState.RESERVED, LeaseState.ACTIVE]).count() == 2

@@ -266,14 +266,15 @@ def test_cancel_service_refuses_another_customers_job(market: Any, customer: Any
 def test_booking_calls_match_round_soon_after_commit(
     market: Any, customer: Any, monkeypatch: pytest.MonkeyPatch, django_capture_on_commit_callbacks: Any
 ) -> None:
-    import broker.services.jobs as jobs_module
-
-    calls: list[int] = []
-    monkeypatch.setattr(jobs_module, "_match_soon", lambda: calls.append(1))
+    calls: list[str] = []
+    monkeypatch.setattr("broker.dispatch.match_round_request", calls.append)
     fund(customer, 100)
-    with django_capture_on_commit_callbacks(execute=True):
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
         job_book(customer=customer, data=booking())
-    assert calls == [1]
+    assert calls == []  # nothing is sent before the booking commits
+    for callback in callbacks:
+        callback()
+    assert calls == ["default"]
 
 
 def test_cancel_running_job_with_a_billing_account_releases_once_through_billing(

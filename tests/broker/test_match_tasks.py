@@ -7,7 +7,7 @@ from unittest import mock
 import pytest
 from django.conf import settings
 
-from broker import tasks
+from broker import dispatch, tasks
 from broker.locks import shard_lock
 from broker.models import Job, JobState, Lease, MatchRound
 from broker.services.jobs import job_book
@@ -51,18 +51,30 @@ def test_match_round_task_is_idempotent():
 
 
 def test_match_round_soon_is_debounced_until_the_round_starts():
-    tasks.cache.delete(tasks.SOON_KEY.format(shard="default"))
+    dispatch.match_round_started("default")
     with (
-        mock.patch.object(tasks, "_eager", return_value=False),
-        mock.patch.object(tasks.match_round, "apply_async") as apply_async,
+        mock.patch.object(dispatch, "tasks_eager", return_value=False),
+        mock.patch("common.dispatch.tasks_eager", return_value=False),
+        mock.patch("common.dispatch.current_app.send_task") as send_task,
     ):
-        tasks.match_round_soon()
-        tasks.match_round_soon()
-        assert apply_async.call_count == 1
-        assert apply_async.call_args.kwargs["countdown"] < 1
+        dispatch.match_round_request()  # what match_round_soon runs on commit
+        dispatch.match_round_request()
+        assert send_task.call_count == 1
+        assert send_task.call_args.args == (dispatch.MATCH_ROUND,)
+        assert send_task.call_args.kwargs["countdown"] < 1
         tasks.match_round.run("default")  # the round starts: later bookings ask again
-        tasks.match_round_soon()
-        assert apply_async.call_count == 2
+        dispatch.match_round_request()
+        assert send_task.call_count == 2
+
+
+def test_match_round_soon_sends_nothing_for_a_rolled_back_transaction(django_capture_on_commit_callbacks):
+    with mock.patch.object(dispatch, "match_round_request") as request:
+        with django_capture_on_commit_callbacks(execute=False) as callbacks:
+            dispatch.match_round_soon()
+        assert request.call_count == 0  # not before commit
+        assert len(callbacks) == 1
+        callbacks[0]()
+        assert request.call_args.args == ("default",)
 
 
 def test_second_matcher_skips_while_the_shard_lock_is_held():

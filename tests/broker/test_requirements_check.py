@@ -6,7 +6,8 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from broker.selectors.requirements import ImpossibleRequirement, job_spec_parse, requirements_check_possible
+from broker.jobspec import JobSpec
+from broker.selectors.requirements import ImpossibleRequirement, requirements_check_possible
 from tests.broker.booking_helpers import node
 
 pytestmark = pytest.mark.django_db
@@ -15,7 +16,7 @@ pytestmark = pytest.mark.django_db
 def spec(**overrides: Any) -> Any:
     data: dict[str, Any] = {"image": "img", "gpu_count": 1, "duration_hours": "1", "max_price": "3.00"}
     data.update(overrides)
-    return job_spec_parse(data=data, for_booking=True)
+    return JobSpec.from_payload(data, booking=True)
 
 
 @pytest.fixture

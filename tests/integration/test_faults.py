@@ -99,7 +99,7 @@ class Stack:
 def stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
     # Bookings made inside the test process must not run a round inline (the test settings run tasks eagerly):
     # the rounds under test run in the worker processes.
-    monkeypatch.setattr("broker.tasks.match_round_soon", lambda shard="default": None)
+    monkeypatch.setattr("broker.dispatch.match_round_request", lambda shard="default": None)
     s = Stack(tmp_path)
     s.redis.start()
     try:

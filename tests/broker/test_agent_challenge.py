@@ -5,6 +5,7 @@ from typing import Any, cast
 
 import pytest
 import requests
+from broker.simulator.agents import SERVER, InProcessSession
 from django.test import Client
 from django.urls import reverse
 from rigshift_agent.detect import simulate, simulated_challenge_tflops
@@ -13,7 +14,6 @@ from rigshift_agent.runner import Runner
 from rigshift_agent.state import MemoryStore
 from rigshift_client import ApiClient
 
-from broker.simulator.agents import SERVER, InProcessSession
 from marketplace.models import ChallengeReason, ChallengeState, GPUModel, NodeChallenge
 from tests.broker.test_agent_api import agent_client, agent_node
 from tests.challenge_helpers import answer_challenge

@@ -5,7 +5,6 @@ from typing import Any, cast
 
 import pytest
 import requests
-from broker.simulator.agents import SERVER, InProcessSession
 from django.test import Client
 from django.urls import reverse
 from rigshift_agent.detect import simulate, simulated_challenge_tflops
@@ -15,6 +14,7 @@ from rigshift_agent.state import MemoryStore
 from rigshift_client import ApiClient
 
 from marketplace.models import ChallengeReason, ChallengeState, GPUModel, NodeChallenge
+from simulator.agents import SERVER, InProcessSession
 from tests.broker.test_agent_api import agent_client, agent_node
 from tests.challenge_helpers import answer_challenge
 from tests.factories import UserFactory

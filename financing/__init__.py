@@ -3,9 +3,9 @@ collateral, the repayment waterfall, progress and default) and reserved contract
 
 Dependency rule (tests/financing/test_layering.py enforces it on every import, lazy ones included):
 
-    common ← marketplace ← billing ← financing ← broker
+    marketplace ← billing ← financing ← broker      (an app imports only the apps to its left)
 
-* financing may import billing, marketplace and common; it never imports broker.
+* financing may import billing and marketplace (and common); it never imports broker.
 * billing and marketplace never import financing (nor broker). Where billing must call into financing it offers
   a hook that financing registers in `FinancingConfig.ready()` (financing/apps.py):
   - the repayment waterfall runs inside billing's settlement through `billing.services.withholding`

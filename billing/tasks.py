@@ -30,19 +30,3 @@ def invoices_close_month_task() -> int:
     from billing.services.invoices import invoices_close_previous_month
 
     return invoices_close_previous_month()
-
-
-@shared_task(acks_late=True, ignore_result=True)
-def financing_review_task() -> int:
-    """Beat (daily): review open advances (collateral, 60-day minimum progress, delinquency/default policy)."""
-    from billing.services.financing_advances import advances_review
-
-    return advances_review()
-
-
-@shared_task(acks_late=True, ignore_result=True)
-def reserved_contracts_charge_task() -> int:
-    """Beat (daily): charge reserved-contract months that have come due (a month is charged once)."""
-    from billing.services.financing_reserved import reserved_contracts_charge_due
-
-    return reserved_contracts_charge_due()

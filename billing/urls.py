@@ -1,4 +1,4 @@
-"""Billing pages (invoices, lender portal) and the Stripe webhook, mounted at the site root."""
+"""Billing pages (invoices, provider earnings) and the Stripe webhook, mounted at the site root."""
 
 from billing.views import page_urls
 

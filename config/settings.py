@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "common",
     "marketplace",
     "billing",
+    "financing",
     "broker",
     "demo",
     "simulator",
@@ -197,13 +198,13 @@ CELERY_BEAT_SCHEDULE["broker-failover-sweep"] = {  # safety net for a lost node_
 }
 # Financing: daily review of open advances (each advance's 60-day minimum-progress window is checked when it
 # ends; collateral uptime; delinquency/default policy) and reserved-contract monthly charges.
-CELERY_BEAT_SCHEDULE["billing-financing-review"] = {
-    "task": "billing.tasks.financing_review_task",
+CELERY_BEAT_SCHEDULE["financing-review"] = {
+    "task": "financing.tasks.financing_review_task",
     "schedule": 86400.0,
     "options": {"expires": 3600},
 }
-CELERY_BEAT_SCHEDULE["billing-reserved-contracts-charge"] = {
-    "task": "billing.tasks.reserved_contracts_charge_task",
+CELERY_BEAT_SCHEDULE["financing-reserved-contracts-charge"] = {
+    "task": "financing.tasks.reserved_contracts_charge_task",
     "schedule": 86400.0,
     "options": {"expires": 3600},
 }

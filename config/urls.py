@@ -5,11 +5,13 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from common import views as common_views
 from common import views_metrics
+from financing.urls import moved_from_billing_urls
 
 api_v1 = [
     path("", include("common.api_urls")),
     path("", include("marketplace.api_urls")),
     path("", include("billing.api_urls")),
+    path("", include("financing.api.urls")),
     path("", include("broker.api_urls")),
 ]
 
@@ -17,6 +19,7 @@ urlpatterns = [
     path("", common_views.home, name="home"),
     path("healthz", common_views.healthz, name="healthz"),
     path("metrics", views_metrics.metrics, name="metrics"),
+    path("admin/billing/", include(moved_from_billing_urls())),  # financing's models left billing
     path("admin/", admin.site.urls),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
@@ -27,4 +30,5 @@ urlpatterns = [
     path("app/", include("broker.urls_app")),
     path("console/", include("broker.urls_console")),
     path("", include("billing.urls")),
+    path("", include("financing.urls")),
 ]

@@ -7,20 +7,11 @@ from dataclasses import dataclass, field
 
 from django.db.models import Count, Min, Q, Sum
 
-from billing.models import (
-    Account,
-    AccountKind,
-    AdvanceRepayment,
-    Entry,
-    Payout,
-    PayoutStatus,
-    ReservedContractCharge,
-    Settlement,
-    SlaCredit,
-)
+from billing.models import Account, AccountKind, Entry, Payout, PayoutStatus, Settlement, SlaCredit
 from billing.selectors.ledger import ledger_verify
 from broker.models import Job, JobState, Lease, LeaseState
 from common.money import format_usd
+from financing.models import AdvanceRepayment, ReservedContractCharge
 from simulator.run import AI_TIERS, SimConfig, SimState
 
 

@@ -34,21 +34,22 @@ from django.db.models import Count, Max, Sum
 from django.test import override_settings
 from rigshift_agent.detect import simulate, simulated_host
 
-from billing.models import Advance, ApplicationStatus, LeaseAccount
-from billing.services.financing_applications import advance_application_approve, advance_application_submit
-from billing.services.financing_lenders import (
-    advance_fund,
-    lender_capital_commit,
-    lender_preference_set,
-    lender_signup,
-)
-from billing.services.financing_reserved import reserved_contract_open
+from billing.models import LeaseAccount
 from billing.services.topups import topup_create
 from broker.models import Job, JobState, Lease, LeaseState
 from broker.services.customers import customer_signup
 from broker.services.jobs import job_book, job_cancel
 from common.errors import DomainError, PaymentRequired
 from common.money import from_micros, to_micros
+from financing.models import Advance, ApplicationStatus
+from financing.services.applications import advance_application_approve, advance_application_submit
+from financing.services.lenders import (
+    advance_fund,
+    lender_capital_commit,
+    lender_preference_set,
+    lender_signup,
+)
+from financing.services.reserved import reserved_contract_open
 from marketplace.models import Customer, GPUModel, Node, Provider, Tier
 from marketplace.services.assessment import fleet_assess
 from marketplace.services.catalog import catalog_sync
@@ -442,7 +443,7 @@ class Simulation:
 
         A day of history is too short for underwriting on metered earnings (it projects the trailing 90 days), so
         each of them first signs a 12-month reserved contract with a customer for half of its best node: the
-        contracted revenue is what the advance is underwritten on (rule C of billing's underwriting). Note: the
+        contracted revenue is what the advance is underwritten on (rule C of financing's underwriting). Note: the
         broker does not hold reserved capacity out of matching yet, so the contract is money-side only here."""
         assert self.staff is not None and self.lender is not None
         earnings = dict(

@@ -1,4 +1,4 @@
-from django.urls import URLPattern, URLResolver, include, path
+from django.urls import URLPattern, URLResolver, path
 
 from billing.api import billing
 
@@ -9,5 +9,4 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("provider/payouts/", billing.ProviderPayoutsView.as_view(), name="api-provider-payouts"),
     path("provider/payout-account/", billing.ProviderPayoutAccountView.as_view(), name="api-provider-payout-account"),
     path("ledger/check/", billing.LedgerCheckView.as_view(), name="api-ledger-check"),
-    path("", include("billing.api.financing_urls")),  # financing: applications, advances, lenders, staff
 ]

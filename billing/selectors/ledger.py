@@ -1,5 +1,11 @@
-"""Ledger integrity: recompute everything from the entries and check every invariant."""
+"""Ledger integrity: recompute everything from the entries and check every invariant.
 
+Apps above billing add their own invariants with `register_ledger_check(name=..., check=...)` (from their
+AppConfig.ready(); financing registers its advances/fundings/repayments check): `check()` returns
+(checks run, violations) and `ledger_verify` reports both with billing's own.
+"""
+
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from django.db.models import Count, F, Q, Sum
@@ -19,6 +25,14 @@ from billing.models import (
 )
 
 MAX_LISTED = 50
+
+LedgerCheck = Callable[[], tuple[list[str], list[str]]]
+_extra_checks: dict[str, LedgerCheck] = {}
+
+
+def register_ledger_check(*, name: str, check: LedgerCheck) -> None:
+    """Add an app's invariant check to `ledger_verify` (registering a name again replaces its check)."""
+    _extra_checks[name] = check
 
 
 @dataclass
@@ -156,11 +170,10 @@ def ledger_verify() -> LedgerReport:
         report.violate(f"payout {p}: status and ledger disagree")
     report.checks.append(f"{report.payouts} payouts agree with the ledger")
 
-    # 6. Financing: advances, fundings and repayments agree with the ledger (billing/selectors/financing.py).
-    from billing.selectors.financing import financing_verify
-
-    checks, violations = financing_verify()
-    report.checks += checks
-    for violation in violations:
-        report.violate(violation)
+    # 6. The checks apps above billing registered (financing: advances, fundings and repayments).
+    for check in list(_extra_checks.values()):
+        checks, violations = check()
+        report.checks += checks
+        for violation in violations:
+            report.violate(violation)
     return report

@@ -46,6 +46,7 @@ from billing.models import (
     UsageStatus,
 )
 from billing.services.ledger import Transfer, account_get, ledger_transfer, ledger_transfer_many
+from billing.services.withholding import withholding_discard, withholding_lock, withholding_take
 from common.errors import Conflict, NotFound, ValidationFailed
 from common.money import prorate
 
@@ -101,18 +102,19 @@ def rate_egress_bytes(*, price_micros: int, egress_bytes: int) -> int:
 def provider_share_split(
     *, provider_user: User, amount_micros: int, source_key: str = "", lease_ref: int | None = None
 ) -> list[tuple[Account, int]]:
-    """Ledger legs crediting a provider's share of a settlement: credits summing exactly to `amount_micros`.
+    """Ledger legs crediting a provider's share of a charge: credits summing exactly to `amount_micros`.
 
-    Financing (services.financing_advances.withholding_legs): while the provider has an open advance, its
-    withhold rate of the share goes to the funders' lender_receivable accounts (pro rata) until principal + fee
-    are repaid; the rest to the provider payable. `source_key` is the ledger key of the transaction the legs go
-    into (it makes the withholding idempotent); without one everything goes to the provider payable.
+    The registered withholding hooks (services.withholding; financing registers the repayment of advances) take
+    their part first; the rest goes to the provider payable. `source_key` is the ledger key of the transaction the
+    legs go into (it makes the withholding idempotent); without one everything goes to the provider payable.
     """
-    from billing.services.financing_advances import withholding_legs
-
-    return withholding_legs(
+    payable = account_get(kind=AccountKind.PROVIDER_PAYABLE, user=provider_user)
+    if amount_micros <= 0 or not source_key:
+        return [(payable, amount_micros)]
+    taken = withholding_take(
         provider_user=provider_user, amount_micros=amount_micros, source_key=source_key, lease_ref=lease_ref
     )
+    return [(payable, amount_micros - sum(amount for _, amount in taken)), *taken]
 
 
 def lease_account_open(
@@ -172,11 +174,9 @@ def _settle_locked(accounts: list[LeaseAccount]) -> list[Settlement]:
     if not accounts:
         return []
     by_ref = {a.lease_ref: a for a in accounts}
-    # Financing: lock the open advances of this batch's providers now, in primary-key order, so that withholding
-    # (provider_share_split, lease by lease) never takes advance locks in an order another settler could reverse.
-    from billing.services.financing_advances import advances_lock_for_providers
-
-    advances_lock_for_providers(provider_ids={a.provider_id for a in accounts})
+    # Withholding hooks lock what they need for this batch's providers now, in one global order, so that withholding
+    # (provider_share_split, lease by lease) never takes locks in an order another settler could reverse.
+    withholding_lock(provider_ids={a.provider_id for a in accounts})
     rows = UsageRecord.objects.filter(lease_ref__in=list(by_ref), status=UsageStatus.PENDING).values_list(
         "pk", "lease_ref", "node_id", "gpu_ms", "storage_gb_ms", "egress_bytes", "state"
     )
@@ -288,9 +288,7 @@ def _settle_locked(accounts: list[LeaseAccount]) -> list[Settlement]:
             txns = iter(ledger_transfer_many(transfers=transfers))
     except InsufficientFunds:
         # One customer's escrow cannot cover its usage: settle the others, leave that lease pending.
-        # Withholding planned for the unwritten transactions is undone first (financing).
-        from billing.services.financing_advances import withholding_discard
-
+        # Withholding planned for the unwritten transactions is undone first.
         withholding_discard(source_keys=[t.key for t in transfers])
         if len(plans) == 1:
             logger.warning("escrow cannot cover usage of lease %s; left pending", plans[0][0].lease_ref)

@@ -1,4 +1,4 @@
-from django.urls import URLPattern, URLResolver, include, path
+from django.urls import URLPattern, URLResolver, path
 
 from billing.views import pages
 from billing.views.webhooks import StripeWebhookView
@@ -8,5 +8,4 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("app/invoices/", pages.invoices, name="billing-invoices"),
     path("app/invoices/<int:invoice_id>/", pages.invoice_detail, name="billing-invoice"),
     path("provider/earnings/", pages.provider_earnings, name="billing-provider-earnings"),
-    path("", include("billing.views.financing_urls")),  # financing: provider, lender portal, staff console
 ]

@@ -9,11 +9,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from billing.models import ReservedContract
 from broker.services.reserved import reserved_contract_book
 from common.api import IsCustomer
 from common.api_schema import error_responses
 from common.money import from_micros
+from financing.models import ReservedContract
 
 
 class ReservedIn(serializers.Serializer[dict[str, Any]]):

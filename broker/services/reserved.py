@@ -1,10 +1,10 @@
 """Reserved capacity: a customer books N GPUs of a model or tier on one provider node for a term.
 
-The reservation is a billing ReservedContract row on the chosen node for [starts_at, ends_at): those GPUs are
+The reservation is a financing ReservedContract row on the chosen node for [starts_at, ends_at): those GPUs are
 taken out of the node's free capacity for the term (`reserved_gpus_on`; the matching snapshot holds them, see
 broker/services/matching.py). The node is chosen among listed, verified, online, uncordoned nodes of the model
 (or of a model of at least the tier) with enough unreserved GPUs: cheapest first, then most reliable. The money
-(discount, monthly charge from the wallet) is billing's: billing/services/financing_reserved.py.
+(discount, monthly charge from the wallet) is financing's: financing/services/reserved.py.
 """
 
 from datetime import datetime
@@ -14,9 +14,9 @@ from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
 
-from billing.models import ReservedContract, ReservedContractStatus
-from billing.services.financing_reserved import MAX_TERM_MONTHS, reserved_contract_open
 from common.errors import Conflict, ValidationFailed
+from financing.models import ReservedContract, ReservedContractStatus
+from financing.services.reserved import MAX_TERM_MONTHS, reserved_contract_open
 from marketplace.models import TIER_RANK, GPUModel, Node, NodeStatus, Tier
 
 

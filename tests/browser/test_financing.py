@@ -6,11 +6,11 @@ from typing import Any
 
 import pytest
 
-from billing.models import Advance, AdvanceApplication, AdvanceStatus
 from common.money import MICROS
-from tests.billing.financing_support import earn, lender
+from financing.models import Advance, AdvanceApplication, AdvanceStatus
 from tests.browser.conftest import login
 from tests.factories import PASSWORD, GPUModelFactory, NodeFactory, ProviderFactory, UserFactory
+from tests.financing.support import earn, lender
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

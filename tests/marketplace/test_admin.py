@@ -1,4 +1,4 @@
-"""Django admin: every model of marketplace, billing and broker is registered and its pages render."""
+"""Django admin: every model of marketplace, billing, financing and broker is registered and its pages render."""
 
 import pytest
 from django.apps import apps
@@ -12,7 +12,7 @@ from tests.factories import NodeFactory
 
 pytestmark = pytest.mark.django_db
 
-APPS = ("marketplace", "billing", "broker", "common")
+APPS = ("marketplace", "billing", "financing", "broker", "common")
 
 
 def all_models():

@@ -9,10 +9,11 @@ from django.contrib.auth.models import User
 from django.test import Client
 from django.utils import timezone
 
-from billing.models import Advance, AdvanceApplication, ApplicationStatus, Invoice, InvoiceKind
+from billing.models import Invoice, InvoiceKind
 from broker.models import Job, MatchRound
 from common.models import ApiToken
 from common.services import api_token_create
+from financing.models import Advance, AdvanceApplication, ApplicationStatus
 from marketplace.models import FleetAssessment, Node
 from marketplace.services.assessment import fleet_assess
 from marketplace.services.nodes import node_token_rotate

@@ -23,16 +23,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from billing.errors import InsufficientFunds
-from billing.models import (
-    Account,
-    AccountKind,
-    ReservedContract,
-    ReservedContractCharge,
-    ReservedContractStatus,
-)
+from billing.models import Account, AccountKind
 from billing.services.ledger import account_get, ledger_transfer
 from billing.services.settlement import charge_split, provider_share_split
 from common.errors import NotFound, ValidationFailed
+from financing.models import ReservedContract, ReservedContractCharge, ReservedContractStatus
 from marketplace.models import GPUModel, Node
 
 HOURS_PER_MONTH = 730

@@ -7,9 +7,9 @@ from typing import Any
 from django.contrib.auth.models import User
 
 from billing.models import UsageRecord
-from billing.services.financing_lenders import lender_capital_commit, lender_preference_set
 from billing.services.metering import usage_ingest
 from billing.services.settlement import lease_settle, lease_settle_final
+from financing.services.lenders import lender_capital_commit, lender_preference_set
 from tests.billing.helpers import open_lease
 from tests.factories import CustomerFactory, LenderFactory, UserFactory
 

@@ -15,28 +15,27 @@ from typing import Any
 import pytest
 from django.db.models import Sum
 
-from billing.models import (
-    AccountKind,
+from billing.models import AccountKind, Entry
+from billing.selectors.ledger import ledger_verify
+from billing.services.wallet import wallet_credit
+from broker.services.reserved import reserved_contract_book
+from common.money import MICROS
+from financing.models import (
     Advance,
     AdvanceEvent,
     AdvanceFunding,
     AdvanceRepayment,
     AdvanceStatus,
     Collateral,
-    Entry,
     RepaymentKind,
 )
-from billing.selectors.ledger import ledger_verify
-from billing.services.financing_advances import advances_review
-from billing.services.financing_applications import advance_application_approve, advance_application_submit
-from billing.services.financing_lenders import advance_fund
-from billing.services.financing_reserved import reserved_contracts_charge_due
-from billing.services.wallet import wallet_credit
-from broker.services.reserved import reserved_contract_book
-from common.money import MICROS
+from financing.services.advances import advances_review
+from financing.services.applications import advance_application_approve, advance_application_submit
+from financing.services.lenders import advance_fund
+from financing.services.reserved import reserved_contracts_charge_due
 from marketplace.models import NodeStatus
-from tests.billing.financing_support import Clock, earn, lender, staff_user
 from tests.factories import CustomerFactory, GPUModelFactory, NodeFactory, ProviderFactory
+from tests.financing.support import Clock, earn, lender, staff_user
 
 pytestmark = pytest.mark.django_db
 START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)

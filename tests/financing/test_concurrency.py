@@ -9,18 +9,19 @@ import pytest
 from django.db import connection, connections
 from django.db.models import Sum
 
-from billing.models import AccountKind, Advance, AdvanceRepayment, AdvanceStatus, Entry
+from billing.models import AccountKind, Entry
 from billing.selectors.ledger import ledger_verify
-from billing.services.financing_advances import advance_payoff_early
-from billing.services.financing_applications import advance_application_approve, advance_application_submit
-from billing.services.financing_lenders import advance_fund
 from billing.services.metering import usage_ingest
 from billing.services.settlement import lease_settle, usage_settle_pending
 from common.errors import DomainError
 from common.money import MICROS
-from tests.billing.financing_support import earn, lender, staff_user
+from financing.models import Advance, AdvanceRepayment, AdvanceStatus
+from financing.services.advances import advance_payoff_early
+from financing.services.applications import advance_application_approve, advance_application_submit
+from financing.services.lenders import advance_fund
 from tests.billing.helpers import open_lease
 from tests.factories import GPUModelFactory, NodeFactory
+from tests.financing.support import earn, lender, staff_user
 
 pytestmark = [
     pytest.mark.postgres,

@@ -3,10 +3,10 @@
 Ledger movements (every one a balanced `ledger_transfer`, verified by `ledger_check`):
   * disbursement `advance-disburse:<id>`: each funder's lender_capital −share, gateway_clearing +principal (the
     money leaves through the gateway to the provider, or to a hardware vendor, recorded on the advance).
-  * withholding: inside each settlement's transaction (settlement.provider_share_split → `withholding_legs`):
-    of the provider share, `withhold_bps` per open advance goes to the funders' lender_receivable accounts, never
-    more than what remains due; the rest to the provider payable. When principal + fee are repaid the advance is
-    `repaid` and withholding stops by itself.
+  * withholding: inside each settlement's transaction (billing's settlement.provider_share_split → the withholding
+    hook financing/apps.py registers → `advance_withholding_legs`): of the provider share, `withhold_bps` per open
+    advance goes to the funders' lender_receivable accounts, never more than what remains due; the rest to the
+    provider payable. When principal + fee are repaid the advance is `repaid` and withholding stops by itself.
   * early payoff `advance-payoff:<id>:<repaid before>`: provider_payable → funders' lender_receivable.
 
 Pro rata with the remainder-last rule, on cumulative amounts: after R has been repaid in total, funder i (all but
@@ -37,22 +37,20 @@ from django.db.models import F
 from django.utils import timezone
 
 from billing.gateways import get_gateway
-from billing.models import (
+from billing.models import Account, AccountKind, LedgerTransaction
+from billing.services.ledger import account_get, ledger_transfer
+from common.errors import Conflict, NotFound, ValidationFailed
+from common.money import format_usd
+from financing.models import (
     OPEN_ADVANCE_STATUSES,
-    Account,
-    AccountKind,
     Advance,
     AdvanceEvent,
     AdvanceFunding,
     AdvanceRepayment,
     AdvanceStatus,
     Collateral,
-    LedgerTransaction,
     RepaymentKind,
 )
-from billing.services.ledger import account_get, ledger_transfer
-from common.errors import Conflict, NotFound, ValidationFailed
-from common.money import format_usd
 
 logger = logging.getLogger(__name__)
 
@@ -140,12 +138,12 @@ def _apply_repayment(
     return per_lender
 
 
-def withholding_discard(*, source_keys: list[str]) -> None:
+def advance_withholding_discard(*, source_keys: list[str]) -> None:
     """Undo withholding planned for settlement transactions that were not written (their ledger batch failed).
 
-    Settlement plans each lease's legs (calling `withholding_legs`, which records repayments) before it writes the
-    ledger batch; when the batch fails (one customer's escrow cannot pay) it calls this for the batch's keys and
-    then retries lease by lease. Keys already in the ledger are left alone.
+    Settlement plans each lease's legs (calling `advance_withholding_legs` through the hook, which records
+    repayments) before it writes the ledger batch; when the batch fails (one customer's escrow cannot pay) it calls
+    this for the batch's keys and then retries lease by lease. Keys already in the ledger are left alone.
     """
     posted = set(
         LedgerTransaction.objects.filter(idempotency_key__in=source_keys).values_list("idempotency_key", flat=True)
@@ -184,19 +182,20 @@ def advances_lock_for_providers(*, provider_ids: set[int]) -> None:
         )
 
 
-def withholding_legs(
+def advance_withholding_legs(
     *, provider_user: User, amount_micros: int, source_key: str, lease_ref: int | None = None
 ) -> list[tuple[Account, int]]:
-    """The waterfall's provider step: legs crediting a provider share of `amount_micros` (called by settlement).
+    """The waterfall's provider step: what the provider's open advances withhold of a share of `amount_micros`.
 
-    Idempotent per `source_key` (the settlement's ledger key): a second call returns the same legs. Without an
-    open advance (or without a key) everything goes to the provider payable.
+    Billing's settlement calls this through the withholding hook (see financing/apps.py) and credits the rest of
+    the share to the provider payable. Returns the legs crediting the funders' lender_receivable accounts, pro
+    rata; none without an open advance or without a key. Idempotent per `source_key` (the settlement's ledger
+    key): a second call returns the same legs.
     """
-    payable = account_get(kind=AccountKind.PROVIDER_PAYABLE, user=provider_user)
     if amount_micros <= 0 or not source_key:
-        return [(payable, amount_micros)]
+        return []
     if not Advance.objects.filter(provider=provider_user, disbursed_at__isnull=False).exists():
-        return [(payable, amount_micros)]  # one query for every provider that never had an advance
+        return []  # one query for every provider that never had an advance
     per_lender: dict[int, int] = defaultdict(int)
     existing = list(AdvanceRepayment.objects.filter(source_key=source_key, advance__provider=provider_user))
     if existing:
@@ -222,12 +221,10 @@ def withholding_legs(
             )
             for lender_id, amt in got.items():
                 per_lender[lender_id] += amt
-    withheld = sum(per_lender.values())
-    legs: list[tuple[Account, int]] = [(payable, amount_micros - withheld)]
-    for lender_id in sorted(per_lender):
-        lender = User(pk=lender_id)
-        legs.append((account_get(kind=AccountKind.LENDER_RECEIVABLE, user=lender), per_lender[lender_id]))
-    return legs
+    return [
+        (account_get(kind=AccountKind.LENDER_RECEIVABLE, user=User(pk=lender_id)), per_lender[lender_id])
+        for lender_id in sorted(per_lender)
+    ]
 
 
 # --- disbursement and collateral -------------------------------------------------------------------------------------

@@ -11,37 +11,39 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from billing.models import Advance, AdvanceApplication, AdvanceFunding, LenderPreference
-from billing.selectors.financing import (
+from common.api import IsProvider, IsStaff
+from common.api_schema import error_responses
+from common.errors import NotFound, ValidationFailed
+from common.money import MICROS, from_micros
+from financing.models import Advance, AdvanceApplication, AdvanceFunding, LenderPreference
+from financing.selectors.advances import (
     advance_list_for_provider,
     advance_projection,
     advance_visible_to,
     advances_all,
-    advances_funded_by_lender,
-    advances_offered_to_lender,
     application_get,
     application_list,
     applications_pending,
+)
+from financing.selectors.lenders import (
+    advances_funded_by_lender,
+    advances_offered_to_lender,
     lender_balances,
     lender_portfolio,
     lender_preference_get,
 )
-from billing.services.financing_advances import advance_payoff_early, advance_staff_action
-from billing.services.financing_applications import (
+from financing.services.advances import advance_payoff_early, advance_staff_action
+from financing.services.applications import (
     advance_application_approve,
     advance_application_reject,
     advance_application_submit,
 )
-from billing.services.financing_lenders import (
+from financing.services.lenders import (
     advance_fund,
     lender_capital_commit,
     lender_preference_set,
     lender_signup,
 )
-from common.api import IsProvider, IsStaff
-from common.api_schema import error_responses
-from common.errors import NotFound, ValidationFailed
-from common.money import MICROS, from_micros
 
 
 class IsLender(permissions.BasePermission):

@@ -1,6 +1,8 @@
+"""Financing API (applications, advances, lenders, staff), mounted under /api/v1/ from config/urls.py."""
+
 from django.urls import URLPattern, URLResolver, path
 
-from billing.api import financing as f
+from financing.api import views as f
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path("financing/applications/", f.ApplicationListCreateView.as_view(), name="api-financing-applications"),

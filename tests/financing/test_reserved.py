@@ -8,24 +8,19 @@ import pytest
 from django.utils import timezone
 
 from billing.errors import InsufficientFunds
-from billing.models import (
-    Account,
-    AccountKind,
-    AdvanceStatus,
-    ReservedContract,
-    ReservedContractStatus,
-)
+from billing.models import Account, AccountKind
 from billing.selectors.ledger import ledger_verify
-from billing.services.financing_applications import advance_application_approve, advance_application_submit
-from billing.services.financing_lenders import advance_fund
-from billing.services.financing_reserved import reserved_contract_charge_due, reserved_monthly_micros
 from billing.services.wallet import wallet_credit
 from broker.services.matching import snapshot_take
 from broker.services.reserved import reserved_contract_book
 from common.errors import Conflict, ValidationFailed
 from common.money import MICROS
-from tests.billing.financing_support import lender, staff_user
+from financing.models import AdvanceStatus, ReservedContract, ReservedContractStatus
+from financing.services.applications import advance_application_approve, advance_application_submit
+from financing.services.lenders import advance_fund
+from financing.services.reserved import reserved_contract_charge_due, reserved_monthly_micros
 from tests.factories import CustomerFactory, GPUModelFactory, NodeFactory
+from tests.financing.support import lender, staff_user
 
 pytestmark = pytest.mark.django_db
 

@@ -12,15 +12,18 @@ from django.shortcuts import redirect, render
 from django.utils.safestring import SafeString, mark_safe
 from django.views.decorators.http import require_http_methods
 
-from billing.selectors.financing import (
-    advance_visible_to,
+from billing.views.pages import role_required
+from common.errors import DomainError
+from common.money import MICROS, format_usd
+from financing.selectors.advances import advance_visible_to
+from financing.selectors.lenders import (
     advances_funded_by_lender,
     advances_offered_to_lender,
     lender_balances,
     lender_portfolio,
     lender_preference_get,
 )
-from billing.services.financing_lenders import (
+from financing.services.lenders import (
     AI_TIERS,
     advance_fund,
     lender_capital_commit,
@@ -28,10 +31,7 @@ from billing.services.financing_lenders import (
     lender_receipts_reinvest,
     lender_signup,
 )
-from billing.views.financing import _advance_context, _micros
-from billing.views.pages import role_required
-from common.errors import DomainError
-from common.money import MICROS, format_usd
+from financing.views.advances import _advance_context, _micros
 
 
 def _user(request: HttpRequest) -> User:

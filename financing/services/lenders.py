@@ -7,7 +7,7 @@ collection call (Stripe today) leaves it pending until staff confirm the incomin
 Funding: a lender pledges an amount to an advance offered to it (advances open for funding that match its
 preferences); pledges never exceed its available capital (capital − open pledges), its per-advance maximum, or
 what the advance still needs. When pledges reach the principal the advance is disbursed at once
-(services/financing_advances.advance_disburse). Automatic lenders (mode `auto`) fund each newly approved advance
+(services/advances.advance_disburse). Automatic lenders (mode `auto`) fund each newly approved advance
 that matches their preferences, pro rata to what each can put in (remainder-last, capped per lender).
 """
 
@@ -16,8 +16,11 @@ from django.db import transaction
 from django.db.models import Sum
 
 from billing.gateways import get_gateway
-from billing.models import (
-    AccountKind,
+from billing.models import AccountKind
+from billing.services.ledger import account_get, ledger_transfer
+from common.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from common.money import MICROS, format_usd
+from financing.models import (
     Advance,
     AdvanceEvent,
     AdvanceFunding,
@@ -27,10 +30,7 @@ from billing.models import (
     LenderFundingMode,
     LenderPreference,
 )
-from billing.selectors.financing import advances_offered_to_lender, funding_mode_auto_lenders, lender_balances
-from billing.services.ledger import account_get, ledger_transfer
-from common.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
-from common.money import MICROS, format_usd
+from financing.selectors.lenders import advances_offered_to_lender, funding_mode_auto_lenders, lender_balances
 from marketplace.models import Lender, Tier
 
 MAX_COMMITMENT_MICROS = 10_000_000 * MICROS
@@ -207,7 +207,7 @@ def advance_fund(*, lender_user: User, advance_id: int, amount_micros: int | Non
             )
         _pledge(advance=advance, lender_user=lender_user, amount_micros=amount)
         if advance.funded_micros == advance.principal_micros:
-            from billing.services.financing_advances import advance_disburse
+            from financing.services.advances import advance_disburse
 
             return advance_disburse(advance_id=advance.pk)
         return advance
@@ -242,7 +242,7 @@ def advance_fund_auto(*, advance_id: int) -> Advance:
             if amount > 0:
                 _pledge(advance=advance, lender_user=user, amount_micros=amount)
         if advance.funded_micros == advance.principal_micros:
-            from billing.services.financing_advances import advance_disburse
+            from financing.services.advances import advance_disburse
 
             return advance_disburse(advance_id=advance.pk)
         return advance

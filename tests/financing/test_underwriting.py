@@ -1,25 +1,25 @@
-"""Underwriting rules (services/financing_underwriting.py) and application submission."""
+"""Underwriting rules (financing/services/underwriting.py) and application submission."""
 
 from decimal import Decimal
 from typing import Any
 
 import pytest
 
-from billing.models import AdvanceApplication, ApplicationStatus, ReservedContract
-from billing.selectors.financing import (
+from common.errors import NotFound, PermissionDenied, ValidationFailed
+from common.money import MICROS
+from financing.models import AdvanceApplication, ApplicationStatus, ReservedContract
+from financing.selectors.underwriting import (
     ContractBacking,
     EarningsHistory,
     MarketSnapshot,
     NodeStanding,
     UnderwritingInputs,
 )
-from billing.services.financing_applications import advance_application_submit
-from billing.services.financing_underwriting import underwrite
-from common.errors import NotFound, PermissionDenied, ValidationFailed
-from common.money import MICROS
+from financing.services.applications import advance_application_submit
+from financing.services.underwriting import underwrite
 from marketplace.services.assessment import fleet_assess
-from tests.billing.financing_support import earn
 from tests.factories import CustomerFactory, GPUModelFactory, NodeFactory, ProviderFactory
+from tests.financing.support import earn
 
 pytestmark = pytest.mark.django_db
 

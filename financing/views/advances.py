@@ -10,8 +10,12 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
-from billing.models import AdvanceStatus
-from billing.selectors.financing import (
+from billing.views.pages import role_required
+from common.decorators import role_required as common_role_required
+from common.errors import DomainError
+from common.money import MICROS
+from financing.models import AdvanceStatus
+from financing.selectors.advances import (
     advance_list_for_provider,
     advance_projection,
     advance_visible_to,
@@ -20,16 +24,12 @@ from billing.selectors.financing import (
     application_list,
     applications_pending,
 )
-from billing.services.financing_advances import advance_payoff_early, advance_staff_action
-from billing.services.financing_applications import (
+from financing.services.advances import advance_payoff_early, advance_staff_action
+from financing.services.applications import (
     advance_application_approve,
     advance_application_reject,
     advance_application_submit,
 )
-from billing.views.pages import role_required
-from common.decorators import role_required as common_role_required
-from common.errors import DomainError
-from common.money import MICROS
 from marketplace.models import FleetAssessment, GPUModel, Node, Tier
 
 View = Callable[..., HttpResponse]

@@ -6,12 +6,12 @@ from typing import Any
 import pytest
 from rest_framework.test import APIClient
 
-from billing.models import Advance, AdvanceApplication, AdvanceStatus, CapitalCommitment
 from common.money import MICROS, from_micros
+from financing.models import Advance, AdvanceApplication, AdvanceStatus, CapitalCommitment
 from marketplace.services.assessment import fleet_assess
-from tests.billing.financing_support import earn, lender, staff_user
 from tests.conftest import client_for
 from tests.factories import GPUModelFactory, NodeFactory
+from tests.financing.support import earn, lender, staff_user
 
 pytestmark = pytest.mark.django_db
 APPS = "/api/v1/financing/applications/"

@@ -9,34 +9,24 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from billing.errors import InsufficientFunds
-from billing.models import (
-    Account,
-    AccountKind,
-    Advance,
-    AdvanceEvent,
-    AdvanceFunding,
-    AdvanceRepayment,
-    AdvanceStatus,
-    Collateral,
-    Entry,
-    LedgerTransaction,
-)
+from billing.models import Account, AccountKind, Entry, LedgerTransaction
 from billing.selectors.ledger import ledger_verify
-from billing.services.financing_advances import (
+from billing.services.metering import usage_ingest
+from billing.services.settlement import usage_settle_pending
+from common.errors import Conflict, NotFound, ValidationFailed
+from common.money import MICROS
+from financing.models import Advance, AdvanceEvent, AdvanceFunding, AdvanceRepayment, AdvanceStatus, Collateral
+from financing.services.advances import (
     advance_payoff_early,
     advance_review,
     advance_staff_action,
     pro_rata_increments,
 )
-from billing.services.financing_applications import advance_application_approve, advance_application_submit
-from billing.services.financing_lenders import advance_fund, lender_receipts_reinvest
-from billing.services.metering import usage_ingest
-from billing.services.settlement import usage_settle_pending
-from common.errors import Conflict, NotFound, ValidationFailed
-from common.money import MICROS
-from tests.billing.financing_support import earn, lender, staff_user
+from financing.services.applications import advance_application_approve, advance_application_submit
+from financing.services.lenders import advance_fund, lender_receipts_reinvest
 from tests.billing.helpers import open_lease
 from tests.factories import GPUModelFactory, NodeFactory
+from tests.financing.support import earn, lender, staff_user
 
 pytestmark = pytest.mark.django_db
 

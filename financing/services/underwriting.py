@@ -42,9 +42,9 @@ from decimal import ROUND_UP, Decimal
 from fractions import Fraction
 from typing import Any
 
-from billing.selectors.financing import UnderwritingInputs
 from billing.services.settlement import fee_rate, reserve_rate
 from common.money import format_usd
+from financing.selectors.underwriting import UnderwritingInputs
 
 RULES_VERSION = "2026-11.1"
 HOURS_PER_MONTH = 730

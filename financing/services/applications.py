@@ -2,7 +2,7 @@
 
 `advance_application_submit` validates everything first (unknown model, count < 1 or above MAX_GPUS, an amount
 beyond MAX_PRINCIPAL_MICROS, someone else's node or assessment → ValidationFailed / NotFound, nothing saved),
-runs the rules of services/financing_underwriting.py and stores the application with its offer or its decline
+runs the rules of services/underwriting.py and stores the application with its offer or its decline
 reasons, inputs and arithmetic. Staff then approve (an Advance opens for lenders, automatic lenders fund it at
 once) or reject.
 """
@@ -11,7 +11,9 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
-from billing.models import (
+from common.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from common.money import MICROS, format_usd
+from financing.models import (
     Advance,
     AdvanceApplication,
     AdvanceEvent,
@@ -21,10 +23,8 @@ from billing.models import (
     ReservedContract,
     ReservedContractStatus,
 )
-from billing.selectors.financing import underwriting_inputs
-from billing.services.financing_underwriting import RULES_VERSION, underwrite
-from common.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
-from common.money import MICROS, format_usd
+from financing.selectors.underwriting import underwriting_inputs
+from financing.services.underwriting import RULES_VERSION, underwrite
 from marketplace.models import FleetAssessment, GPUModel, Node, Provider
 
 MAX_GPUS = 256
@@ -177,7 +177,7 @@ def advance_application_approve(
             actor=staff_user,
             created_at=now,
         )
-        from billing.services.financing_lenders import advance_fund_auto
+        from financing.services.lenders import advance_fund_auto
 
         advance_fund_auto(advance_id=advance.pk)
         advance.refresh_from_db()

@@ -5,10 +5,10 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from billing.models import Advance, AdvanceApplication, AdvanceStatus
 from common.money import MICROS
-from tests.billing.financing_support import earn, lender, staff_user
+from financing.models import Advance, AdvanceApplication, AdvanceStatus
 from tests.factories import PASSWORD, CustomerFactory, GPUModelFactory, NodeFactory, ProviderFactory
+from tests.financing.support import earn, lender, staff_user
 
 pytestmark = pytest.mark.django_db
 
@@ -108,10 +108,15 @@ def test_admin_actions_approve_and_default(world: dict) -> None:
     admin_user.is_superuser = True
     admin_user.save(update_fields=["is_superuser"])
     c = login(admin_user)
-    r = c.post("/admin/billing/advanceapplication/", {"action": "approve_offers", "_selected_action": [str(app.pk)]})
+    r = c.post("/admin/financing/advanceapplication/", {"action": "approve_offers", "_selected_action": [str(app.pk)]})
     assert r.status_code == 302
     advance = Advance.objects.get()
     assert advance.status == AdvanceStatus.ACTIVE
-    c.post("/admin/billing/advance/", {"action": "default_write_off", "_selected_action": [str(advance.pk)]})
+    c.post("/admin/financing/advance/", {"action": "default_write_off", "_selected_action": [str(advance.pk)]})
     advance.refresh_from_db()
     assert advance.status == AdvanceStatus.DEFAULTED
+    # The admin pages of financing's models moved with them; the old billing addresses redirect there.
+    r = c.get(f"/admin/billing/advance/{advance.pk}/change/", {"q": "x"})
+    assert r.status_code == 301 and r["Location"] == f"/admin/financing/advance/{advance.pk}/change/?q=x"
+    assert c.get(r["Location"]).status_code == 200
+    assert c.get("/admin/billing/ledgertransaction/").status_code == 200  # billing's own models stay

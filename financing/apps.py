@@ -1,0 +1,28 @@
+from django.apps import AppConfig
+
+
+class FinancingConfig(AppConfig):
+    name = "financing"
+    verbose_name = "Financing: lenders, upgrade advances, collateral, the repayment waterfall, reserved contracts"
+
+    def ready(self) -> None:
+        """Plug financing into billing (which never imports it): the repayment waterfall runs inside billing's
+        settlement through the withholding hook, and the financing invariants join billing's ledger check."""
+        from billing.selectors.ledger import register_ledger_check
+        from billing.services.withholding import WithholdingHook, register_withholding
+        from financing.selectors.verify import financing_verify
+        from financing.services.advances import (
+            advance_withholding_discard,
+            advance_withholding_legs,
+            advances_lock_for_providers,
+        )
+
+        register_withholding(
+            WithholdingHook(
+                name="financing",
+                withhold=advance_withholding_legs,
+                lock=advances_lock_for_providers,
+                discard=advance_withholding_discard,
+            )
+        )
+        register_ledger_check(name="financing", check=financing_verify)

@@ -28,6 +28,7 @@ from broker.services.matching import REASON_TEXT, Snapshot, matching_paused, sna
 from common.errors import Conflict, NotFound
 from common.models import AuditLog
 from marketplace.models import TIER_RANK, Node, NodeStatus, Tier
+from marketplace.services.reliability import reliability_percent
 
 QUEUE_LIMIT = 200
 NODE_LIMIT = 500
@@ -253,7 +254,7 @@ def job_requirements(*, job: Job) -> list[tuple[str, str]]:
         ("Min compute capability", f"{job.min_compute_cap:g}" if job.min_compute_cap is not None else ""),
         ("Min tier", job.get_min_tier_display() if job.min_tier else ""),
         ("Regions", ", ".join(job.regions or [])),
-        ("Min reliability", f"{job.min_reliability:.0%}" if job.min_reliability else ""),
+        ("Min reliability", reliability_percent(job.min_reliability) if job.min_reliability else ""),
         ("Verified hardware only", "yes" if job.verified_only else "no"),
         ("Min download (Mbps)", str(job.min_inet_down or "")),
         ("Min CPU cores per GPU", str(job.min_cpu_cores_per_gpu or "")),

@@ -26,6 +26,7 @@ from broker.models import Lease, LeaseState
 from broker.selectors.offer_query import Clause, parse_offer_order, parse_offer_query, tier_rank
 from common.money import from_micros, to_micros
 from marketplace.models import TIER_RANK, Node, NodeStatus
+from marketplace.services.reliability import reliability_public
 
 HOLDING_LEASE_STATES = (LeaseState.RESERVED, LeaseState.ACTIVE)
 MAX_LIMIT = 500
@@ -213,7 +214,7 @@ def offer_from_node(node: Node) -> Offer:
         tier=gpu.tier,
         region=node.region,
         country=node.country,
-        reliability=node.reliability,
+        reliability=reliability_public(node.reliability) or 0.0,
         verified=node.verified,
         price=from_micros(micros=node.price_micros),
         min_bid=from_micros(micros=node.min_bid_micros),

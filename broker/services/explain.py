@@ -14,8 +14,9 @@ from broker.engine.filter import cumulative_masks
 from broker.models import Job, JobMode, JobState, Lease, LeaseState
 from broker.services.matching import REASON_TEXT, REGIONS, snapshot_take
 from common.errors import DomainError
-from common.money import format_usd
+from common.money import format_rate
 from marketplace.models import GPUModel
+from marketplace.services.reliability import reliability_percent
 
 
 @dataclass
@@ -29,7 +30,7 @@ class Explanation:
 
 
 def _usd_h(micros: float) -> str:
-    return f"{format_usd(micros=int(micros))}/h"
+    return format_rate(micros=int(micros), unit="GPU-hour")
 
 
 def _when(ts: float) -> str:
@@ -146,6 +147,9 @@ def _explain(*, job: Job, snap: Any, code: str, before: np.ndarray, now: datetim
             "disk": job.min_disk_gb_per_gpu,
         }[code]
         msg = f"{text} The best among otherwise fitting nodes offers {best:g}; you require {want2}."
+        if code == "reliability":
+            best_text, want_text = reliability_percent(best), reliability_percent(job.min_reliability)
+            msg = f"{text} The most reliable otherwise fitting node is at {best_text}; you require {want_text}."
         details["best"] = best
     elif code == "availability_window":
         msg = f"{len(idx)} node(s) fit but none is listed for the whole period you asked for."

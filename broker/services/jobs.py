@@ -15,7 +15,7 @@ from broker.selectors.requirements import JobSpec, job_spec_parse, requirements_
 from broker.services.jobs_state import job_transition
 from broker.services.leases import lease_end
 from common.errors import Conflict, NotFound, PaymentRequired, ValidationFailed
-from common.money import format_usd, from_micros
+from common.money import format_rate, format_usd, from_micros
 from marketplace.models import Customer, GPUModel
 
 log = logging.getLogger(__name__)
@@ -123,7 +123,7 @@ def job_book_ex(*, customer: Customer, data: dict[str, Any], idempotency_key: st
         shortfall = exc.shortfall_micros
         raise PaymentRequired(
             f"Your wallet cannot cover this booking: it holds up to {format_usd(micros=hold)} "
-            f"({format_usd(micros=spec.price_limit_micros or 0, places=6)}/GPU-hour × {spec.gpu_count} GPU(s) × "
+            f"({format_rate(micros=spec.price_limit_micros or 0, unit='GPU-hour')} × {spec.gpu_count} GPU(s) × "
             f"{spec.duration_seconds or 0:,} s); you are short by {format_usd(micros=shortfall)}. Top up your wallet.",
             details={
                 "shortfall": format(from_micros(micros=shortfall), "f"),

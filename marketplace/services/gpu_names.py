@@ -133,8 +133,29 @@ def match_slug(name: str) -> str | None:
 
 
 ASIC_MAKER_WORDS = frozenset(
-    "antminer whatsminer avalon avalonminer innosilicon goldshell iceriver jasminer bitmain microbt canaan ibelink "
-    "bitaxe ebang ebit strongu sealminer elphapex auradine teraflux volcminer".split()
+    {
+        "antminer",
+        "whatsminer",
+        "avalon",
+        "avalonminer",
+        "innosilicon",
+        "goldshell",
+        "iceriver",
+        "jasminer",
+        "bitmain",
+        "microbt",
+        "canaan",
+        "ibelink",
+        "bitaxe",
+        "ebang",
+        "ebit",
+        "strongu",
+        "sealminer",
+        "elphapex",
+        "auradine",
+        "teraflux",
+        "volcminer",
+    }
 )
 _ASIC_MODEL = re.compile(r"(s9|s11|s15|s17|s19|s21|t9|t17|t19|t21|l3|l7|l9|ka3|ks3|ks5|e9|d7|d9|k7|kd6)[a-z+]*")
 _ASIC_HASHRATE = re.compile(r"\d+(?:\.\d+)?\s*(?:th|gh|ph)(?:/s|s)?(?![a-z])")

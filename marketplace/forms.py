@@ -9,6 +9,7 @@ from django import forms
 from common.errors import ValidationFailed
 from marketplace.countries import COUNTRY_CHOICES, COUNTRY_REGION, PAYOUT_CURRENCY_CHOICES, region_for_country
 from marketplace.models import GPUModel, Region, Tier
+from marketplace.selectors.nodes import UNVERIFIED_NODE_RULE
 from marketplace.services.nodes import MAX_GPUS_PER_NODE
 
 _PRICE_KW: dict[str, Any] = {
@@ -77,7 +78,8 @@ class NodeRegisterForm(forms.Form):
         label="Minimum interruptible bid per GPU-hour (USD)", initial=Decimal("0.00"), **_PRICE_KW
     )
     listed = forms.BooleanField(
-        label="List on the marketplace (customers see it once the node is online and verified)",
+        label="List on the marketplace",
+        help_text=UNVERIFIED_NODE_RULE,
         required=False,
         widget=forms.CheckboxInput(attrs={"style": "min-width:0"}),
     )

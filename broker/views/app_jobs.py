@@ -67,6 +67,8 @@ def job_new(request: HttpRequest) -> HttpResponse:
     for name in ("gpu_models", "regions"):
         if request.GET.getlist(name):
             initial[name] = request.GET.getlist(name)
+    if request.GET.get("verified_only") in ("0", "false"):  # booking an unverified offer from the search page
+        initial["verified_only"] = False
     form = JobBookingForm(initial=initial)
     # A fresh key per form: a double-submitted form books once.
     context = {

@@ -10,6 +10,14 @@ from common.errors import NotFound
 from marketplace.models import Node, Provider
 from marketplace.services.verification import gpu_name_matches
 
+# The one rule for unverified nodes, shown on the node form, the search page and in the API docs. The offer search
+# (broker.selectors.offers.listed_now) and matching (JobRequirements.verified_only, default true) follow it.
+UNVERIFIED_NODE_RULE = (
+    "A listed node appears in customer search as soon as it is online, marked unverified until staff verify its "
+    "hardware; until then only jobs that allow unverified nodes run on it (bookings ask for verified nodes unless "
+    "the customer unticks it)."
+)
+
 
 def node_list_for_provider(*, provider: Provider) -> QuerySet[Node]:
     return Node.objects.filter(provider=provider).select_related("gpu_model").order_by("name", "id")

@@ -107,5 +107,10 @@ def node_spec_comparison(*, node: Node) -> list[SpecComparison]:
 
 
 def node_agent_command(*, server_url: str, token: str) -> str:
-    """The exact command that starts the node agent with this node's token."""
-    return f"rigshift-agent run --server {server_url} --token {token}"
+    """The exact command that starts the node agent with this node's token, from a RigShift checkout where the
+    agent is installed in `.venv` (`make run` and `make test` install it; AGENT_INSTALL_COMMAND below does it anywhere)."""
+    return f".venv/bin/rigshift-agent run --server {server_url} --token {token}"
+
+
+# How to get `.venv/bin/rigshift-agent` on a machine with GPUs: the agent needs only Python 3.11 and requests.
+AGENT_INSTALL_COMMAND = "python3 -m venv .venv && .venv/bin/pip install ./agent"

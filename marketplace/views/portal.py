@@ -18,6 +18,7 @@ from common.money import from_micros, to_micros
 from marketplace.forms import NodeListingForm, NodeRegisterForm, ProviderSignupForm, form_add_domain_errors
 from marketplace.models import Node, Provider
 from marketplace.selectors.nodes import (
+    AGENT_INSTALL_COMMAND,
     node_agent_command,
     node_get_for_provider,
     node_list_for_provider,
@@ -52,6 +53,7 @@ def _token_page(request: HttpRequest, *, node: Node, raw_token: str, rotated: bo
             "node": node,
             "agent_token": raw_token,
             "agent_command": node_agent_command(server_url=request.build_absolute_uri("/"), token=raw_token),
+            "agent_install": AGENT_INSTALL_COMMAND,
             "rotated": rotated,
         },
     )

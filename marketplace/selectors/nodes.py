@@ -108,7 +108,7 @@ def node_spec_comparison(*, node: Node) -> list[SpecComparison]:
 
 def node_agent_command(*, server_url: str, token: str) -> str:
     """The exact command that starts the node agent with this node's token, from a RigShift checkout where the
-    agent is installed in `.venv` (`make run` and `make test` install it; AGENT_INSTALL_COMMAND below does it anywhere)."""
+    agent is installed in `.venv` (`make run` and `make test` install it; AGENT_INSTALL_COMMAND does it anywhere)."""
     return f".venv/bin/rigshift-agent run --server {server_url} --token {token}"
 
 

@@ -50,8 +50,9 @@ def test_provider_journey(page: Any) -> None:
 
 
 def test_customer_journey(page: Any) -> None:
-    NodeFactory(name="eu-box", price_micros=400_000, region="eu", gpu_count=4)
-    NodeFactory(name="us-box", price_micros=900_000, region="us", country="US", gpu_count=8)
+    NodeFactory(name="eu-box", price_micros=400_000, region="eu", gpu_count=4, dlperf=82.6, reliability=0.9962)
+    NodeFactory(name="us-box", price_micros=900_000, region="us", country="US", gpu_count=8, dlperf=80.1)
+    NodeFactory(name="unverified-box", price_micros=350_000, region="eu", verified=False, reliability=0.9133)
     j = Journey(page, role="customer")
     page.goto("/")
     j.step("home")
@@ -66,10 +67,10 @@ def test_customer_journey(page: Any) -> None:
     j.step("topped up")
     j.follow(".subnav >> text=Search GPUs", name="search", url=r"/app/search/")
     page.fill("main input[name=q]", 'gpu_name=="RTX 4090" num_gpus>=2')
-    page.wait_for_selector("#result-count:has-text('2 offers')")
+    page.wait_for_selector("#result-count:has-text('3 offers')")
     j.step("search by the name as typed")
     j.readme_image("offer-search.png")
-    j.follow("#offer-table >> text=Book >> nth=0", name="booking form", url=r"/app/jobs/new/")
+    j.follow("#offer-table tr:has-text('$0.40') >> text=Book", name="booking form", url=r"/app/jobs/new/")
     page.fill("main input[name=name]", "journey-train")
     page.fill("main input[name=duration_hours]", "2")
     for digit in "12":  # typing quickly must not abort requests (no htmx sendAbort errors)

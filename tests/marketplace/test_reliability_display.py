@@ -6,6 +6,7 @@ rounded to 4 places, and every page and the CLI show that number as a percentage
 
 import re
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from django.test import Client
@@ -94,8 +95,9 @@ def test_explanation_and_console_requirements_use_percentages(node) -> None:
     from broker.selectors.console import job_requirements
     from broker.services.explain import job_explain
 
+    customer: Any = CustomerFactory()
     job = Job.objects.create(
-        customer=CustomerFactory(),
+        customer=customer,
         name="j",
         gpu_count=1,
         image="img",

@@ -59,7 +59,7 @@ class OfferSearchForm(forms.Form):
         widget=forms.TextInput(
             attrs={"placeholder": "gpu_ram>=24 num_gpus>=2 reliability>0.98 region in [eu,us]", "size": 60}
         ),
-        help_text="Clauses `field op value`, operators < <= == != >= > in notin.",
+        help_text="Clauses of the form field op value (e.g. gpu_ram>=24), operators < <= == != >= > in notin.",
     )
     gpu_model = forms.ChoiceField(label="GPU model", required=False)
     min_vram = forms.DecimalField(label="Min VRAM (GB)", required=False, min_value=0, max_digits=6, decimal_places=1)

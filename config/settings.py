@@ -19,10 +19,14 @@ VAR_DIR = Path(environ.Env().str("RIGSHIFT_VAR_DIR", default=str(BASE_DIR / "var
 
 env = environ.Env()
 
-DEBUG = env.bool("DJANGO_DEBUG", default=True)
+# DJANGO_DEBUG (default on) is development mode: the embedded secret key, no HTTPS enforcement, plain logs, static
+# files from the source folders. Django's own debug pages (URL pattern lists, tracebacks) are a separate switch,
+# DJANGO_DEBUG_PAGES (default off, development mode only), so `make run` shows the styled 403/404/500 pages.
+DEV_MODE = env.bool("DJANGO_DEBUG", default=True)
+DEBUG = DEV_MODE and env.bool("DJANGO_DEBUG_PAGES", default=False)
 _DEV_SECRET = "dev-insecure-secret-key-change-me-rigshift-0123456789abcdef"
-SECRET_KEY = env.str("SECRET_KEY", default=_DEV_SECRET if DEBUG else "")
-if not SECRET_KEY or (not DEBUG and SECRET_KEY == _DEV_SECRET):
+SECRET_KEY = env.str("SECRET_KEY", default=_DEV_SECRET if DEV_MODE else "")
+if not SECRET_KEY or (not DEV_MODE and SECRET_KEY == _DEV_SECRET):
     raise ImproperlyConfigured("SECRET_KEY must be set when DJANGO_DEBUG=0")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
@@ -37,6 +41,7 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and Redoc served from our static files (pinned, no CDN)
     "django_htmx",
     "common",
     "marketplace",
@@ -225,7 +230,8 @@ USE_TZ = True
 STATIC_URL = "/static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-WHITENOISE_USE_FINDERS = DEBUG
+WHITENOISE_USE_FINDERS = DEV_MODE
+WHITENOISE_AUTOREFRESH = DEV_MODE
 
 # Uploads: fleet CSVs are small; anything above this is refused with 413 before parsing.
 RIGSHIFT_MAX_UPLOAD_BYTES = env.int("RIGSHIFT_MAX_UPLOAD_BYTES", default=1_000_000)
@@ -254,6 +260,10 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # Swagger UI and Redoc from drf-spectacular-sidecar's pinned copies, served as our own static files.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     "ENUM_NAME_OVERRIDES": {
         "TierEnum": "marketplace.models.Tier",
         "RegionEnum": "marketplace.models.Region",
@@ -281,7 +291,7 @@ if STRIPE_SECRET_KEY and not STRIPE_WEBHOOK_SECRET:
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
-if not DEBUG:
+if not DEV_MODE:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
     SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
@@ -296,7 +306,7 @@ if not DEBUG:
 
 # Logs: one JSON object per line (time, level, logger, message, request_id, task_id) with LOG_FORMAT=json,
 # the default in production; plain lines in development. See common/logging.py.
-LOG_FORMAT = env.str("LOG_FORMAT", default="plain" if DEBUG else "json")
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain" if DEV_MODE else "json")
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False  # workers log through LOGGING too (JSON lines with the task id)
 LOGGING: dict[str, object] = logging_config(log_format=LOG_FORMAT, level=env.str("LOG_LEVEL", default="INFO"))
 

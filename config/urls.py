@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from common import views as common_views
 from common import views_metrics
@@ -21,10 +21,12 @@ urlpatterns = [
     path("metrics", views_metrics.metrics, name="metrics"),
     path("admin/billing/", include(moved_from_billing_urls())),  # financing's models left billing
     path("admin/", admin.site.urls),
-    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("favicon.ico", common_views.favicon, name="favicon"),
+    path("accounts/login/", common_views.RoleLoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    # Split view: the page loads its start-up script from a URL, so the Content-Security-Policy needs no inline script.
+    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),
     path("api/v1/", include(api_v1)),
     path("provider/", include("marketplace.urls")),
     path("app/", include("broker.urls_app")),
@@ -32,3 +34,7 @@ urlpatterns = [
     path("", include("billing.urls")),
     path("", include("financing.urls")),
 ]
+
+handler403 = "common.views.permission_denied"
+handler404 = "common.views.page_not_found"
+handler500 = "common.views.server_error"

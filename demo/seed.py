@@ -9,7 +9,7 @@ Demo agent tokens (DEMO ONLY). A real node's agent token is random, shown once a
 demo agents must find their tokens again after a restart without any raw token in the database, so a
 demo node's token is derived: HMAC-SHA256(SECRET_KEY, "rigshift-demo-node:<node name>"); the node stores
 its SHA-256 hash like any other. Anyone with SECRET_KEY can compute these tokens, which is why the demo
-seed refuses to run with DEBUG off (unless forced) and only the nodes it creates get such tokens.
+seed refuses to run with DJANGO_DEBUG off (unless forced) and only the nodes it creates get such tokens.
 """
 
 from __future__ import annotations

@@ -79,3 +79,25 @@ def country_normalize(value: str) -> str | None:
     """Upper-cased alpha-2 code if `value` is a known ISO 3166-1 alpha-2 code, else None."""
     code = (value or "").strip().upper()
     return code if code in COUNTRIES else None
+
+
+# The marketplace region (marketplace.models.Region values) a country's nodes default to; countries not listed are
+# in Asia (including the Middle East). Central America and the Caribbean count as North America.
+_REGION_COUNTRIES: dict[str, str] = {
+    "eu": "AD AL AT AX BA BE BG BY CH CY CZ DE DK EE ES FI FO FR GB GG GI GR HR HU IE IM IS IT JE LI LT LU LV MC MD "
+    "ME MK MT NL NO PL PT RO RS RU SE SI SJ SK SM UA VA XK",
+    "us": "US CA MX GL BM PM AG AI AW BB BL BQ BS BZ CR CU CW DM DO GD GP GT HN HT JM KN KY LC MF MQ MS NI PA PR SV "
+    "SX TC TT VC VG VI",
+    "sa": "AR BO BR CL CO EC FK GF GY PE PY SR UY VE GS",
+    "oceania": "AS AU CK FJ FM GU HM KI MH MP NC NF NR NU NZ PF PG PN PW SB TK TO TV UM VU WF WS CX CC",
+    "africa": "AO BF BI BJ BW CD CF CG CI CM CV DJ DZ EG EH ER ET GA GH GM GN GQ GW KE KM LR LS LY MA MG ML MR MU MW "
+    "MZ NA NE NG RE RW SC SD SH SL SN SO SS ST SZ TD TG TN TZ UG YT ZA ZM ZW IO TF BV",
+}
+COUNTRY_REGION: dict[str, str] = {
+    code: region for region, codes in _REGION_COUNTRIES.items() for code in codes.split() if code in COUNTRIES
+}
+
+
+def region_for_country(code: str) -> str:
+    """The default marketplace region of a country: DE → "eu", US → "us", JP → "asia"."""
+    return COUNTRY_REGION.get((code or "").strip().upper(), "asia" if country_normalize(code) else "us")

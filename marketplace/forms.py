@@ -1,13 +1,15 @@
 """Provider portal forms. They shape input for the services, which do the real validation."""
 
+import json
 from decimal import Decimal
 from typing import Any
 
 from django import forms
 
 from common.errors import ValidationFailed
-from marketplace.countries import COUNTRY_CHOICES, PAYOUT_CURRENCY_CHOICES
+from marketplace.countries import COUNTRY_CHOICES, COUNTRY_REGION, PAYOUT_CURRENCY_CHOICES, region_for_country
 from marketplace.models import GPUModel, Region, Tier
+from marketplace.selectors.nodes import UNVERIFIED_NODE_RULE
 from marketplace.services.nodes import MAX_GPUS_PER_NODE
 
 _PRICE_KW: dict[str, Any] = {
@@ -56,8 +58,12 @@ def _gpu_model_choices() -> list[Any]:
 
 class NodeRegisterForm(forms.Form):
     name = forms.CharField(max_length=100, help_text="Unique among your nodes, e.g. rack2-box7.")
-    region = forms.ChoiceField(choices=Region.choices)
-    country = forms.ChoiceField(choices=[("", "Choose a country…"), *COUNTRY_CHOICES])
+    region = forms.ChoiceField(choices=Region.choices, help_text="Follows the country; change it if it differs.")
+    country = forms.ChoiceField(
+        choices=[("", "Choose a country…"), *COUNTRY_CHOICES],
+        # static/js/rigshift.js sets the region when the country changes (CSP: no inline script).
+        widget=forms.Select(attrs={"data-region-target": "id_region", "data-region-map": json.dumps(COUNTRY_REGION)}),
+    )
     gpu_model = forms.ChoiceField(label="GPU model")
     gpu_count = forms.IntegerField(label="GPU count", min_value=1, max_value=MAX_GPUS_PER_NODE, initial=1)
     cpu_cores = forms.IntegerField(label="CPU cores", min_value=0, initial=0)
@@ -72,7 +78,8 @@ class NodeRegisterForm(forms.Form):
         label="Minimum interruptible bid per GPU-hour (USD)", initial=Decimal("0.00"), **_PRICE_KW
     )
     listed = forms.BooleanField(
-        label="List on the marketplace (customers see it once the node is online and verified)",
+        label="List on the marketplace",
+        help_text=UNVERIFIED_NODE_RULE,
         required=False,
         widget=forms.CheckboxInput(attrs={"style": "min-width:0"}),
     )
@@ -82,6 +89,7 @@ class NodeRegisterForm(forms.Form):
         self.fields["gpu_model"].choices = _gpu_model_choices()  # type: ignore[attr-defined]
         if provider_country:
             self.fields["country"].initial = provider_country
+            self.fields["region"].initial = region_for_country(provider_country)
 
 
 class _DateTimeLocalInput(forms.DateTimeInput):

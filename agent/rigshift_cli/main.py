@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import requests
-from rigshift_client import ApiClient, ApiError
+from rigshift_client import ApiClient, ApiError, display
 
 DEFAULT_SERVER = "http://127.0.0.1:8000"
 API = "/api/v1"
@@ -72,7 +72,7 @@ def settings_resolve(args: argparse.Namespace) -> tuple[str, str | None]:
 def client_for(args: argparse.Namespace, *, need_token: bool = True) -> ApiClient:
     server, token = settings_resolve(args)
     if need_token and not token:
-        raise UsageError("no API token: set RIGSHIFT_TOKEN or run `rigshift login --server URL --username NAME`")
+        raise UsageError("no API token: set RIGSHIFT_TOKEN or run 'rigshift login --server URL --username NAME'")
     return ApiClient(server=server, token=token, timeout=args.timeout)
 
 
@@ -146,21 +146,8 @@ def emit_json(data: Any, out: TextIO) -> None:
 
 
 def money(value: Any) -> str:
-    """A dollar string from the API ("2.450000") as "$2.45" (keeps sub-cent digits when they matter)."""
-    if value is None or value == "":
-        return "-"
-    text = str(value)
-    negative = text.startswith("-")
-    text = text.lstrip("-")
-    if "." in text:
-        whole, frac = text.split(".", 1)
-        frac = frac.rstrip("0")
-        frac = frac.ljust(2, "0")
-    else:
-        whole, frac = text, "00"
-    if not whole.isdigit():
-        return str(value)
-    return f"{'-' if negative else ''}${int(whole):,}.{frac}"
+    """An amount from the API ("499.997584") as "$500.00": the server's formatter (rigshift_client.display)."""
+    return display.money(value)
 
 
 def when(value: Any) -> Any:
@@ -273,11 +260,11 @@ OFFER_COLUMNS: list[Column] = [
     col("TIER", "tier"),
     col("REGION", "region"),
     col("COUNTRY", "country"),
-    col("RELIAB", "reliability"),
+    col("RELIABILITY", "reliability"),
     col("VERIFIED", "verified"),
-    col("$/GPU-H", "price"),
-    col("DLPERF", "dlperf"),
-    col("PERF/$", "dlperf_per_dollar"),
+    col("$/GPU-HOUR", "price"),
+    col("TFLOPS", "dlperf"),
+    col("TFLOPS PER $/H", "dlperf_per_dollar"),
 ]
 
 JOB_COLUMNS: list[Column] = [
@@ -342,8 +329,23 @@ def cmd_search_offers(args: argparse.Namespace, out: TextIO) -> int:
     if args.json:
         emit_json(body, out)
         return 0
-    print_table([r | {"price": money(r.get("price"))} for r in _rows(body)], OFFER_COLUMNS, out)
+    print_table([offer_row(r) for r in _rows(body)], OFFER_COLUMNS, out)
     return 0
+
+
+def _one_decimal(value: Any) -> Any:
+    return f"{float(value):.1f}" if isinstance(value, int | float) and not isinstance(value, bool) else value
+
+
+def offer_row(row: dict[str, Any]) -> dict[str, Any]:
+    """An offer as the pages show it: price, reliability as a percentage, tier label, benchmark to one decimal."""
+    return row | {
+        "price": display.price(row.get("price")),
+        "reliability": display.reliability_percent(row.get("reliability")),
+        "tier": display.label(row.get("tier"), "tier"),
+        "dlperf": _one_decimal(row.get("dlperf")),
+        "dlperf_per_dollar": _one_decimal(row.get("dlperf_per_dollar")),
+    }
 
 
 def cmd_quote(args: argparse.Namespace, out: TextIO) -> int:
@@ -364,20 +366,20 @@ def render_quote(body: dict[str, Any], out: TextIO) -> None:
             ("matching nodes now", body.get("matching_nodes")),
             (
                 f"{per} range / GPU-hour",
-                f"{money(low)} - {money(high)}" if low is not None else "no matching offer now",
+                f"{display.price(low)} - {display.price(high)}" if low is not None else "no matching offer now",
             ),
             ("estimated start", when(body.get("estimated_start")) or "unknown"),
             ("why", body.get("estimated_start_reason")),
             ("max cost (held at booking)", money(body.get("max_cost"))),
             ("gpus x hours", f"{body.get('gpu_count')} x {body.get('duration_hours') or '-'}"),
-            ("mode", body.get("mode")),
+            ("mode", display.label(body.get("mode"), "mode")),
         ],
         out,
     )
     cheapest = body.get("cheapest") or []
     if cheapest:
         print("\ncheapest matching offers:", file=out)
-        print_table([r | {"price": money(r.get("price"))} for r in cheapest], OFFER_COLUMNS, out)
+        print_table([offer_row(r) for r in cheapest], OFFER_COLUMNS, out)
 
 
 def cmd_jobs_create(args: argparse.Namespace, out: TextIO) -> int:
@@ -397,10 +399,18 @@ def cmd_jobs_list(args: argparse.Namespace, out: TextIO) -> int:
     if args.json:
         emit_json(body, out)
         return 0
-    rows = [r | {"held": money(r.get("held")), "cost_so_far": money(r.get("cost_so_far"))} for r in _rows(body)]
+    rows = [
+        r
+        | {
+            "held": money(r.get("held")),
+            "cost_so_far": money(r.get("cost_so_far")),
+            "mode": display.label(r.get("mode"), "mode"),
+        }
+        for r in _rows(body)
+    ]
     print_table(rows, JOB_COLUMNS, out)
     if isinstance(body, dict) and body.get("next"):
-        print(f"(showing {len(rows)} of {body.get('count')}; use --json and the API's `next` link for more)", file=out)
+        print(f"(showing {len(rows)} of {body.get('count')}; use --json and the API's next link for more)", file=out)
     return 0
 
 
@@ -410,11 +420,11 @@ def render_job(job: dict[str, Any], out: TextIO) -> None:
         ("id", job.get("id")),
         ("name", job.get("name")),
         ("state", job.get("state")),
-        ("mode", job.get("mode")),
+        ("mode", display.label(job.get("mode"), "mode")),
         ("gpus", job.get("gpu_count")),
         ("duration hours", job.get("duration_hours")),
-        ("max price", money(job.get("max_price")) if job.get("max_price") is not None else None),
-        ("bid", money(job.get("bid")) if job.get("bid") is not None else None),
+        ("max price", display.rate(job.get("max_price"), "GPU-hour") if job.get("max_price") is not None else None),
+        ("bid", display.rate(job.get("bid"), "GPU-hour") if job.get("bid") is not None else None),
         ("held in escrow", money(job.get("held"))),
         ("cost so far", money(job.get("cost_so_far"))),
     ]
@@ -426,7 +436,7 @@ def render_job(job: dict[str, Any], out: TextIO) -> None:
             ("region", lease.get("region")),
             ("gpu model", lease.get("gpu_model") or lease.get("gpu_name")),
             ("gpu slots", lease.get("gpu_slots")),
-            ("lease price", money(lease.get("price"))),
+            ("lease price", display.rate(lease.get("price"), "GPU-hour")),
             ("lease state", lease.get("state")),
         ]
     print_fields([(k, v) for k, v in pairs if v is not None], out)
@@ -502,7 +512,7 @@ EXAMPLES = """examples:
   rigshift jobs show 42 --json
   rigshift jobs cancel 42
 
-configuration: RIGSHIFT_SERVER and RIGSHIFT_TOKEN, or the file written by `rigshift login`
+configuration: RIGSHIFT_SERVER and RIGSHIFT_TOKEN, or the file written by 'rigshift login'
 (~/.config/rigshift/config.json, or the path in RIGSHIFT_CONFIG).
 exit codes: 0 ok, 1 API or connection error (the API's message on stderr), 2 usage error."""
 
@@ -545,8 +555,10 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common],
         help="offers matching a query, e.g. 'gpu_ram>=24 num_gpus>=2 region in [eu,us]'",
     )
-    p.add_argument("query", nargs="*", help="query clauses `field op value` (quote the whole query)")
-    p.add_argument("--order", help="sort field, `-` prefix for descending: --order=-dlperf_per_dollar")
+    p.add_argument(
+        "query", nargs="*", help="query clauses: field op value, e.g. 'gpu_ram>=24 num_gpus>=2' (quote the whole query)"
+    )
+    p.add_argument("--order", help="sort field, with a leading minus for descending: --order=-dlperf_per_dollar")
     p.add_argument("--limit", type=int)
     p.set_defaults(func=cmd_search_offers)
 
@@ -577,7 +589,9 @@ def build_parser() -> argparse.ArgumentParser:
     wallet = sub.add_parser("wallet", parents=[common], help="wallet balance and recent transactions")
     wallet.set_defaults(func=cmd_wallet)
     wallet_sub = wallet.add_subparsers(dest="wallet_cmd", metavar="ACTION")
-    p = wallet_sub.add_parser("topup", parents=[common], help="add money to the wallet, e.g. `wallet topup 50`")
+    p = wallet_sub.add_parser(
+        "topup", parents=[common], help="add money to the wallet, e.g. 'rigshift wallet topup 50'"
+    )
     p.add_argument("amount", help="dollars, e.g. 50 or 12.50")
     p.set_defaults(func=cmd_wallet_topup)
     return parser

@@ -30,7 +30,7 @@ from billing.models import (
 )
 from billing.services.settlement import BYTES_PER_GB, STORAGE_MONTH_MS
 from common.errors import ValidationFailed
-from common.money import format_usd
+from common.money import format_rate
 
 CENT = 10_000
 
@@ -120,7 +120,7 @@ def _build(*, invoice: Invoice) -> None:
                     lease_ref=ref,
                     description=(
                         f"Storage (GB-month): lease {ref}, {gb_months.quantize(Decimal('0.000001'))} GB-month "
-                        f"at {format_usd(micros=acct.storage_price_micros, places=6)}/GB-month"
+                        f"at {format_rate(micros=acct.storage_price_micros, unit='GB-month')}"
                     ),
                     amount_micros=agg["storage"],
                 )
@@ -133,7 +133,7 @@ def _build(*, invoice: Invoice) -> None:
                     lease_ref=ref,
                     description=(
                         f"Egress (GB): lease {ref}, {gigabytes.quantize(Decimal('0.000001'))} GB "
-                        f"at {format_usd(micros=acct.egress_price_micros, places=6)}/GB"
+                        f"at {format_rate(micros=acct.egress_price_micros, unit='GB')}"
                     ),
                     amount_micros=agg["egress"],
                 )

@@ -15,7 +15,7 @@ from billing.services.invoices import invoice_on_demand, invoice_reconcile, mont
 from billing.services.payouts import provider_payout_onboard
 from common.decorators import role_required as common_role_required
 from common.errors import DomainError, NotFound
-from common.money import from_micros
+from common.money import format_amount_plain, format_price_plain, from_micros
 
 View = Callable[..., HttpResponse]
 CSV_HEADER = [
@@ -30,6 +30,7 @@ CSV_HEADER = [
     "seconds",
     "rate_per_gpu_hour_usd",
     "amount_usd",
+    "amount_usd_exact",  # micro-dollar precision, for reconciling lines with the total
 ]
 
 
@@ -79,12 +80,15 @@ def invoice_detail(request: HttpRequest, invoice_id: int) -> HttpResponse:
                     line.gpu_count or "",
                     line.gpu_model_name,
                     line.seconds if line.seconds is not None else "",
-                    from_micros(micros=line.rate_micros) if line.rate_micros is not None else "",
+                    format_price_plain(micros=line.rate_micros) if line.rate_micros is not None else "",
+                    format_amount_plain(micros=line.amount_micros),
                     from_micros(micros=line.amount_micros),
                 ]
             )
-        total = from_micros(micros=invoice.total_cents * 10_000)
-        writer.writerow([invoice.number, "", "", "total", "", "Total (rounded to cents)", "", "", "", "", total])
+        total = invoice.total_cents * 10_000
+        blank = ["", "", "", ""]
+        total_cells = [format_amount_plain(micros=total), from_micros(micros=total)]
+        writer.writerow([invoice.number, "", "", "total", "", "Total (rounded to cents)", *blank, *total_cells])
         return response
     context = {"invoice": invoice, "lines": list(invoice.lines.all()), "problems": invoice_reconcile(invoice=invoice)}
     return render(request, "billing/invoice_detail.html", context)

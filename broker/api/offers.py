@@ -14,6 +14,7 @@ from broker.selectors.offer_query import FIELDS
 from broker.selectors.offers import MAX_LIMIT, Offer, offer_search
 from common.api_schema import error_responses
 from common.errors import ValidationFailed
+from marketplace.services.reliability import RELIABILITY_MEANING
 
 
 class OfferOut(serializers.Serializer[Any]):
@@ -28,7 +29,7 @@ class OfferOut(serializers.Serializer[Any]):
     tier = serializers.CharField()
     region = serializers.CharField()
     country = serializers.CharField()
-    reliability = serializers.FloatField()
+    reliability = serializers.FloatField(help_text=RELIABILITY_MEANING)
     verified = serializers.BooleanField()
     price = serializers.DecimalField(max_digits=14, decimal_places=6, help_text="Dollars per GPU-hour, on demand")
     min_bid = serializers.DecimalField(

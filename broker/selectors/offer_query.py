@@ -46,7 +46,7 @@ class FieldSpec:
 FIELDS: dict[str, FieldSpec] = {
     spec.name: spec
     for spec in [
-        FieldSpec("gpu_name", Kind.TEXT, "GPU catalog slug or name, e.g. rtx-4090 or h100-sxm"),
+        FieldSpec("gpu_name", Kind.TEXT, 'a GPU name or slug, e.g. "RTX 4090" or rtx-4090'),
         FieldSpec("num_gpus", Kind.NUMBER, "free GPUs on the node now", integer=True),
         FieldSpec("gpu_ram", Kind.NUMBER, "GPU memory in GB"),
         FieldSpec("compute_cap", Kind.NUMBER, "CUDA compute capability, e.g. 8.9"),

@@ -23,9 +23,11 @@ from django.db.models.functions import Cast, Coalesce, NullIf
 from django.utils import timezone
 
 from broker.models import Lease, LeaseState
-from broker.selectors.offer_query import Clause, parse_offer_order, parse_offer_query, tier_rank
+from broker.selectors.offer_query import Clause, OfferQueryError, parse_offer_order, parse_offer_query, tier_rank
 from common.money import from_micros, to_micros
-from marketplace.models import TIER_RANK, ChallengeState, Node, NodeStatus
+from marketplace.models import TIER_RANK, ChallengeState, GPUModel, Node, NodeStatus
+from marketplace.services.gpu_names import match_slug
+from marketplace.services.reliability import reliability_public
 
 HOLDING_LEASE_STATES = (LeaseState.RESERVED, LeaseState.ACTIVE)
 MAX_LIMIT = 500
@@ -147,8 +149,23 @@ def _db_value(field: str, value: Any) -> Any:
 
 
 def _gpu_name_q(value: str) -> Q:
+    """A GPU name as users type it: the slug ("rtx-4090"), the catalog name ("GeForce RTX 4090") or any name the
+    fleet parser understands ("RTX 4090", "4090", "rtx4090"); a name that is none of these is a 400 listing the
+    names that exist."""
     lowered = value.lower()
-    return Q(gpu_model__slug__iexact=lowered) | Q(gpu_model__name__iexact=value)
+    exact = Q(slug__iexact=lowered) | Q(name__iexact=value)
+    slug = match_slug(value)
+    if slug is not None:
+        exact |= Q(slug=slug)
+    slugs = list(GPUModel.objects.filter(exact).values_list("slug", flat=True))
+    if not slugs:
+        known = list(GPUModel.objects.order_by("name").values_list("name", "slug"))
+        listing = ", ".join(f"{name} ({slug})" for name, slug in known)
+        raise OfferQueryError(
+            f"No GPU model is called {value!r}. Use a catalog name or slug: {listing}.",
+            details={"field": "gpu_name", "value": value, "known": [slug for _, slug in known]},
+        )
+    return Q(gpu_model__slug__in=slugs)
 
 
 def clause_q(clause: Clause) -> Q:
@@ -214,7 +231,7 @@ def offer_from_node(node: Node) -> Offer:
         tier=gpu.tier,
         region=node.region,
         country=node.country,
-        reliability=node.reliability,
+        reliability=reliability_public(node.reliability) or 0.0,
         verified=node.verified,
         price=from_micros(micros=node.price_micros),
         min_bid=from_micros(micros=node.min_bid_micros),

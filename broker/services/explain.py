@@ -15,8 +15,9 @@ from broker.jobspec import FIELD_BY_REASON, JobSpec
 from broker.models import Job, JobMode, JobState, Lease, LeaseState
 from broker.services.matching import REASON_TEXT, REGIONS, snapshot_take
 from common.errors import DomainError
-from common.money import format_usd
+from common.money import format_rate
 from marketplace.models import GPUModel
+from marketplace.services.reliability import reliability_percent
 
 
 @dataclass
@@ -30,7 +31,7 @@ class Explanation:
 
 
 def _usd_h(micros: float) -> str:
-    return f"{format_usd(micros=int(micros))}/h"
+    return format_rate(micros=int(micros), unit="GPU-hour")
 
 
 def _when(ts: float) -> str:
@@ -159,6 +160,10 @@ def _explain(*, job: Job, snap: Any, code: str, before: np.ndarray, now: datetim
         field = FIELD_BY_REASON[code]
         want = spec.value(field)
         msg = f"{msg} The best among otherwise fitting nodes offers {best:g}; you require {field.label} {want}."
+        if code == "reliability":
+            best_text, want_text = reliability_percent(best), reliability_percent(float(want or 0))
+            msg = f"{REASON_TEXT.get(code, code)} The most reliable otherwise fitting node is at {best_text}; "
+            msg += f"you require {want_text}."
     elif code == "region":
         counts: dict[str, int] = {}
         for r in nodes.region[idx]:

@@ -17,7 +17,7 @@ from broker.selectors.requirements import requirements_check_possible
 from broker.services.jobs_state import job_transition
 from broker.services.leases import lease_end
 from common.errors import Conflict, NotFound, PaymentRequired, ValidationFailed
-from common.money import format_usd, from_micros
+from common.money import format_rate, format_usd, from_micros
 from marketplace.models import Customer, GPUModel
 
 MAX_IDEMPOTENCY_KEY = 200
@@ -97,8 +97,8 @@ def job_book_ex(
         limit, gpus, seconds = spec.price_limit_micros or 0, spec.requirements.gpu_count, spec.terms.duration_seconds
         raise PaymentRequired(
             f"Your wallet cannot cover this booking: it holds up to {format_usd(micros=hold)} "
-            f"({format_usd(micros=limit, places=6)}/GPU-hour × {gpus} GPU(s) × {seconds or 0:,} s); "
-            f"you are short by {format_usd(micros=shortfall)}. Top up your wallet.",
+            f"({format_rate(micros=limit, unit='GPU-hour')} × {gpus} GPU(s) × "
+            f"{seconds or 0:,} s); you are short by {format_usd(micros=shortfall)}. Top up your wallet.",
             details={
                 "shortfall": format(from_micros(micros=shortfall), "f"),
                 "shortfall_micros": shortfall,

@@ -13,7 +13,6 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 import numpy as np
@@ -29,6 +28,7 @@ from broker.locks import shard_lock
 from broker.models import Job, JobEvent, JobMode, JobState, Lease, LeaseSlot, MatchRound
 from broker.services.jobs_state import job_transition
 from broker.services.leases import HOLDING_STATES, LeasePlan, lease_preempt, leases_create_bulk
+from common.money import format_rate
 from marketplace.models import TIER_RANK, ChallengeState, GPUModel, Node, NodeStatus, Region
 
 log = logging.getLogger(__name__)
@@ -448,7 +448,7 @@ def _commit(*, snap: Snapshot, result: engine.Result, phases: dict[str, float]) 
                 (
                     pl.job_id,
                     f"matched: {len(pl.gpu_slots)} GPU(s) on node {pl.node_id} at "
-                    f"${Decimal(pl.price_micros) / 1_000_000:.2f}/GPU-h",
+                    f"{format_rate(micros=pl.price_micros, unit='GPU-hour')}",
                 )
                 for pl in plans
             ],

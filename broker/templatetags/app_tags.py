@@ -1,41 +1,44 @@
-"""Display filters for the customer portal: micro-dollars and dollar Decimals as money."""
+"""Display filters for the customer portal, all through the one money formatter (common.money)."""
 
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 
 from django import template
 
-from common.money import format_usd
+from common.money import format_money, format_price, to_micros
+from common.templatetags import display
+from marketplace.templatetags.portal_tags import reliability
 
 register = template.Library()
 
 
 @register.filter
 def usd(micros: int | None) -> str:
-    """$1,234.57 from micro-dollars; sub-cent amounts keep four decimals ($0.0125)."""
+    """An amount from micro-dollars: $1,234.57 (two decimals; see common.money.format_money)."""
     if micros is None or micros == "":
         return "—"
-    micros = int(micros)
-    places = 2 if micros % 10_000 == 0 or abs(micros) >= 100_000_000 else 4
-    return format_usd(micros=micros, places=places)
+    return format_money(micros=int(micros))
 
 
 @register.filter
 def dollars(value: Decimal | str | None) -> str:
-    """$2.45 from a dollar Decimal (keeps up to four decimals when they matter)."""
+    """A price given as a dollar Decimal (an offer's per-GPU-hour price): $2.45, $0.0125 (common.money)."""
     if value is None or value == "":
         return "—"
-    amount = Decimal(str(value))
-    places = 2 if amount == amount.quantize(Decimal("0.01")) else 4
-    q = amount.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
-    sign = "-" if q < 0 else ""
-    return f"{sign}${abs(q):,.{places}f}"
+    return format_price(micros=to_micros(amount=Decimal(str(value))))
 
 
 @register.filter
 def pct(fraction: float | None) -> str:
+    """A share (utilisation) as a percentage with one decimal."""
     if fraction is None:
         return "—"
     return f"{float(fraction) * 100:.1f}%"
+
+
+register.filter("reliability", reliability)  # the provider portal's filter: one formatter for every page
+# The shared display filters (common/templatetags/display.py), for templates that load app_tags.
+for _name, _filter in (("price", display.price), ("rate", display.rate), ("label", display.label)):
+    register.filter(_name, _filter)
 
 
 @register.filter

@@ -60,7 +60,10 @@ def job_new(request: HttpRequest) -> HttpResponse:
         }
         return render(request, "app/job_new.html", context, status=400)
     # GET: prefill from the search page's "Book" links (?gpu_models=…&gpu_count=…).
-    form = JobBookingForm(initial=form_initial_from_query(form_class=JobBookingForm, query=request.GET))
+    initial = form_initial_from_query(form_class=JobBookingForm, query=request.GET)
+    if request.GET.get("verified_only") in ("0", "false"):  # booking an unverified offer from the search page
+        initial["verified_only"] = False
+    form = JobBookingForm(initial=initial)
     # A fresh key per form: a double-submitted form books once.
     context = {
         "form": form,

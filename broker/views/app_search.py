@@ -11,6 +11,7 @@ from broker.forms import OfferSearchForm, form_errors_text
 from broker.selectors.offer_query import OfferQueryError
 from broker.selectors.offers import Offer, offer_search
 from broker.views.app import customer_required
+from marketplace.selectors.nodes import UNVERIFIED_NODE_RULE
 
 RESULT_LIMIT = 100
 
@@ -32,7 +33,14 @@ def _results_context(request: HttpRequest) -> dict[str, object]:
             offers = offer_search(q=query, order=order, limit=RESULT_LIMIT)
         except OfferQueryError as exc:
             error = exc.message
-    return {"form": form, "offers": offers, "error": error, "query": query, "limit": RESULT_LIMIT}
+    return {
+        "form": form,
+        "offers": offers,
+        "error": error,
+        "query": query,
+        "limit": RESULT_LIMIT,
+        "unverified_rule": UNVERIFIED_NODE_RULE,
+    }
 
 
 @customer_required

@@ -197,6 +197,10 @@ class FleetAssessmentOut(serializers.Serializer[dict[str, Any]]):
     platform_fee_rate = serializers.CharField()
     lines = ReportLineOut(many=True)
     unmatched = UnmatchedOut(many=True)
+    not_gpus = UnmatchedOut(
+        many=True, required=False, help_text="Mining ASICs (Antminer, Whatsminer, …): not GPUs, counted nowhere"
+    )
+    not_gpu_units = serializers.IntegerField(required=False, help_text="Units listed in not_gpus")
     models = ModelSummaryOut(many=True)
     earnings = EarningsOut()
     upgrade_path = UpgradePathOut()

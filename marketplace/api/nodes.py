@@ -3,7 +3,7 @@
 from decimal import Decimal
 from typing import Any
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -21,6 +21,7 @@ from marketplace.services.nodes import (
     node_token_rotate,
     node_update_listing,
 )
+from marketplace.services.reliability import RELIABILITY_MEANING, node_reliability_value
 
 ERROR = inline_serializer("NodeError", fields={"detail": serializers.CharField(), "code": serializers.CharField()})
 ERRORS = {
@@ -45,6 +46,7 @@ class NodeOutput(serializers.ModelSerializer[Node]):
     storage_price_per_gb_month = serializers.SerializerMethodField()
     egress_price_per_gb = serializers.SerializerMethodField()
     token_revoked = serializers.SerializerMethodField()
+    reliability = serializers.SerializerMethodField(help_text=RELIABILITY_MEANING + " Null until the agent reports.")
 
     class Meta:
         model = Node
@@ -83,6 +85,10 @@ class NodeOutput(serializers.ModelSerializer[Node]):
             "created_at",
         ]
         read_only_fields = fields
+
+    @extend_schema_field(serializers.FloatField(allow_null=True))
+    def get_reliability(self, node: Node) -> float | None:
+        return node_reliability_value(node)
 
     def get_price_per_gpu_hour(self, node: Node) -> str:
         return str(from_micros(micros=node.price_micros))

@@ -10,6 +10,14 @@ from common.errors import NotFound
 from marketplace.models import Node, Provider
 from marketplace.services.verification import gpu_report_matches
 
+# The one rule for unverified nodes, shown on the node form, the search page and in the API docs. The offer search
+# (broker.selectors.offers.listed_now) and matching (JobRequirements.verified_only, default true) follow it.
+UNVERIFIED_NODE_RULE = (
+    "A listed node appears in customer search as soon as it is online, marked unverified until staff verify its "
+    "hardware; until then only jobs that allow unverified nodes run on it (bookings ask for verified nodes unless "
+    "the customer unticks it)."
+)
+
 
 def node_list_for_provider(*, provider: Provider) -> QuerySet[Node]:
     return Node.objects.filter(provider=provider).select_related("gpu_model").order_by("name", "id")
@@ -92,5 +100,10 @@ def node_spec_comparison(*, node: Node) -> list[SpecComparison]:
 
 
 def node_agent_command(*, server_url: str, token: str) -> str:
-    """The exact command that starts the node agent with this node's token."""
-    return f"rigshift-agent run --server {server_url} --token {token}"
+    """The exact command that starts the node agent with this node's token, from a RigShift checkout where the
+    agent is installed in `.venv` (`make run` and `make test` install it; AGENT_INSTALL_COMMAND does it anywhere)."""
+    return f".venv/bin/rigshift-agent run --server {server_url} --token {token}"
+
+
+# How to get `.venv/bin/rigshift-agent` on a machine with GPUs: the agent needs only Python 3.11 and requests.
+AGENT_INSTALL_COMMAND = "python3 -m venv .venv && .venv/bin/pip install ./agent"

@@ -1,6 +1,7 @@
 """Fleet assessment: which of a provider's GPUs qualify for AI work, what they would earn, and what upgrading costs.
 
-Input is a list of ``(model name as written, count)`` lines, from a CSV upload (``parse_fleet_csv``), a pasted
+Input is a list of ``(model name as written, count)`` lines, from a CSV upload (``parse_fleet_csv``: comma,
+semicolon or tab separated, header optional, in several languages), a pasted
 text, or JSON. ``fleet_assess`` matches names forgivingly (services/gpu_names.py), tiers each line from the
 catalog, prices qualifying GPUs at current marketplace prices and stores the report. Everything is validated and
 computed before anything is written; the rows are written in one transaction, so bad input saves nothing.
@@ -12,6 +13,8 @@ Earnings model (per GPU, per month)::
 where the price is the median on-demand ask of listed nodes of that model (selectors/pricing.py) or, with no
 listings, the catalog reference price. Unsuitable cards earn nothing. Earnings are before electricity and hosting.
 Unmatched names are reported back and counted as GPUs that do not qualify (until the name is corrected).
+Mining ASICs (services/gpu_names.is_mining_asic) are reported as "not a GPU" and counted nowhere. Bad input is
+reported all at once: every malformed line, not only the first.
 """
 
 import csv
@@ -30,7 +33,7 @@ from common.money import MICROS, from_micros
 from marketplace.catalog_data import UPGRADE_OPTIONS
 from marketplace.models import FleetAssessment, FleetAssessmentLine, GPUModel, Provider, Tier
 from marketplace.selectors.pricing import ModelPrice, gpu_model_prices
-from marketplace.services.gpu_names import match_slug
+from marketplace.services.gpu_names import is_mining_asic, match_slug
 
 HOURS_PER_MONTH = 730
 MAX_LINES = 5000
@@ -40,8 +43,15 @@ DEFAULT_UTILISATION = Decimal("0.6")
 # Multipart framing (boundaries, headers, other fields) allowed around a file of the maximum size.
 MULTIPART_OVERHEAD_BYTES = 64 * 1024
 _WHOLE_NUMBER = re.compile(r"[+-]?\d+")
-HEADER_MODEL_WORDS = {"model", "gpu", "gpu model", "gpu_model", "card", "name"}
-HEADER_COUNT_WORDS = {"count", "qty", "quantity", "gpus", "number", "units", "amount"}
+# Header words, also as spreadsheet users elsewhere in Europe write them (German, French, Spanish, Dutch, Polish).
+HEADER_MODEL_WORDS = {
+    "model", "gpu", "gpu model", "gpu_model", "card", "name", "type", "modell", "grafikkarte", "karte", "typ",
+    "modèle", "modele", "carte", "modelo", "tarjeta", "kaart", "karta",
+}  # fmt: skip
+HEADER_COUNT_WORDS = {
+    "count", "qty", "quantity", "gpus", "number", "units", "amount", "pcs", "pieces", "anzahl", "menge", "stück",
+    "stk", "nombre", "quantité", "quantite", "cantidad", "unidades", "aantal", "ilość", "ilosc", "sztuk",
+}  # fmt: skip
 
 
 def max_upload_bytes() -> int:
@@ -68,10 +78,19 @@ def request_body_size_check(*, content_length: str | None) -> None:
         upload_size_check(size=declared)
 
 
+EXPECTED = "expected a model and a count, e.g. RTX 3090,12"
+MAX_REPORTED_ERRORS = 20
+_THOUSANDS_DOT = re.compile(r"\d{1,3}(?:\.\d{3})+")  # "1.200" as Europeans write 1,200
+_SEP_HINT = re.compile(r"sep=(.)", re.IGNORECASE)  # spreadsheet programs' "sep=;" first line
+DELIMITERS = (",", ";", "\t")
+
+
 def _count_from(text: str, *, line_no: int) -> int:
-    cleaned = text.strip().replace(",", "").replace("_", "").replace(" ", "")
+    cleaned = text.strip().replace(",", "").replace("_", "").replace(" ", "").replace("\u00a0", "")
+    if _THOUSANDS_DOT.fullmatch(cleaned):
+        cleaned = cleaned.replace(".", "")
     if not cleaned:
-        raise ValidationFailed(f"Line {line_no}: the count is missing; expected `model,count`.")
+        raise ValidationFailed(f"Line {line_no}: the count is missing; {EXPECTED}.")
     if not _WHOLE_NUMBER.fullmatch(cleaned):
         shown = text.strip()[:20]
         raise ValidationFailed(f"Line {line_no}: count {shown!r} is not a whole number.")
@@ -95,65 +114,101 @@ def _line_check(*, model: str, count: int, line_no: int) -> tuple[str, int]:
     return name, count
 
 
-def _delimiter(first_line: str) -> str:
-    for candidate in (",", ";", "\t"):
-        if candidate in first_line:
-            return candidate
-    return ","
+def errors_raise(errors: list[str]) -> None:
+    """Raise one ValidationFailed naming every bad line (the first MAX_REPORTED_ERRORS in the message)."""
+    if not errors:
+        return
+    if len(errors) == 1:
+        raise ValidationFailed(errors[0], details={"lines": errors})
+    shown = " ".join(errors[:MAX_REPORTED_ERRORS])
+    more = f" …and {len(errors) - MAX_REPORTED_ERRORS} more." if len(errors) > MAX_REPORTED_ERRORS else ""
+    raise ValidationFailed(f"{len(errors)} lines need fixing: {shown}{more}", details={"lines": errors})
+
+
+def _decode(data: bytes) -> str:
+    upload_size_check(size=len(data))
+    if b"\x00" in data:
+        raise ValidationFailed(f"The file is binary, not a CSV text file ({EXPECTED}).")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ValidationFailed(f"The file is not UTF-8 text; save it as a UTF-8 CSV ({EXPECTED}).") from None
+
+
+def _rows(lines: list[str], delimiter: str) -> list[tuple[int, list[str]]]:
+    """(line number, cells without trailing empties) for each non-blank row."""
+    rows: list[tuple[int, list[str]]] = []
+    reader = csv.reader(io.StringIO("\n".join(lines)), delimiter=delimiter, skipinitialspace=True)
+    for line_no, row in enumerate(reader, start=1):
+        cells = [cell.strip() for cell in row]
+        while cells and not cells[-1]:
+            cells.pop()
+        if cells:
+            rows.append((line_no, cells))
+    return rows
+
+
+def _split(text: str) -> list[tuple[int, list[str]]]:
+    """Rows of the file with its separator: a "sep=;" hint, else whichever of , ; tab gives most two-cell rows."""
+    physical = text.splitlines()
+    first = next((i for i, line in enumerate(physical) if line.strip()), None)
+    if first is None:
+        raise ValidationFailed(f"The file is empty: {EXPECTED}, one line per GPU model.")
+    hint = _SEP_HINT.fullmatch(physical[first].strip())
+    if hint:
+        physical[first] = ""
+        return _rows(physical, hint.group(1))
+    try:
+        candidates = [_rows(physical, delimiter) for delimiter in DELIMITERS]
+    except csv.Error as exc:
+        raise ValidationFailed(f"The CSV is malformed: {exc}.") from None
+    return max(candidates, key=lambda rows: sum(len(cells) == 2 for _, cells in rows))  # first wins a tie
+
+
+def _is_header(cells: list[str]) -> bool:
+    first = cells[0].lower()
+    second = cells[1].lower() if len(cells) > 1 else ""
+    return (first in HEADER_MODEL_WORDS and (not second or second in HEADER_COUNT_WORDS)) or (
+        len(cells) == 2 and second in HEADER_COUNT_WORDS
+    )
+
+
+def _row_line(cells: list[str], line_no: int) -> tuple[str, int]:
+    if len(cells) < 2:
+        raise ValidationFailed(f"Line {line_no}: the count is missing; {EXPECTED}.")
+    if len(cells) > 2:
+        raise ValidationFailed(
+            f"Line {line_no}: expected two columns (model and count), found {len(cells)}; "
+            "quote a model name that contains the separator."
+        )
+    return _line_check(model=cells[0], count=_count_from(cells[1], line_no=line_no), line_no=line_no)
 
 
 def parse_fleet_csv(*, data: bytes) -> list[tuple[str, int]]:
-    """Parse `model,count` lines (header optional; BOM, blank lines, whitespace, `;` or tab separators tolerated).
+    """Parse model-and-count lines (header optional; BOM, blank lines, whitespace; `,` `;` or tab separators).
 
-    Raises PayloadTooLarge above the upload limit and ValidationFailed naming the line for anything malformed.
+    Raises PayloadTooLarge above the upload limit, and one ValidationFailed naming every malformed line.
     """
-    upload_size_check(size=len(data))
-    if b"\x00" in data:
-        raise ValidationFailed("The file is binary, not a CSV text file (`model,count` per line).")
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise ValidationFailed("The file is not UTF-8 text; save it as a UTF-8 CSV (`model,count` per line).") from None
-    physical = text.splitlines()
-    first = next((line for line in physical if line.strip()), None)
-    if first is None:
-        raise ValidationFailed("The file is empty: expected one `model,count` line per GPU model.")
-    reader = csv.reader(io.StringIO("\n".join(physical)), delimiter=_delimiter(first), skipinitialspace=True)
+    rows = _split(_decode(data))
+    if rows and _is_header(rows[0][1]):
+        rows = rows[1:]
+    if len(rows) > MAX_LINES:
+        raise ValidationFailed(f"The fleet has more than {MAX_LINES:,} lines; merge lines of the same model.")
     lines: list[tuple[str, int]] = []
-    seen_content = False
-    try:
-        for line_no, row in enumerate(reader, start=1):
-            cells = [cell.strip() for cell in row]
-            while cells and not cells[-1]:
-                cells.pop()
-            if not cells:
-                continue
-            if not seen_content:
-                seen_content = True
-                if cells[0].lower() in HEADER_MODEL_WORDS and (
-                    len(cells) == 1 or cells[1].lower() in HEADER_COUNT_WORDS
-                ):
-                    continue
-            if len(cells) < 2:
-                raise ValidationFailed(f"Line {line_no}: the count is missing; expected `model,count`.")
-            if len(cells) > 2:
-                raise ValidationFailed(
-                    f"Line {line_no}: expected two columns `model,count`, found {len(cells)}; "
-                    "quote a model name that contains the separator."
-                )
-            if len(lines) >= MAX_LINES:
-                raise ValidationFailed(f"The fleet has more than {MAX_LINES:,} lines; merge lines of the same model.")
-            count = _count_from(cells[1], line_no=line_no)
-            lines.append(_line_check(model=cells[0], count=count, line_no=line_no))
-    except csv.Error as exc:
-        raise ValidationFailed(f"The CSV is malformed: {exc}.") from None
+    errors: list[str] = []
+    for line_no, cells in rows:
+        try:
+            lines.append(_row_line(cells, line_no))
+        except ValidationFailed as exc:
+            errors.append(exc.message)
+    errors_raise(errors)
     if not lines:
-        raise ValidationFailed("The file has no fleet lines: expected one `model,count` line per GPU model.")
+        raise ValidationFailed(f"The file has no fleet lines: {EXPECTED}, one line per GPU model.")
     return lines
 
 
 def parse_fleet_text(*, text: str) -> list[tuple[str, int]]:
-    """Pasted text in the same `model,count` format as the CSV."""
+    """Pasted text in the same format as the CSV (a model and a count per line)."""
     return parse_fleet_csv(data=text.encode("utf-8"))
 
 
@@ -187,6 +242,17 @@ class _Line:
     raw: str
     count: int
     model: GPUModel | None
+    asic: bool = False  # a mining ASIC: reported as not a GPU, counted nowhere
+
+
+def _not_gpu(line: _Line) -> dict[str, Any]:
+    return {
+        "position": line.position,
+        "raw_model": line.raw,
+        "count": line.count,
+        "message": f"{line.raw!r} is a crypto-mining ASIC, not a GPU: it can only compute one hash function, so it "
+        "cannot run AI work. It is not counted among your GPUs.",
+    }
 
 
 def _payback_months(cost_micros: int, monthly_micros: int) -> str | None:
@@ -206,9 +272,13 @@ def _build_report(
     report_lines: list[dict[str, Any]] = []
     unmatched: list[dict[str, Any]] = []
     per_model: dict[str, dict[str, Any]] = {}
+    not_gpus: list[dict[str, Any]] = []
     total_gpus = qualifying_gpus = unsuitable_gpus = unmatched_gpus = 0
     fleet_monthly = 0
     for line in lines:
+        if line.asic:
+            not_gpus.append(_not_gpu(line))
+            continue
         total_gpus += line.count
         if line.model is None:
             unmatched_gpus += line.count
@@ -308,6 +378,8 @@ def _build_report(
         "platform_fee_rate": str(fee_rate),
         "lines": report_lines,
         "unmatched": unmatched,
+        "not_gpus": not_gpus,
+        "not_gpu_units": sum(item["count"] for item in not_gpus),
         "models": models_summary,
         "earnings": {
             "monthly_total": _usd(fleet_monthly),
@@ -327,6 +399,7 @@ def _build_report(
             f"Net of the {fee_rate * 100:.1f}% platform fee; before electricity and hosting costs.",
             "Prices: median on-demand ask of listed RigShift nodes of the model, else the catalog reference price.",
             "Unsuitable cards earn nothing; unmatched names count as GPUs that do not qualify.",
+            "Mining ASICs (Antminer, Whatsminer, AvalonMiner, …) are not GPUs: listed apart, counted nowhere.",
         ],
     }
 
@@ -339,21 +412,32 @@ def fleet_assess(
 ) -> FleetAssessment:
     """Assess a fleet and store the report; raises ValidationFailed (and saves nothing) on bad input."""
     if not lines:
-        raise ValidationFailed("The fleet is empty: give at least one `model,count` line.")
+        raise ValidationFailed(f"The fleet is empty: {EXPECTED}, one line per GPU model.")
     if len(lines) > MAX_LINES:
         raise ValidationFailed(f"The fleet has more than {MAX_LINES:,} lines; merge lines of the same model.")
     util = _utilisation_check(utilisation)
     checked: list[tuple[str, int]] = []
+    errors: list[str] = []
     for line_no, (model, count) in enumerate(lines, start=1):
-        if not isinstance(model, str) or isinstance(count, bool) or not isinstance(count, int):
-            raise ValidationFailed(f"Line {line_no}: expected a model name and a whole-number count.")
-        checked.append(_line_check(model=model, count=count, line_no=line_no))
+        try:
+            if not isinstance(model, str) or isinstance(count, bool) or not isinstance(count, int):
+                raise ValidationFailed(f"Line {line_no}: expected a model name and a whole-number count.")
+            checked.append(_line_check(model=model, count=count, line_no=line_no))
+        except ValidationFailed as exc:
+            errors.append(exc.message)
+    errors_raise(errors)
 
     slugs = {name: match_slug(name) for name, _ in checked}
     wanted = {slug for slug in slugs.values() if slug} | {option.slug for option in UPGRADE_OPTIONS}
     by_slug = {model.slug: model for model in GPUModel.objects.filter(slug__in=wanted)}
     parsed = [
-        _Line(position=i, raw=name, count=count, model=by_slug.get(slugs[name] or ""))
+        _Line(
+            position=i,
+            raw=name,
+            count=count,
+            model=by_slug.get(slugs[name] or ""),
+            asic=slugs[name] is None and is_mining_asic(name),
+        )
         for i, (name, count) in enumerate(checked, start=1)
     ]
     upgrade_models = {option.slug: by_slug[option.slug] for option in UPGRADE_OPTIONS if option.slug in by_slug}

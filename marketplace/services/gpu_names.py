@@ -18,6 +18,10 @@ How a name is matched:
    in mining farms).
 
 Unknown names give ``None``: callers report them back with the raw name, never drop them.
+
+Mining ASICs (Antminer, Whatsminer, AvalonMiner, …) are not GPUs at all: ``is_mining_asic`` recognises them by
+maker or product-line words, by a Bitmain model name alone ("S19 Pro", "L7") or by a hash rate in TH/s or GH/s,
+so the fleet assessment can say "not a GPU" instead of "unknown GPU model".
 """
 
 import re
@@ -126,6 +130,46 @@ def match_slug(name: str) -> str | None:
                 spec = _pick(candidates, memory)
                 return spec.slug if spec else None
     return None
+
+
+ASIC_MAKER_WORDS = frozenset(
+    {
+        "antminer",
+        "whatsminer",
+        "avalon",
+        "avalonminer",
+        "innosilicon",
+        "goldshell",
+        "iceriver",
+        "jasminer",
+        "bitmain",
+        "microbt",
+        "canaan",
+        "ibelink",
+        "bitaxe",
+        "ebang",
+        "ebit",
+        "strongu",
+        "sealminer",
+        "elphapex",
+        "auradine",
+        "teraflux",
+        "volcminer",
+    }
+)
+_ASIC_MODEL = re.compile(r"(s9|s11|s15|s17|s19|s21|t9|t17|t19|t21|l3|l7|l9|ka3|ks3|ks5|e9|d7|d9|k7|kd6)[a-z+]*")
+_ASIC_HASHRATE = re.compile(r"\d+(?:\.\d+)?\s*(?:th|gh|ph)(?:/s|s)?(?![a-z])")
+
+
+def is_mining_asic(name: str) -> bool:
+    """Whether a name is a crypto-mining ASIC rather than a GPU ("Antminer S19 Pro", "Whatsminer M30S++", "L7")."""
+    text = name.lower()
+    words = [word for word in _SPLIT.split(text) if word]
+    if not words:
+        return False
+    if any(word in ASIC_MAKER_WORDS for word in words) or "antminer" in text.replace(" ", ""):
+        return True
+    return bool(_ASIC_MODEL.fullmatch(words[0]) or _ASIC_HASHRATE.search(text))
 
 
 def gpu_model_match(*, name: str) -> GPUModel | None:

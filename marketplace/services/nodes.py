@@ -6,7 +6,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from common.errors import ValidationFailed
-from common.money import format_usd
+from common.money import format_rate, format_usd
 from common.services import audit_log
 from common.tokens import token_generate, token_hash
 from marketplace.countries import country_normalize
@@ -49,8 +49,8 @@ def _listing_errors(
         errors["min_bid_per_gpu_hour"] = ["The minimum interruptible bid cannot be negative."]
     elif "price_per_gpu_hour" not in errors and min_bid_micros > price_micros:
         errors["min_bid_per_gpu_hour"] = [
-            f"The minimum interruptible bid ({format_usd(micros=min_bid_micros, places=4)}) cannot exceed "
-            f"the on-demand price ({format_usd(micros=price_micros, places=4)})."
+            f"The minimum interruptible bid ({format_rate(micros=min_bid_micros, unit='GPU-hour')}) cannot exceed "
+            f"the on-demand price ({format_rate(micros=price_micros, unit='GPU-hour')})."
         ]
     if available_from is not None and available_until is not None and available_from >= available_until:
         errors["available_until"] = ["The end of the availability window must be after its start."]

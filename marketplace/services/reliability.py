@@ -8,11 +8,22 @@ where the window is `min(30 days, now - node.created_at)`. Uptime is added per h
 since the previous heartbeat, but only when that gap is at most `RIGSHIFT_NODE_OFFLINE_AFTER_S`
 (a longer silence is downtime). Gaps are measured between whole Unix seconds, so the sum of many
 15-second gaps is exact (no rounding drift) and heartbeating faster never earns more uptime.
+
+This module is the one place reliability is computed (stored in `Node.reliability`, refreshed by heartbeats at
+most once a minute per node and by the beat task every 5 minutes) and the one place it is formatted:
+
+* the API gives it as a number, `reliability_public`: the ratio from 0 to 1 rounded to 4 places
+  (0.9622 = up 96.22 % of the window) — `RELIABILITY_MEANING` documents it in the OpenAPI schema;
+* pages and the CLI show that number as a percentage with one decimal, `reliability_percent` ("96.2%"),
+  through the `reliability` template filter (and the CLI's checked copy, rigshift_client.display);
+* a node whose agent has never reported has no reliability yet (`node_reliability_value` gives None, shown
+  as "—"), rather than a misleading 0.0 %.
 """
 
 import logging
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
 from functools import partial
 
 from django.conf import settings
@@ -29,6 +40,40 @@ RELIABILITY_WINDOW = timedelta(days=30)
 # Heartbeat rows are kept this long (for support and seq de-duplication); uptime lives in the hourly buckets.
 HEARTBEAT_RETENTION = timedelta(days=7)
 HOUR_S = 3600
+RELIABILITY_PLACES = 4
+RELIABILITY_MEANING = (
+    "Reliability: the share of time the node was up over the last 30 days (or since it was registered, when "
+    "younger), from heartbeats; a ratio from 0 to 1 rounded to 4 places (0.9622 = up 96.22% of the time). "
+    "Pages and the CLI show it as a percentage with one decimal."
+)
+
+
+def reliability_public(value: float | None) -> float | None:
+    """The API's reliability: the ratio clamped to 0–1 and rounded to `RELIABILITY_PLACES` (None stays None)."""
+    if value is None:
+        return None
+    return round(max(0.0, min(1.0, float(value))), RELIABILITY_PLACES)
+
+
+def reliability_percent(value: object) -> str:
+    """Reliability for people: the API's number as a percentage with one decimal ("96.2%"); "—" for none.
+
+    Accepts the ratio or a node (then a node whose agent never reported shows "—").
+    """
+    if isinstance(value, Node):
+        value = node_reliability_value(value)
+    if value is None or value == "":
+        return "—"
+    public = reliability_public(float(value))  # type: ignore[arg-type]
+    percent = (Decimal(str(public)) * 100).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
+    return f"{percent}%"
+
+
+def node_reliability_value(node: Node) -> float | None:
+    """The node's stored reliability, or None while its agent has never reported (nothing measured yet)."""
+    if node.agent_registered_at is None and node.last_heartbeat_at is None:
+        return None
+    return reliability_public(node.reliability)
 
 
 def hour_floor(at: datetime) -> datetime:

@@ -1,25 +1,22 @@
-"""Display filters for the provider portal: prices in micro-dollars, reliability as a percentage."""
+"""Display filters for the provider portal: prices through common.money, reliability through its one formatter."""
 
 from django import template
 
-from common.money import format_usd
+from common.money import format_price
+from marketplace.services.reliability import reliability_percent
 
 register = template.Library()
 
 
 @register.filter
 def usd_price(micros: int | None) -> str:
-    """$2.45, or up to four decimals for sub-cent prices ($0.0125)."""
+    """A price whose unit the page states: $2.45, $0.0125 (common.money.format_price)."""
     if micros is None:
         return "—"
-    micros = int(micros)
-    places = 2 if micros % 10_000 == 0 else 4
-    return format_usd(micros=micros, places=places)
+    return format_price(micros=int(micros))
 
 
 @register.filter
-def percent(fraction: float | None, places: int = 1) -> str:
-    """0.9912 → 99.1%"""
-    if fraction is None:
-        return "—"
-    return f"{float(fraction) * 100:.{int(places)}f}%"
+def reliability(value: object) -> str:
+    """Reliability (a ratio or a node) as a percentage with one decimal: 0.9622 → 96.2%; "—" for none."""
+    return reliability_percent(value)

@@ -45,7 +45,10 @@ class FleetAssessmentForm(forms.Form):
     file = forms.FileField(
         required=False,
         label="Upload a CSV",
-        help_text="One `model,count` line per GPU model; a header line is optional.",
+        help_text=(
+            "One line per GPU model: the model, then the count (e.g. RTX 3090,12), separated by a comma, "
+            "semicolon or tab; a header line is optional."
+        ),
         widget=forms.ClearableFileInput(attrs={"accept": ".csv,.txt,text/csv,text/plain"}),
     )
     text = forms.CharField(

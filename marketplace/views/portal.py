@@ -19,6 +19,7 @@ from marketplace.forms import NodeListingForm, NodeRegisterForm, ProviderSignupF
 from marketplace.models import Node, Provider
 from marketplace.selectors.challenges import node_challenges
 from marketplace.selectors.nodes import (
+    AGENT_INSTALL_COMMAND,
     node_agent_command,
     node_get_for_provider,
     node_list_for_provider,
@@ -53,6 +54,7 @@ def _token_page(request: HttpRequest, *, node: Node, raw_token: str, rotated: bo
             "node": node,
             "agent_token": raw_token,
             "agent_command": node_agent_command(server_url=request.build_absolute_uri("/"), token=raw_token),
+            "agent_install": AGENT_INSTALL_COMMAND,
             "rotated": rotated,
         },
     )

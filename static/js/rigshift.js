@@ -14,3 +14,15 @@ document.addEventListener("click", function (event) {
     window.print();
   }
 });
+//   <select data-region-map='{"DE":"eu",…}' data-region-target="id_region">  sets the region when the country changes.
+document.addEventListener("change", function (event) {
+  var select = event.target;
+  if (!(select instanceof HTMLSelectElement) || !select.dataset.regionMap) {
+    return;
+  }
+  var target = document.getElementById(select.dataset.regionTarget || "");
+  var region = JSON.parse(select.dataset.regionMap)[select.value];
+  if (target instanceof HTMLSelectElement && region) {
+    target.value = region;
+  }
+});

@@ -390,7 +390,7 @@ def test_matched_job_shows_its_lease_and_cancel_ends_it(cust_client: Client, cus
     body = cust_client.get(f"/app/jobs/{booked.pk}/status/").content.decode()
     lease_html = body[body.index('id="job-lease"') :]
     assert "cheap-eu" in lease_html and "GeForce RTX 4090" in lease_html and "0, 1" in lease_html
-    assert "$0.40 / GPU-hour" in lease_html and "Reserved" in lease_html
+    assert "$0.40/GPU-hour" in lease_html and "Reserved" in lease_html
     assert 'id="job-explanation"' not in body  # only pending jobs explain themselves
     cust_client.post(f"/app/jobs/{booked.pk}/cancel/")
     booked.refresh_from_db()

@@ -285,4 +285,4 @@ def test_job_page_shows_the_matching_explanation(staff_client: Client) -> None:
     )
     html = staff_client.get(f"/console/jobs/{job.pk}/").content.decode()
     assert 'id="job-explanation"' in html
-    assert "asks $2.45/h; your max is $2.00/h" in html
+    assert "asks $2.45/GPU-hour; your max is $2.00/GPU-hour" in html

@@ -37,7 +37,7 @@ def test_price_message_names_cheapest_matching_node_and_the_max():
     job = job_for(CustomerFactory(), min_gpu_ram=80, regions=["eu"], max_price_micros=2_000_000)
     e = job_explain(job=job)
     assert e.code == "price"
-    assert "≥ 80 GB VRAM in eu asks $2.45/h" in e.message and "your max is $2.00/h" in e.message
+    assert "≥ 80 GB VRAM in eu asks $2.45/GPU-hour" in e.message and "your max is $2.00/GPU-hour" in e.message
 
 
 def test_capacity_message_says_until_when():
@@ -88,7 +88,7 @@ def test_api_own_job_only_staff_allowed(customer, customer_client, other_custome
     url = f"/api/v1/jobs/{job.pk}/explain/"
     r = customer_client.get(url)
     assert r.status_code == 200 and r.json()["code"] == "price"
-    assert "$3.00/h" in r.json()["message"]
+    assert "$3.00/GPU-hour" in r.json()["message"]
     assert other_customer_client.get(url).status_code == 404
     assert customer_client.get("/api/v1/jobs/999999/explain/").status_code == 404
     staff = client_for(UserFactory(is_staff=True))

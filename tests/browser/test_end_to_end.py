@@ -175,7 +175,7 @@ def test_provider_agent_staff_customer_invoice(page: Any, live_server: Any) -> N
     body = page.inner_text("#invoice")
     usage_line = page.inner_text("tr.line-usage") if page.locator("tr.line-usage").count() else body
     assert f"Lease {lease.pk} (job {job.pk}): 2× GeForce RTX 4090" in usage_line
-    assert "600.000" in usage_line and "$0.5000" in usage_line and "$0.166666" in usage_line
+    assert "600.000" in usage_line and "\t$0.50\t$0.17" in usage_line  # rate per GPU-hour, amount in cents
     assert "$0.17" in page.inner_text("#invoice-total")
     assert page.locator("#reconciled").count() == 1
     assert Job.objects.get(pk=job.pk).state == JobState.RUNNING

@@ -43,7 +43,7 @@ def test_provider_signs_up_registers_node_and_prices_it(page) -> None:
     token = page.locator("#agent-token").inner_text().strip()
     command = page.locator("#agent-command").inner_text().strip()
     assert token.startswith("rsn_")
-    assert command == f"rigshift-agent run --server {page.base_url}/ --token {token}"
+    assert command == f".venv/bin/rigshift-agent run --server {page.base_url}/ --token {token}"
     assert "shown only once" in page.content()
     node = Node.objects.get(name="rig-1")
     assert node.token_hash == token_hash(raw=token) and node.country == "SE"

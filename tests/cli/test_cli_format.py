@@ -10,7 +10,16 @@ from rigshift_cli.main import col, config_load, money, print_table, when
 
 @pytest.mark.parametrize(
     ("value", "shown"),
-    [("2.450000", "$2.45"), ("0.012500", "$0.0125"), ("-4.000000", "-$4.00"), ("1234.5", "$1,234.50"), (None, "-")],
+    [
+        ("2.450000", "$2.45"),
+        ("0.012500", "$0.01"),
+        ("-4.000000", "-$4.00"),
+        ("1234.5", "$1,234.50"),
+        ("499.997584", "$500.00"),
+        ("-0.000000", "$0.00"),
+        ("0.000400", "<$0.01"),
+        (None, "-"),
+    ],
 )
 def test_money(value: str | None, shown: str) -> None:
     assert money(value) == shown

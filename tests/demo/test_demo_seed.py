@@ -29,7 +29,7 @@ def _snapshot() -> dict[str, Any]:
     }
 
 
-@override_settings(DEBUG=True)
+@override_settings(DEV_MODE=True)
 def test_seed_creates_the_demo_market_and_a_second_run_changes_nothing() -> None:
     call_command("seed_demo")
     first = _snapshot()
@@ -55,7 +55,7 @@ def test_seed_creates_the_demo_market_and_a_second_run_changes_nothing() -> None
     assert all(0.9 < n.reliability <= 1.0 for n in nodes)
 
 
-@override_settings(DEBUG=True)
+@override_settings(DEV_MODE=True)
 def test_demo_tokens_are_derived_and_stored_hashed_only() -> None:
     call_command("seed_demo")
     node = Node.objects.get(name="us-tx-4090-a")
@@ -72,7 +72,7 @@ def test_demo_tokens_are_derived_and_stored_hashed_only() -> None:
         assert demo_fleet() == []  # tokens follow SECRET_KEY; a changed key starts no agent with stale tokens
 
 
-@override_settings(DEBUG=True)
+@override_settings(DEV_MODE=True)
 def test_a_demo_agent_token_authenticates_its_node() -> None:
     call_command("seed_demo")
     client = APIClient()
@@ -82,7 +82,7 @@ def test_a_demo_agent_token_authenticates_its_node() -> None:
     assert response.json() == {"start": [], "stop": []}
 
 
-@override_settings(DEBUG=False)
+@override_settings(DEV_MODE=False)
 def test_seed_refuses_without_debug_unless_forced() -> None:
     with pytest.raises(CommandError, match="DEBUG"):
         call_command("seed_demo")

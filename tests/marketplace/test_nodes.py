@@ -168,7 +168,7 @@ def test_api_register_returns_token_once_and_command(provider_client, provider, 
     body = response.json()
     token = body["agent_token"]
     assert token.startswith("rsn_")
-    assert body["agent_command"] == f"rigshift-agent run --server http://testserver/ --token {token}"
+    assert body["agent_command"] == f".venv/bin/rigshift-agent run --server http://testserver/ --token {token}"
     assert body["price_per_gpu_hour"] == "0.450000"
     assert body["min_bid_per_gpu_hour"] == "0.250000"
     assert body["gpu_model"] == "rtx-4090" and body["gpu_count"] == 8

@@ -146,7 +146,7 @@ def test_register_node_page_shows_token_and_command_once(provider, provider_page
     assert response["Cache-Control"] == "no-store"
     html = response.content.decode()
     token = re.search(r"rsn_[A-Za-z0-9_\-]+", html).group(0)
-    assert f"rigshift-agent run --server http://testserver/ --token {token}" in html
+    assert f".venv/bin/rigshift-agent run --server http://testserver/ --token {token}" in html
     node = Node.objects.get(provider=provider, name="rig-a")
     assert node.token_hash == token_hash(raw=token)
     assert (node.gpu_count, node.price_micros, node.min_bid_micros, node.listed) == (6, 420_000, 200_000, True)

@@ -12,11 +12,13 @@ class Command(BaseCommand):
     help = "Seed the demo market: demo logins, wallet credit and ~36 verified, listed nodes (idempotent)."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--force", action="store_true", help="seed even with DEBUG off (never in production)")
+        parser.add_argument(
+            "--force", action="store_true", help="seed even with DJANGO_DEBUG off (never in production)"
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        if not settings.DEBUG and not options["force"]:
-            raise CommandError("seed_demo is for the demo only and refuses to run with DEBUG off (use --force).")
+        if not settings.DEV_MODE and not options["force"]:
+            raise CommandError("seed_demo is for the demo only and refuses to run with DJANGO_DEBUG off (use --force).")
         result = demo_seed()
         if result.created:
             self.stdout.write(f"demo market: created {len(result.created)} objects ({result.nodes} demo nodes)")

@@ -29,7 +29,6 @@ from broker.services.matching import REASON_TEXT, Snapshot, matching_paused, sna
 from common.errors import Conflict, NotFound
 from common.models import AuditLog
 from marketplace.models import TIER_RANK, Node, NodeStatus, Tier
-from marketplace.services.reliability import reliability_percent
 
 QUEUE_LIMIT = 200
 NODE_LIMIT = 500

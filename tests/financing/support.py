@@ -54,6 +54,19 @@ def earn(*, provider_user: User, node_id: int, charge_micros: int, customer: Any
     return ref
 
 
+def season(node: Any, *, days: int = 31) -> Any:
+    """Backdate a node's registration so that its earnings count (underwriting's seasoning period is 30 days)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from marketplace.models import Node
+
+    Node.objects.filter(pk=node.pk).update(created_at=timezone.now() - timedelta(days=days))
+    node.refresh_from_db()
+    return node
+
+
 def lender(*, capital_micros: int, mode: str = "hand_picked", **prefs: Any) -> Any:
     user = LenderFactory().user
     lender_preference_set(

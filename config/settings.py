@@ -208,6 +208,18 @@ CELERY_BEAT_SCHEDULE["financing-reserved-contracts-charge"] = {
     "schedule": 86400.0,
     "options": {"expires": 3600},
 }
+# Financing money through the gateway: disbursements the gateway refused are retried; lenders' received
+# repayments are paid out (weekly, at most once a day per lender).
+CELERY_BEAT_SCHEDULE["financing-disburse-funded"] = {
+    "task": "financing.tasks.disburse_funded_task",
+    "schedule": 3600.0,
+    "options": {"expires": 600},
+}
+CELERY_BEAT_SCHEDULE["financing-lender-payouts"] = {
+    "task": "financing.tasks.lender_payouts_task",
+    "schedule": 3600.0,
+    "options": {"expires": 600},
+}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 8}},

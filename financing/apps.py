@@ -35,3 +35,10 @@ class FinancingConfig(AppConfig):
         from financing.services.parties import party_signal_on_login
 
         user_logged_in.connect(party_signal_on_login, dispatch_uid="financing-party-signal-login")
+        from billing.services.stripe_webhooks import register_webhook_handler
+        from financing.services.demand import on_node_verified
+        from financing.services.gateway_events import financing_webhook_handle
+        from marketplace.signals import node_verified
+
+        register_webhook_handler(name="financing", handler=financing_webhook_handle)
+        node_verified.connect(on_node_verified, dispatch_uid="financing-demand-delivery")

@@ -310,6 +310,7 @@ class AdvanceFunding(models.Model):
 class RepaymentKind(models.TextChoices):
     WITHHOLDING = "withholding", "Withheld from a settlement"
     EARLY_PAYOFF = "early_payoff", "Early payoff from the provider's balance"
+    RECALL = "recall", "Recalled from the provider's balance (contract not delivered)"
 
 
 class AdvanceRepayment(models.Model):

@@ -183,6 +183,10 @@ def advance_application_approve(
         app.status = ApplicationStatus.APPROVED
         app.decided_at = now
         app.save(update_fields=["status", "decided_at"])
+        if app.demand_id:
+            from financing.services.demand import demand_award
+
+            demand_award(application=app)
         assert app.expected_payoff_months is not None
         advance = Advance.objects.create(
             application=app,

@@ -783,13 +783,13 @@ class LenderPayoutsView(APIView):
         )
 
 
-class OnboardingOut(serializers.Serializer[dict[str, Any]]):
+class LenderOnboardingOut(serializers.Serializer[dict[str, Any]]):
     url = serializers.CharField()
 
 
 class LenderPayoutAccountView(APIView):
     permission_classes = [IsLender]
 
-    @extend_schema(request=None, responses={200: OnboardingOut, **error_responses(401, 403)})
+    @extend_schema(request=None, responses={200: LenderOnboardingOut, **error_responses(401, 403)})
     def post(self, request: Request) -> Response:
         return Response({"url": lender_payout_onboard(lender_user=_user(request))})

@@ -156,7 +156,7 @@ CELERY_BEAT_SCHEDULE["marketplace-node-heartbeats-prune"] = {
 # Compute challenges: fail the unanswered ones; challenge idle nodes at random times (about
 # RIGSHIFT_CHALLENGE_IDLE_PER_DAY times a day each). Size: "full" needs most of the claimed VRAM and ~20 s of a
 # card of the claimed model; "small" (the default with DEBUG: demo market, simulator, tests) is answered by a CPU.
-RIGSHIFT_CHALLENGE_SIZE = env.str("RIGSHIFT_CHALLENGE_SIZE", default="small" if DEBUG else "full")
+RIGSHIFT_CHALLENGE_SIZE = env.str("RIGSHIFT_CHALLENGE_SIZE", default="small" if DEV_MODE else "full")
 RIGSHIFT_CHALLENGE_IDLE_PER_DAY = env.float("RIGSHIFT_CHALLENGE_IDLE_PER_DAY", default=2.0)
 CELERY_BEAT_SCHEDULE["marketplace-challenges-expire"] = {
     "task": "marketplace.tasks.challenges_expire",
@@ -212,6 +212,18 @@ CELERY_BEAT_SCHEDULE["financing-reserved-contracts-charge"] = {
     "task": "financing.tasks.reserved_contracts_charge_task",
     "schedule": 86400.0,
     "options": {"expires": 3600},
+}
+# Financing money through the gateway: disbursements the gateway refused are retried; lenders' received
+# repayments are paid out (weekly, at most once a day per lender).
+CELERY_BEAT_SCHEDULE["financing-disburse-funded"] = {
+    "task": "financing.tasks.disburse_funded_task",
+    "schedule": 3600.0,
+    "options": {"expires": 600},
+}
+CELERY_BEAT_SCHEDULE["financing-lender-payouts"] = {
+    "task": "financing.tasks.lender_payouts_task",
+    "schedule": 3600.0,
+    "options": {"expires": 600},
 }
 
 AUTH_PASSWORD_VALIDATORS = [

@@ -14,7 +14,10 @@ from financing.models import (
     AdvanceRepayment,
     CapitalCommitment,
     Collateral,
+    ContractDemand,
+    LenderPayout,
     LenderPreference,
+    PartySignal,
     ReservedContract,
     ReservedContractCharge,
 )
@@ -143,3 +146,24 @@ class AdvanceEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[AdvanceEvent]):
 class CollateralAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[Collateral]):
     list_display = ("id", "advance", "node", "gpu_count", "tagged_at", "released_at")
     search_fields = ("node__name",)
+
+
+@admin.register(ContractDemand)
+class ContractDemandAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[ContractDemand]):
+    list_display = ("id", "customer", "gpu_model", "gpu_count", "term_months", "status", "awarded_to", "deadline_at")
+    list_filter = ("status",)
+    search_fields = ("customer__username", "awarded_to__username")
+
+
+@admin.register(LenderPayout)
+class LenderPayoutAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[LenderPayout]):
+    list_display = ("id", "lender", "period", "amount_micros", "status", "gateway", "gateway_ref")
+    list_filter = ("status", "gateway")
+    search_fields = ("lender__username", "gateway_ref")
+
+
+@admin.register(PartySignal)
+class PartySignalAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[PartySignal]):
+    list_display = ("id", "user", "kind", "first_seen", "last_seen")
+    list_filter = ("kind",)
+    search_fields = ("user__username",)

@@ -26,3 +26,19 @@ class FinancingConfig(AppConfig):
             )
         )
         register_ledger_check(name="financing", check=financing_verify)
+        from financing.services.applications import financing_upgrade_quote
+        from marketplace.services.earnings import register_upgrade_quoter
+
+        register_upgrade_quoter(name="financing", quoter=financing_upgrade_quote)
+        from django.contrib.auth.signals import user_logged_in
+
+        from financing.services.parties import party_signal_on_login
+
+        user_logged_in.connect(party_signal_on_login, dispatch_uid="financing-party-signal-login")
+        from billing.services.stripe_webhooks import register_webhook_handler
+        from financing.services.demand import on_node_verified
+        from financing.services.gateway_events import financing_webhook_handle
+        from marketplace.signals import node_verified
+
+        register_webhook_handler(name="financing", handler=financing_webhook_handle)
+        node_verified.connect(on_node_verified, dispatch_uid="financing-demand-delivery")

@@ -32,6 +32,8 @@ class LenderPreference(models.Model):
     max_per_advance_micros = models.BigIntegerField(default=0)
     tiers = models.JSONField(default=list, blank=True)
     max_payoff_months = models.PositiveSmallIntegerField(default=24)
+    stripe_account_id = models.CharField(max_length=64, blank=True, help_text="Connected account repayments go to")
+    payout_account_ready = models.BooleanField(default=False)
     updated_at = models.DateTimeField(auto_now=True)
 
 
@@ -42,7 +44,8 @@ class CapitalCommitmentStatus(models.TextChoices):
 
 
 class CapitalCommitment(models.Model):
-    """Capital a lender sends in through the gateway; credited to its lender_capital account once."""
+    """Capital a lender sends in through the gateway; credited to its lender_capital account once (local: at
+    once; Stripe: by the verified webhook of its Checkout Session)."""
 
     lender = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="capital_commitments")
     amount_micros = models.BigIntegerField()
@@ -51,6 +54,7 @@ class CapitalCommitment(models.Model):
     )
     gateway = models.CharField(max_length=20)
     gateway_ref = models.CharField(max_length=200, blank=True)
+    checkout_url = models.URLField(max_length=500, blank=True)
     ledger_transaction = models.OneToOneField(LedgerTransaction, null=True, blank=True, on_delete=models.PROTECT)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -115,6 +119,51 @@ class ReservedContractCharge(models.Model):
         ]
 
 
+class ContractDemandStatus(models.TextChoices):
+    OPEN = "open", "Open: no provider has the capacity yet"
+    AWARDED = "awarded", "Awarded to a provider (hardware being financed and delivered)"
+    DELIVERED = "delivered", "Delivered: the reserved contract runs on the provider's node"
+    RELEASED = "released", "Released (not delivered in time, or the customer could not pay)"
+    CANCELLED = "cancelled", "Cancelled by the customer"
+
+
+class ContractDemand(models.Model):
+    """A customer's reserved contract that no provider has capacity for yet: open demand a provider may fulfil by
+    buying the hardware (financed by a contract-backed advance). Terms as for a ReservedContract
+    (services/reserved.py); the contract itself starts on delivery (services/demand.py)."""
+
+    customer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="contract_demands")
+    gpu_model = models.ForeignKey("marketplace.GPUModel", on_delete=models.PROTECT, related_name="+")
+    gpu_count = models.PositiveSmallIntegerField()
+    term_months = models.PositiveSmallIntegerField()
+    list_price_micros = models.BigIntegerField(help_text="Price per GPU-hour the customer commits to, before discount")
+    discount_bps = models.PositiveIntegerField()
+    monthly_micros = models.BigIntegerField(help_text="What the customer pays each month once delivered")
+    delivery_days = models.PositiveSmallIntegerField(help_text="Days from disbursement the provider has to deliver")
+    status = models.CharField(max_length=10, choices=ContractDemandStatus.choices, default=ContractDemandStatus.OPEN)
+    awarded_to = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="awarded_demands"
+    )
+    deadline_at = models.DateTimeField(null=True, blank=True, help_text="Delivery deadline (set at disbursement)")
+    contract = models.OneToOneField(
+        ReservedContract, null=True, blank=True, on_delete=models.PROTECT, related_name="demand"
+    )
+    status_note = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(gpu_count__gte=1), name="demand_gpus_positive"),
+            models.CheckConstraint(condition=models.Q(term_months__gte=1), name="demand_term_positive"),
+            models.CheckConstraint(condition=models.Q(monthly_micros__gt=0), name="demand_monthly_positive"),
+        ]
+
+    @property
+    def receivable_micros(self) -> int:
+        return self.monthly_micros * self.term_months
+
+
 class ApplicationStatus(models.TextChoices):
     OFFERED = "offered", "Offered (awaiting staff approval)"
     DECLINED = "declined", "Declined by underwriting"
@@ -149,6 +198,9 @@ class AdvanceApplication(models.Model):
     rules_version = models.CharField(max_length=20)
     reserved_contract = models.ForeignKey(
         ReservedContract, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    demand = models.ForeignKey(
+        ContractDemand, null=True, blank=True, on_delete=models.PROTECT, related_name="applications"
     )
     staff_note = models.CharField(max_length=500, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -258,6 +310,7 @@ class AdvanceFunding(models.Model):
 class RepaymentKind(models.TextChoices):
     WITHHOLDING = "withholding", "Withheld from a settlement"
     EARLY_PAYOFF = "early_payoff", "Early payoff from the provider's balance"
+    RECALL = "recall", "Recalled from the provider's balance (contract not delivered)"
 
 
 class AdvanceRepayment(models.Model):
@@ -304,3 +357,58 @@ class Collateral(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["advance", "node"], name="collateral_once_per_node")]
+
+
+class PartySignalKind(models.TextChoices):
+    NETWORK = "network", "Network address"
+    PAYMENT_METHOD = "payment_method", "Payment method"
+
+
+class PartySignal(models.Model):
+    """Something that identifies who is behind an account (a login's public network address, a card's
+    fingerprint), stored as a keyed hash only; two accounts sharing one are related parties
+    (financing/selectors/parties.py)."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="party_signals")
+    kind = models.CharField(max_length=16, choices=PartySignalKind.choices)
+    value_hash = models.CharField(max_length=64, db_index=True)
+    first_seen = models.DateTimeField()
+    last_seen = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "kind", "value_hash"], name="party_signal_once_per_user")
+        ]
+
+
+class LenderPayoutStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    PAID = "paid", "Paid"
+    FAILED = "failed", "Failed (returned to the lender's balance)"
+
+
+class LenderPayout(models.Model):
+    """Repayments a lender received, paid out to it through the gateway (Stripe: a Connect transfer); one per
+    lender and payout day, so a retried run never pays twice (services/lender_payouts.py)."""
+
+    lender = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="lender_payouts")
+    period = models.DateField(help_text="The payout day")
+    amount_micros = models.BigIntegerField()
+    status = models.CharField(max_length=8, choices=LenderPayoutStatus.choices, default=LenderPayoutStatus.PENDING)
+    gateway = models.CharField(max_length=20)
+    gateway_ref = models.CharField(max_length=200, blank=True)
+    failure_reason = models.CharField(max_length=300, blank=True)
+    ledger_transaction = models.OneToOneField(
+        LedgerTransaction, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    reversal_transaction = models.OneToOneField(
+        LedgerTransaction, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["lender", "period"], name="lender_payout_once_per_day"),
+            models.CheckConstraint(condition=models.Q(amount_micros__gt=0), name="lender_payout_positive"),
+        ]

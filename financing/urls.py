@@ -15,6 +15,11 @@ urlpatterns: list[URLPattern | URLResolver] = [
         name="financing-provider-application",
     ),
     path("provider/financing/advances/<int:advance_id>/", advances.provider_advance, name="financing-provider-advance"),
+    path(
+        "provider/financing/demand/<int:demand_id>/offer/",
+        advances.provider_demand_offer,
+        name="financing-provider-demand-offer",
+    ),
     path("console/financing/", advances.console_financing, name="financing-console"),
     path("console/financing/advances/<int:advance_id>/", advances.console_advance, name="financing-console-advance"),
     path(
@@ -32,6 +37,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("lender/capital/", lenders.lender_action, {"action": "capital"}, name="lender-capital"),
     path("lender/preferences/", lenders.lender_action, {"action": "preferences"}, name="lender-preferences"),
     path("lender/reinvest/", lenders.lender_action, {"action": "reinvest"}, name="lender-reinvest"),
+    path("lender/payout-account/", lenders.lender_payout_account, name="lender-payout-account"),
     path("lender/advances/<int:advance_id>/", lenders.lender_advance, name="lender-advance"),
 ]
 

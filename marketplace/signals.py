@@ -13,3 +13,4 @@ The broker's failover listens to it::
 from django.dispatch import Signal
 
 node_went_offline = Signal()
+node_verified = Signal()

@@ -1,4 +1,6 @@
-"""The Stripe gateway: wallet top-ups by Checkout, Connect onboarding, payouts as Connect transfers.
+"""The Stripe gateway: wallet top-ups by Checkout, Connect onboarding, payouts as Connect transfers; for apps above
+billing, a generic Checkout (`create_checkout`: lender capital) and Connect transfer (`send_transfer`: advance
+disbursements, lender repayments), each with the caller's deterministic idempotency key.
 
 Every call goes through `stripe.StripeClient` with a deterministic idempotency key derived from the
 billing object it realises (`topup:<id>`, `connect-account:<provider id>`, `payout:<id>:<ledger key>`),
@@ -43,6 +45,12 @@ class OnboardingLink:
     url: str
 
 
+@dataclass(frozen=True)
+class CheckoutSession:
+    ref: str
+    url: str
+
+
 class StripeGateway:
     name = "stripe"
 
@@ -82,29 +90,87 @@ class StripeGateway:
         )
         return GatewayResult(status=TopUpStatus.PENDING, ref=session.id, checkout_url=session.url or "")
 
-    def connect_onboarding(self, *, provider_pk: int, email: str, country: str, account_id: str = "") -> OnboardingLink:
-        """Create the provider's Express connected account (once) and an onboarding account link."""
+    def connect_onboarding(
+        self,
+        *,
+        provider_pk: int,
+        email: str,
+        country: str,
+        account_id: str = "",
+        role: str = "provider",
+        return_path: str = "/provider/earnings/",
+    ) -> OnboardingLink:
+        """Create the Express connected account (once per role and id) and an onboarding account link."""
         if not account_id:
+            key = f"connect-account:{provider_pk}" if role == "provider" else f"connect-account:{role}:{provider_pk}"
             account = self.client.v1.accounts.create(
                 params={
                     "type": "express",
                     "country": country or "US",
                     "email": email,
                     "capabilities": {"transfers": {"requested": True}},
-                    "metadata": {"provider_id": str(provider_pk)},
+                    "metadata": {f"{role}_id": str(provider_pk)},
                 },
-                options={"idempotency_key": f"connect-account:{provider_pk}"},
+                options={"idempotency_key": key},
             )
             account_id = account.id
         link = self.client.v1.account_links.create(
             params={
                 "account": account_id,
                 "type": "account_onboarding",
-                "refresh_url": self._site("/provider/earnings/?onboarding=refresh"),
-                "return_url": self._site("/provider/earnings/?onboarding=done"),
+                "refresh_url": self._site(f"{return_path}?onboarding=refresh"),
+                "return_url": self._site(f"{return_path}?onboarding=done"),
             }
         )
         return OnboardingLink(account_id=account_id, url=link.url)
+
+    def create_checkout(
+        self, *, amount_micros: int, key: str, product: str, metadata: dict[str, str], return_path: str
+    ) -> CheckoutSession:
+        """A Checkout Session collecting `amount_micros` (whole cents); the money counts only when the verified
+        webhook says it is paid. `key` is the idempotency key and the session's client reference."""
+        params: Any = {
+            "mode": "payment",
+            "client_reference_id": key,
+            "line_items": [
+                {
+                    "quantity": 1,
+                    "price_data": {
+                        "currency": "usd",
+                        "unit_amount": micros_to_cents(amount_micros),
+                        "product_data": {"name": product},
+                    },
+                }
+            ],
+            "metadata": metadata,
+            "payment_intent_data": {"metadata": metadata},
+            "success_url": self._site(f"{return_path}?checkout=done"),
+            "cancel_url": self._site(f"{return_path}?checkout=cancelled"),
+        }
+        session = self.client.v1.checkout.sessions.create(params=params, options={"idempotency_key": key})
+        return CheckoutSession(ref=session.id, url=session.url or "")
+
+    def send_transfer(
+        self, *, amount_micros: int, destination: str, key: str, metadata: dict[str, str]
+    ) -> PayoutResult:
+        """A Connect transfer of `amount_micros` (whole cents) to a connected account, idempotent per `key`."""
+        if not destination:
+            return PayoutResult(status=PayoutStatus.FAILED, failure_reason="no connected Stripe account")
+        try:
+            transfer = self.client.v1.transfers.create(
+                params={
+                    "amount": micros_to_cents(amount_micros),
+                    "currency": "usd",
+                    "destination": destination,
+                    "transfer_group": key,
+                    "metadata": metadata,
+                },
+                options={"idempotency_key": key},
+            )
+        except stripe.StripeError as exc:
+            reason = getattr(exc, "user_message", None) or str(exc) or exc.__class__.__name__
+            return PayoutResult(status=PayoutStatus.FAILED, failure_reason=f"Stripe: {reason}"[:300])
+        return PayoutResult(status=PayoutStatus.PAID, ref=transfer.id)
 
     def send_payout(self, payout: Payout, *, destination: str) -> PayoutResult:
         """A transfer of the payout to the provider's connected account."""

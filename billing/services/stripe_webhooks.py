@@ -12,11 +12,15 @@ Handled events:
 * `account.updated`: the provider's `payout_account_ready` follows the connected account's state.
 * `transfer.reversed`: the payout's reversed amount goes back to the provider's payable.
 
-Any other type is recorded and ignored. A redelivered event id changes nothing.
+Apps above billing handle their own objects through a registered handler (`register_webhook_handler`, e.g.
+financing: lender capital Checkout Sessions, lender payout transfers): each is offered every verified event first
+and returns what it did, or None to pass. Any other type is recorded and ignored. A redelivered event id changes
+nothing.
 """
 
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import stripe
@@ -34,6 +38,15 @@ logger = logging.getLogger(__name__)
 
 TOLERANCE_S = 300
 CENT = 10_000
+
+WebhookHandler = Callable[[str, Any], str | None]
+_handlers: dict[str, WebhookHandler] = {}
+
+
+def register_webhook_handler(*, name: str, handler: WebhookHandler) -> None:
+    """Offer every verified event `(type, data.object)` to `handler` before billing's own handling; a handler
+    returns the outcome when the event was its own, else None. Runs inside the event's transaction."""
+    _handlers[name] = handler
 
 
 def stripe_event_verify(*, payload: bytes, signature: str) -> Any:
@@ -109,6 +122,10 @@ def _take_back(*, topup: TopUp, amount_micros: int, key: str, kind: str, memo: s
 
 
 def _dispatch(kind: str, obj: Any) -> str:
+    for handler in list(_handlers.values()):
+        outcome = handler(kind, obj)
+        if outcome is not None:
+            return outcome
     if kind in ("checkout.session.completed", "checkout.session.async_payment_succeeded"):
         if obj.get("payment_status") not in ("paid", "no_payment_required"):
             return "checkout completed but not paid yet"

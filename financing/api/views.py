@@ -11,11 +11,18 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from common.api import IsProvider, IsStaff
+from common.api import IsCustomer, IsProvider, IsStaff
 from common.api_schema import error_responses
-from common.errors import NotFound, ValidationFailed
+from common.errors import NotFound, PermissionDenied, ValidationFailed
 from common.money import MICROS, from_micros
-from financing.models import Advance, AdvanceApplication, AdvanceFunding, LenderPreference
+from financing.models import (
+    Advance,
+    AdvanceApplication,
+    AdvanceFunding,
+    ContractDemand,
+    LenderPayout,
+    LenderPreference,
+)
 from financing.selectors.advances import (
     advance_list_for_provider,
     advance_projection,
@@ -25,6 +32,7 @@ from financing.selectors.advances import (
     application_list,
     applications_pending,
 )
+from financing.selectors.demand import demand_for_customer, demand_visible_to_provider
 from financing.selectors.lenders import (
     advances_funded_by_lender,
     advances_offered_to_lender,
@@ -32,12 +40,20 @@ from financing.selectors.lenders import (
     lender_portfolio,
     lender_preference_get,
 )
+from financing.selectors.stress import lender_portfolio_stress
 from financing.services.advances import advance_payoff_early, advance_staff_action
 from financing.services.applications import (
     advance_application_approve,
     advance_application_reject,
     advance_application_submit,
 )
+from financing.services.demand import (
+    contract_demand_cancel,
+    contract_demand_offer,
+    contract_demand_post,
+    contract_demand_quote,
+)
+from financing.services.lender_payouts import lender_payout_onboard
 from financing.services.lenders import (
     advance_fund,
     lender_capital_commit,
@@ -168,6 +184,9 @@ class AdvanceOut(serializers.Serializer[dict[str, Any]]):
     arithmetic = serializers.ListField(child=serializers.CharField())
     events = serializers.ListField(child=serializers.DictField())
     your_share = serializers.DictField(allow_null=True, help_text="For a funding lender: its share and receipts")
+    contract = serializers.DictField(
+        allow_null=True, help_text="A contract-backed advance: the customer contract behind it and its delivery"
+    )
 
 
 def advance_out(advance: Advance, *, viewer: User | None = None) -> dict[str, Any]:
@@ -200,6 +219,30 @@ def advance_out(advance: Advance, *, viewer: User | None = None) -> dict[str, An
             {"at": e.created_at.isoformat(), "kind": e.kind, "message": e.message} for e in advance.events.all()
         ],
         "your_share": share,
+        "contract": contract_behind(advance),
+    }
+
+
+def contract_behind(advance: Advance) -> dict[str, Any] | None:
+    """The customer contract a contract-backed advance is priced against (the customer shown by number only)."""
+    demand = advance.application.demand
+    if demand is None:
+        return None
+    contract = demand.contract
+    return {
+        "demand": demand.pk,
+        "customer": f"customer #{demand.customer_id}",
+        "terms": f"{demand.gpu_count} × {demand.gpu_model.name}, {demand.term_months} months",
+        "monthly": _dollars(demand.monthly_micros),
+        "committed": _dollars(demand.receivable_micros),
+        "status": demand.status,
+        "delivery_deadline": demand.deadline_at.isoformat() if demand.deadline_at else None,
+        "contract": contract.pk if contract else None,
+        "months_paid": contract.months_paid if contract else 0,
+        "customer_credit_at_underwriting": {
+            k: advance.application.inputs.get(k)
+            for k in ("customer_paid_180d", "customer_lapsed_contracts", "customer_prepaid_balance", "credit_haircut")
+        },
     }
 
 
@@ -323,6 +366,12 @@ class CapitalOut(serializers.Serializer[dict[str, Any]]):
     gateway = serializers.CharField()
 
 
+class StressOut(serializers.Serializer[dict[str, Any]]):
+    stressed_loss = serializers.CharField(help_text="What the open advances would lose under the stress")
+    stressed_return_pct = serializers.CharField(allow_null=True)
+    advances = serializers.ListField(child=serializers.DictField())
+
+
 class PortfolioOut(serializers.Serializer[dict[str, Any]]):
     funded = serializers.CharField()
     repaid = serializers.CharField()
@@ -333,6 +382,7 @@ class PortfolioOut(serializers.Serializer[dict[str, Any]]):
     defaulted = serializers.IntegerField()
     advances = AdvanceOut(many=True)
     balances = BalancesOut()
+    stress = StressOut(help_text="The portfolio under the stress of financing/selectors/stress.py")
 
 
 class LenderSignupView(APIView):
@@ -447,8 +497,25 @@ class LenderPortfolioView(APIView):
                 "defaulted": p["defaulted"],
                 "advances": [advance_out(a, viewer=user) for a in advances_funded_by_lender(lender_user=user)],
                 "balances": {k: _dollars(v) for k, v in lender_balances(lender_user=user).items()},
+                "stress": _stress_out(lender_portfolio_stress(lender_user=user)),
             }
         )
+
+
+def _stress_out(stress: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "stressed_loss": _dollars(stress["stressed_loss"]),
+        "stressed_return_pct": None if stress["stressed_return_pct"] is None else str(stress["stressed_return_pct"]),
+        "advances": [
+            {
+                "advance": r.advance_id,
+                "kind": r.kind,
+                "remaining": _dollars(r.remaining_micros),
+                "stressed_loss": _dollars(r.stressed_loss_micros),
+            }
+            for r in stress["rows"]
+        ],
+    }
 
 
 # --- staff ------------------------------------------------------------------------------------------------
@@ -516,3 +583,213 @@ class StaffAdvanceActionView(APIView):
             note=data.validated_data["note"],
         )
         return Response(advance_out(advance))
+
+
+# --- contract demand ------------------------------------------------------------------------------------------
+
+
+class DemandQuoteOut(serializers.Serializer[dict[str, Any]]):
+    offered = serializers.BooleanField()
+    principal = serializers.CharField()
+    fee = serializers.CharField()
+    withhold_rate = serializers.CharField()
+    expected_payoff_months = serializers.CharField(allow_null=True)
+    reasons = serializers.ListField(child=serializers.CharField())
+    arithmetic = serializers.ListField(child=serializers.CharField())
+
+
+class DemandOut(serializers.Serializer[dict[str, Any]]):
+    id = serializers.IntegerField()
+    status = serializers.CharField()
+    gpu_model = serializers.CharField()
+    gpu_count = serializers.IntegerField()
+    term_months = serializers.IntegerField()
+    price_per_gpu_hour = serializers.CharField()
+    monthly = serializers.CharField()
+    committed = serializers.CharField(help_text="Monthly payment × term")
+    delivery_days = serializers.IntegerField()
+    deadline_at = serializers.DateTimeField(allow_null=True)
+    contract = serializers.IntegerField(allow_null=True, help_text="The reserved contract once delivered")
+    quote = DemandQuoteOut(allow_null=True, help_text="For a provider: the advance it would be offered to fulfil it")
+
+
+def demand_out(demand: ContractDemand, *, quote: Any = None) -> dict[str, Any]:
+    return {
+        "id": demand.pk,
+        "status": demand.status,
+        "gpu_model": demand.gpu_model.slug,
+        "gpu_count": demand.gpu_count,
+        "term_months": demand.term_months,
+        "price_per_gpu_hour": _dollars(demand.list_price_micros),
+        "monthly": _dollars(demand.monthly_micros),
+        "committed": _dollars(demand.receivable_micros),
+        "delivery_days": demand.delivery_days,
+        "deadline_at": demand.deadline_at,
+        "contract": demand.contract_id,
+        "quote": None
+        if quote is None
+        else {
+            "offered": quote.offered,
+            "principal": _dollars(quote.principal_micros),
+            "fee": _dollars(quote.fee_micros),
+            "withhold_rate": str(Decimal(quote.withhold_bps) / 10_000),
+            "expected_payoff_months": None
+            if quote.expected_payoff_months is None
+            else str(quote.expected_payoff_months),
+            "reasons": quote.reasons,
+            "arithmetic": quote.arithmetic,
+        },
+    }
+
+
+class DemandIn(serializers.Serializer[dict[str, Any]]):
+    gpu_model = serializers.CharField(help_text="Catalog slug of an AI-grade model")
+    count = serializers.IntegerField(min_value=1, max_value=256)
+    term_months = serializers.IntegerField(min_value=3, max_value=36)
+    price = serializers.CharField(help_text='Per GPU-hour, dollars, before the term discount, e.g. "0.30"')
+    delivery_days = serializers.IntegerField(required=False, min_value=7, max_value=120, default=45)
+
+
+def _demand_role(user: User) -> str:
+    if user.is_staff:
+        return "staff"
+    if hasattr(user, "provider"):
+        return "provider"
+    if hasattr(user, "customer"):
+        return "customer"
+    raise PermissionDenied("Contract demand is for customers, providers and staff.")
+
+
+def _demand_get(user: User, demand_id: int) -> ContractDemand:
+    role = _demand_role(user)
+    qs: Any = ContractDemand.objects.select_related("gpu_model", "customer")
+    if role == "customer":
+        qs = demand_for_customer(customer_user=user)
+    elif role == "provider":
+        qs = demand_visible_to_provider(provider_user=user)
+    demand = qs.filter(pk=demand_id).first()
+    if demand is None:
+        raise NotFound(f"No demand {demand_id} visible to you.")
+    return demand
+
+
+class DemandListView(APIView):
+    """Open contract demand. Customers post and see their own; providers see open demand (and what they were
+    awarded) with the advance each would get; staff see all."""
+
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(responses={200: DemandOut(many=True), **error_responses(401, 403)})
+    def get(self, request: Request) -> Response:
+        user = _user(request)
+        role = _demand_role(user)
+        if role == "provider":
+            rows = list(demand_visible_to_provider(provider_user=user)[:50])
+            return Response([demand_out(d, quote=contract_demand_quote(provider_user=user, demand=d)) for d in rows])
+        qs = demand_for_customer(customer_user=user) if role == "customer" else ContractDemand.objects.all()
+        return Response([demand_out(d) for d in qs.select_related("gpu_model")[:200]])
+
+    @extend_schema(request=DemandIn, responses={201: DemandOut, **error_responses(400, 401, 402, 403)})
+    def post(self, request: Request) -> Response:
+        user = _user(request)
+        if _demand_role(user) != "customer":
+            raise PermissionDenied("Only customers post contract demand.")
+        data = DemandIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        price = dollars_parse(v["price"], field="price")
+        assert price is not None
+        demand = contract_demand_post(
+            customer_user=user,
+            gpu_model_slug=v["gpu_model"],
+            gpu_count=v["count"],
+            term_months=v["term_months"],
+            price_micros=price,
+            delivery_days=v["delivery_days"],
+        )
+        return Response(demand_out(demand), status=status.HTTP_201_CREATED)
+
+
+class DemandDetailView(APIView):
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(responses={200: DemandOut, **error_responses(401, 403, 404)})
+    def get(self, request: Request, demand_id: int) -> Response:
+        user = _user(request)
+        demand = _demand_get(user, demand_id)
+        quote = contract_demand_quote(provider_user=user, demand=demand) if hasattr(user, "provider") else None
+        return Response(demand_out(demand, quote=quote))
+
+
+class DemandOfferIn(serializers.Serializer[dict[str, Any]]):
+    node = serializers.IntegerField(
+        required=False, allow_null=True, min_value=1, max_value=2**62, help_text="Your node or site it goes in"
+    )
+
+
+class DemandOfferView(APIView):
+    permission_classes = [IsProvider]
+
+    @extend_schema(request=DemandOfferIn, responses={201: ApplicationOut, **error_responses(400, 401, 403, 404)})
+    def post(self, request: Request, demand_id: int) -> Response:
+        data = DemandOfferIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        app = contract_demand_offer(
+            provider_user=_user(request), demand_id=demand_id, node_id=data.validated_data.get("node")
+        )
+        return Response(application_out(app), status=status.HTTP_201_CREATED)
+
+
+class DemandCancelView(APIView):
+    permission_classes = [IsCustomer]
+
+    @extend_schema(request=None, responses={200: DemandOut, **error_responses(401, 403, 404, 409)})
+    def post(self, request: Request, demand_id: int) -> Response:
+        return Response(demand_out(contract_demand_cancel(customer_user=_user(request), demand_id=demand_id)))
+
+
+# --- lender payouts ---------------------------------------------------------------------------------------------
+
+
+class LenderPayoutOut(serializers.Serializer[dict[str, Any]]):
+    id = serializers.IntegerField()
+    period = serializers.DateField()
+    amount = serializers.CharField()
+    status = serializers.CharField()
+    gateway = serializers.CharField()
+    gateway_ref = serializers.CharField()
+    failure_reason = serializers.CharField()
+
+
+class LenderPayoutsView(APIView):
+    permission_classes = [IsLender]
+
+    @extend_schema(responses={200: LenderPayoutOut(many=True), **error_responses(401, 403)})
+    def get(self, request: Request) -> Response:
+        rows = LenderPayout.objects.filter(lender=_user(request)).order_by("-created_at", "-pk")[:200]
+        return Response(
+            [
+                {
+                    "id": p.pk,
+                    "period": p.period,
+                    "amount": _dollars(p.amount_micros),
+                    "status": p.status,
+                    "gateway": p.gateway,
+                    "gateway_ref": p.gateway_ref,
+                    "failure_reason": p.failure_reason,
+                }
+                for p in rows
+            ]
+        )
+
+
+class LenderOnboardingOut(serializers.Serializer[dict[str, Any]]):
+    url = serializers.CharField()
+
+
+class LenderPayoutAccountView(APIView):
+    permission_classes = [IsLender]
+
+    @extend_schema(request=None, responses={200: LenderOnboardingOut, **error_responses(401, 403)})
+    def post(self, request: Request) -> Response:
+        return Response({"url": lender_payout_onboard(lender_user=_user(request))})

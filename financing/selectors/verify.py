@@ -3,7 +3,35 @@
 from django.db.models import Sum
 
 from billing.models import AccountKind, Entry, LedgerTransaction
-from financing.models import Advance, AdvanceFunding, AdvanceRepayment, AdvanceStatus
+from financing.models import (
+    Advance,
+    AdvanceFunding,
+    AdvanceRepayment,
+    AdvanceStatus,
+    LenderPayout,
+    LenderPayoutStatus,
+)
+
+
+def _payout_violations() -> list[str]:
+    """Every lender payout moved exactly its amount out of the receivable, and a failed one moved it back."""
+    out = []
+    for p in LenderPayout.objects.all():
+        moved = -(
+            Entry.objects.filter(
+                transaction_id=p.ledger_transaction_id, account__kind=AccountKind.LENDER_RECEIVABLE
+            ).aggregate(s=Sum("amount"))["s"]
+            or 0
+        )
+        back = (
+            Entry.objects.filter(
+                transaction_id=p.reversal_transaction_id, account__kind=AccountKind.LENDER_RECEIVABLE
+            ).aggregate(s=Sum("amount"))["s"]
+            or 0
+        )
+        if moved != p.amount_micros or back != (p.amount_micros if p.status == LenderPayoutStatus.FAILED else 0):
+            out.append(f"lender payout {p.pk}: moved {moved} and returned {back} of {p.amount_micros}")
+    return out
 
 
 def financing_verify() -> tuple[list[str], list[str]]:
@@ -14,7 +42,8 @@ def financing_verify() -> tuple[list[str], list[str]]:
     * each advance's repaid amount = its repayment records = what its funders received;
     * every repayment record's source transaction exists and credits lender receivables; in total, lender
       receivable credits = repayment records (what lenders received is exactly what was withheld or paid off);
-    * repaid + written off never exceeds principal + fee; a repaid advance has nothing remaining.
+    * repaid + written off never exceeds principal + fee; a repaid advance has nothing remaining;
+    * every lender payout moved its amount out of the receivable once (and back once if it failed).
     """
     violations: list[str] = []
     advances = list(Advance.objects.exclude(status=AdvanceStatus.FUNDING))
@@ -53,9 +82,12 @@ def financing_verify() -> tuple[list[str], list[str]]:
     for key in sorted(keys - posted)[:50]:
         violations.append(f"repayment source {key} has no ledger transaction")
     credits = (
-        Entry.objects.filter(account__kind=AccountKind.LENDER_RECEIVABLE, amount__gt=0).aggregate(s=Sum("amount"))["s"]
+        Entry.objects.filter(account__kind=AccountKind.LENDER_RECEIVABLE, amount__gt=0)
+        .exclude(transaction__kind="lender_payout_reversal")  # a returned payout is not a new repayment
+        .aggregate(s=Sum("amount"))["s"]
         or 0
     )
+    violations += _payout_violations()
     recorded = AdvanceRepayment.objects.aggregate(s=Sum("amount_micros"))["s"] or 0
     if credits != recorded:
         violations.append(f"lender receivables were credited {credits} but repayments record {recorded}")

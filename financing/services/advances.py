@@ -17,8 +17,9 @@ Minimum-progress policy (checked per advance every PROGRESS_WINDOW_DAYS by the d
   * a window whose repayments are below `min_progress_micros` is a shortfall, flagged (an event and an e-mail)
     to the provider, every funder and staff;
   * DELINQUENT_AFTER consecutive shortfalls, or collateral offline longer than COLLATERAL_DELINQUENT_DAYS →
-    `delinquent`: the withhold rate rises by DELINQUENT_WITHHOLD_STEP_BPS (capped at MAX_WITHHOLD_BPS) on the
-    provider's whole share — so earnings of its other nodes repay too;
+    `delinquent`: the withhold rate rises by DELINQUENT_WITHHOLD_STEP_BPS (capped at MAX_WITHHOLD_BPS, or at
+    MAX_CONTRACT_DELINQUENT_BPS for a contract-backed advance whose rate is already higher) on the provider's whole
+    share — so earnings of its other nodes repay too;
   * a delinquent advance that meets a window's minimum is cured (back to `active`, base rate);
   * DEFAULT_AFTER consecutive shortfalls, or collateral offline longer than COLLATERAL_DEFAULT_DAYS →
     `defaulted`: what remains due is written off (recorded on the advance as `written_off_micros`; no money
@@ -62,6 +63,7 @@ COLLATERAL_DELINQUENT_DAYS = 14
 COLLATERAL_DEFAULT_DAYS = 45
 DELINQUENT_WITHHOLD_STEP_BPS = 1000
 MAX_WITHHOLD_BPS = 5000
+MAX_CONTRACT_DELINQUENT_BPS = 9000  # a contract-backed advance already withholds more than MAX_WITHHOLD_BPS
 
 
 def _event(advance: Advance, kind: str, message: str, *, actor: User | None = None, **data: object) -> None:
@@ -230,8 +232,37 @@ def advance_withholding_legs(
 # --- disbursement and collateral -------------------------------------------------------------------------------------
 
 
+def _disbursement_ref(advance: Advance) -> str:
+    """Move the principal out through the gateway: a Connect transfer to the provider's connected account (Stripe,
+    idempotency key `advance-disburse:<id>`, so a retry never pays twice), a recorded payment to the hardware vendor
+    (staff wire it against this reference), or at once (local gateway). Raises Conflict when the gateway refuses."""
+    from marketplace.models import Provider
+
+    key = f"advance-disburse:{advance.pk}"
+    if advance.disburse_to == "vendor":
+        return f"vendor-payment:{advance.pk}:{advance.vendor_name}"[:200]
+    gateway = get_gateway()
+    send = getattr(gateway, "send_transfer", None)
+    if send is None:
+        return f"local-disburse-{advance.pk}"
+    destination = Provider.objects.filter(user=advance.provider).values_list("stripe_account_id", flat=True).first()
+    result = send(
+        amount_micros=advance.principal_micros,
+        destination=destination or "",
+        key=key,
+        metadata={"advance_id": str(advance.pk)},
+    )
+    if result.status == "failed":
+        raise Conflict(f"advance {advance.pk} could not be disbursed: {result.failure_reason}")
+    return str(result.ref)
+
+
 def advance_disburse(*, advance_id: int) -> Advance:
-    """Fully funded → move each funder's capital out through the gateway; the advance starts repaying."""
+    """Fully funded → move each funder's capital out through the gateway; the advance starts repaying.
+
+    Idempotent: an advance already disbursed is returned unchanged; the ledger transaction and the gateway call
+    carry the key `advance-disburse:<id>`. A gateway refusal (no connected account, a Stripe error) rolls back
+    and raises Conflict: the advance stays funded, the `disburse_advance` task and the daily review retry."""
     with transaction.atomic():
         advance = Advance.objects.select_for_update(no_key=True).filter(pk=advance_id).first()
         if advance is None:
@@ -255,21 +286,17 @@ def advance_disburse(*, advance_id: int) -> Advance:
             memo=f"Advance {advance.pk} disbursed to {advance.get_disburse_to_display().lower()}",
             metadata={"advance_id": advance.pk},
         )
-        gateway = get_gateway()
-        send = getattr(gateway, "send_disbursement", None)
-        if send is not None:
-            ref = send(advance)
-        elif gateway.name == "local":
-            ref = f"local-disburse-{advance.pk}"
-        else:  # no disbursement call on this gateway yet (Stripe): staff wire it and note the reference
-            ref = f"manual-transfer-required-{advance.pk}"
         now = timezone.now()
         advance.status = AdvanceStatus.ACTIVE
         advance.disbursement_transaction = txn
-        advance.disbursement_ref = str(ref)
+        advance.disbursement_ref = _disbursement_ref(advance)
         advance.disbursed_at = now
         advance.window_start = now
         advance.window_repaid_base = 0
+        if advance.application.demand_id:
+            from financing.services.demand import demand_start_deadline
+
+            demand_start_deadline(advance=advance, now=now)
         advance.save(
             update_fields=[
                 "status",
@@ -288,6 +315,31 @@ def advance_disburse(*, advance_id: int) -> Advance:
         )
         collateral_tag(advance=advance)
         return advance
+
+
+def advance_disburse_or_retry(*, advance_id: int) -> Advance:
+    """Disburse now; when the gateway refuses, leave the advance funded and queue the retrying task."""
+    from financing import dispatch
+
+    try:
+        return advance_disburse(advance_id=advance_id)
+    except Conflict as exc:
+        logger.warning("disbursement deferred: %s", exc)
+        dispatch.disburse_advance(advance_id)
+        return Advance.objects.get(pk=advance_id)
+
+
+def advances_disburse_funded() -> int:
+    """Beat (daily): retry every fully funded advance not disbursed yet. Returns how many were disbursed."""
+    done = 0
+    for pk in Advance.objects.filter(status=AdvanceStatus.FUNDING, funded_micros=F("principal_micros")).values_list(
+        "pk", flat=True
+    ):
+        try:
+            done += advance_disburse(advance_id=pk).status == AdvanceStatus.ACTIVE
+        except Conflict as exc:
+            logger.warning("disbursement still deferred: %s", exc)
+    return done
 
 
 def collateral_tag(*, advance: Advance) -> list[Collateral]:
@@ -358,7 +410,8 @@ def _set_delinquent(advance: Advance, reason: str, actor: User | None = None) ->
     if advance.status == AdvanceStatus.DELINQUENT:
         return
     advance.status = AdvanceStatus.DELINQUENT
-    advance.withhold_bps = min(advance.base_withhold_bps + DELINQUENT_WITHHOLD_STEP_BPS, MAX_WITHHOLD_BPS)
+    cap = MAX_WITHHOLD_BPS if advance.base_withhold_bps < MAX_WITHHOLD_BPS else MAX_CONTRACT_DELINQUENT_BPS
+    advance.withhold_bps = min(advance.base_withhold_bps + DELINQUENT_WITHHOLD_STEP_BPS, cap)
     advance.save(update_fields=["status", "withhold_bps"])
     msg = f"Delinquent: {reason}. Withhold rate raised to {advance.withhold_bps / 100:.0f}% of all earnings."
     _event(advance, "delinquent", msg, actor=actor)

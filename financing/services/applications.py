@@ -5,6 +5,12 @@ beyond MAX_PRINCIPAL_MICROS, someone else's node or assessment → ValidationFai
 runs the rules of services/underwriting.py and stores the application with its offer or its decline
 reasons, inputs and arithmetic. Staff then approve (an Advance opens for lenders, automatic lenders fund it at
 once) or reject.
+
+From a fleet assessment: the option's model, `count` GPUs (default: the GPUs to replace, at most MAX_GPUS) and an
+optional node or site; a farm with more GPUs to replace is financed in several applications, each underwritten
+on what the earlier ones did not already rely on. `financing_upgrade_quote` is the same underwriting for the
+assessment's upgrade path (registered as marketplace's upgrade quoter in apps.py), so the payback shown there is
+the expected payoff an application with the same inputs is offered.
 """
 
 from django.contrib.auth.models import User
@@ -26,6 +32,7 @@ from financing.models import (
 from financing.selectors.underwriting import underwriting_inputs
 from financing.services.underwriting import RULES_VERSION, underwrite
 from marketplace.models import FleetAssessment, GPUModel, Node, Provider
+from marketplace.services.earnings import UpgradeQuote
 
 MAX_GPUS = 256
 MAX_PRINCIPAL_MICROS = 2_000_000 * MICROS  # $2M: no offer is ever larger
@@ -71,7 +78,7 @@ def advance_application_submit(
                 + ", ".join(o["slug"] for o in options)
             )
         gpu_model_slug = option["slug"]
-        count = count if count is not None else int(option["replaces_gpus"])
+        count = count if count is not None else min(int(option["replaces_gpus"]), MAX_GPUS)
     if not gpu_model_slug:
         raise ValidationFailed(
             "gpu_model: give a catalog slug (or an assessment).", details={"gpu_model": ["Required."]}
@@ -84,7 +91,10 @@ def advance_application_submit(
     if count is None or isinstance(count, bool) or not isinstance(count, int) or count < 1:
         raise ValidationFailed("count: must be a whole number of at least 1.", details={"count": ["At least 1."]})
     if count > MAX_GPUS:
-        raise ValidationFailed(f"count: at most {MAX_GPUS} GPUs per application.", details={"count": ["Too many."]})
+        raise ValidationFailed(
+            f"count: at most {MAX_GPUS} GPUs per application; finance a larger farm in several applications.",
+            details={"count": ["Too many."]},
+        )
     node = None
     if node_id is not None:
         node = Node.objects.filter(pk=node_id, provider=provider).first()
@@ -132,6 +142,27 @@ def advance_application_submit(
         )
 
 
+def financing_upgrade_quote(
+    *, provider: Provider, gpu_model: GPUModel, count: int, unit_cost_micros: int
+) -> UpgradeQuote:
+    """What an application for one batch (at most MAX_GPUS) of `count` GPUs would be offered now (saves nothing)."""
+    batch = max(1, min(count, MAX_GPUS))
+    inputs = underwriting_inputs(provider_user=provider.user, gpu_model=gpu_model, node=None)
+    d = underwrite(inputs=inputs, tier=gpu_model.tier, count=batch, unit_cost_micros=unit_cost_micros)
+    return UpgradeQuote(
+        count=batch,
+        monthly_share_per_gpu_micros=d.per_gpu_monthly_micros,
+        utilisation=d.utilisation,
+        offered=d.offered,
+        offered_count=d.count,
+        principal_micros=d.principal_micros,
+        fee_micros=d.fee_micros,
+        withhold_bps=d.withhold_bps,
+        payoff_months=d.expected_payoff_months,
+        reasons=list(d.reasons),
+    )
+
+
 def advance_application_approve(
     *, staff_user: User, application_id: int, disburse_to: str = DisburseTo.PROVIDER, vendor_name: str = ""
 ) -> Advance:
@@ -152,6 +183,10 @@ def advance_application_approve(
         app.status = ApplicationStatus.APPROVED
         app.decided_at = now
         app.save(update_fields=["status", "decided_at"])
+        if app.demand_id:
+            from financing.services.demand import demand_award
+
+            demand_award(application=app)
         assert app.expected_payoff_months is not None
         advance = Advance.objects.create(
             application=app,

@@ -1,8 +1,10 @@
 """Lenders: signup, capital through the gateway, funding preferences, funding advances (pro rata), reinvesting.
 
 Capital: `lender_capital_commit` records a CapitalCommitment and asks the gateway to collect it; the local
-gateway settles at once (gateway_clearing → lender_capital, key `capital:<id>`). A gateway without a capital
-collection call (Stripe today) leaves it pending until staff confirm the incoming wire (`lender_capital_confirm`).
+gateway settles at once (gateway_clearing → lender_capital, key `capital:<id>`). With Stripe it is a Checkout
+Session (idempotency key `capital:<id>`) and the capital is credited once, when the verified webhook says the
+session is paid (services/gateway_events.py; `lender_capital_credit`); staff may confirm an incoming wire
+(`lender_capital_confirm`).
 
 Funding: a lender pledges an amount to an advance offered to it (advances open for funding that match its
 preferences); pledges never exceed its available capital (capital − open pledges), its per-advance maximum, or
@@ -114,15 +116,38 @@ def lender_capital_commit(*, lender_user: User, amount_micros: int) -> CapitalCo
         commitment = CapitalCommitment.objects.create(
             lender=lender_user, amount_micros=amount_micros, gateway=gateway.name
         )
-        collect = getattr(gateway, "collect_capital", None)
-        if collect is not None:
-            ref = collect(commitment)
-            commitment.gateway_ref = str(ref)
-            commitment.save(update_fields=["gateway_ref"])
-            return commitment
-        if gateway.name == "local":
+        checkout = getattr(gateway, "create_checkout", None)
+        if checkout is None:  # the local gateway: the money is in at once
             return _credit_capital(commitment, f"local-capital-{commitment.pk}")
-        return commitment  # awaits staff confirmation of the incoming transfer
+        session = checkout(
+            amount_micros=amount_micros,
+            key=f"capital:{commitment.pk}",
+            product="RigShift lender capital",
+            metadata={"capital_commitment_id": str(commitment.pk), "user_id": str(lender_user.pk)},
+            return_path="/lender/",
+        )
+        commitment.gateway_ref, commitment.checkout_url = session.ref, session.url
+        commitment.save(update_fields=["gateway_ref", "checkout_url"])
+        return commitment  # credited by the verified webhook (services/gateway_events.py)
+
+
+def lender_capital_credit(*, commitment_id: int, ref: str) -> CapitalCommitment:
+    """The gateway says the capital is paid: credit it once (a redelivered webhook changes nothing)."""
+    with transaction.atomic():
+        c = CapitalCommitment.objects.select_for_update(no_key=True).filter(pk=commitment_id).first()
+        if c is None:
+            raise NotFound(f"No capital commitment {commitment_id}.")
+        if c.status == CapitalCommitmentStatus.SUCCEEDED:
+            return c
+        return _credit_capital(c, ref)
+
+
+def lender_capital_fail(*, commitment_id: int) -> CapitalCommitment | None:
+    c = CapitalCommitment.objects.filter(pk=commitment_id, status=CapitalCommitmentStatus.PENDING).first()
+    if c is not None:
+        c.status = CapitalCommitmentStatus.FAILED
+        c.save(update_fields=["status"])
+    return c
 
 
 def lender_capital_confirm(*, staff_user: User, commitment_id: int, ref: str) -> CapitalCommitment:
@@ -207,9 +232,9 @@ def advance_fund(*, lender_user: User, advance_id: int, amount_micros: int | Non
             )
         _pledge(advance=advance, lender_user=lender_user, amount_micros=amount)
         if advance.funded_micros == advance.principal_micros:
-            from financing.services.advances import advance_disburse
+            from financing.services.advances import advance_disburse_or_retry
 
-            return advance_disburse(advance_id=advance.pk)
+            return advance_disburse_or_retry(advance_id=advance.pk)
         return advance
 
 
@@ -242,7 +267,7 @@ def advance_fund_auto(*, advance_id: int) -> Advance:
             if amount > 0:
                 _pledge(advance=advance, lender_user=user, amount_micros=amount)
         if advance.funded_micros == advance.principal_micros:
-            from financing.services.advances import advance_disburse
+            from financing.services.advances import advance_disburse_or_retry
 
-            return advance_disburse(advance_id=advance.pk)
+            return advance_disburse_or_retry(advance_id=advance.pk)
         return advance

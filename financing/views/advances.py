@@ -12,7 +12,7 @@ from django.views.decorators.http import require_http_methods
 
 from billing.views.pages import role_required
 from common.decorators import role_required as common_role_required
-from common.errors import DomainError
+from common.errors import DomainError, NotFound
 from common.money import MICROS
 from financing.models import AdvanceStatus
 from financing.selectors.advances import (
@@ -24,12 +24,15 @@ from financing.selectors.advances import (
     application_list,
     applications_pending,
 )
+from financing.selectors.demand import demand_advance, demand_awarded, demand_visible_to_provider
 from financing.services.advances import advance_payoff_early, advance_staff_action
 from financing.services.applications import (
+    MAX_GPUS,
     advance_application_approve,
     advance_application_reject,
     advance_application_submit,
 )
+from financing.services.demand import contract_demand_offer, contract_demand_quote
 from marketplace.models import FleetAssessment, GPUModel, Node, Tier
 
 View = Callable[..., HttpResponse]
@@ -75,6 +78,8 @@ def provider_financing(request: HttpRequest) -> HttpResponse:
                     provider_user=user,
                     assessment_id=_int(request.POST.get("assessment")),
                     option_slug=request.POST.get("option") or None,
+                    count=_int(request.POST.get("count")),
+                    node_id=_int(request.POST.get("node")),
                 )
             else:
                 app = advance_application_submit(
@@ -106,8 +111,33 @@ def provider_financing(request: HttpRequest) -> HttpResponse:
         "nodes": Node.objects.filter(provider__user=user).order_by("name"),
         "assessments": assessments,
         "selected_assessment": request.GET.get("assessment", ""),
+        "demand": [
+            (d, contract_demand_quote(provider_user=user, demand=d))
+            for d in demand_visible_to_provider(provider_user=user)[:20]
+        ],
+        "max_gpus": MAX_GPUS,
     }
     return render(request, "financing/provider.html", context)
+
+
+@role_required("provider")
+@require_http_methods(["POST"])
+def provider_demand_offer(request: HttpRequest, demand_id: int) -> HttpResponse:
+    """Offer to fulfil open demand: a contract-backed application (offer or reasons)."""
+    try:
+        app = contract_demand_offer(
+            provider_user=_user(request), demand_id=demand_id, node_id=_int(request.POST.get("node"))
+        )
+    except NotFound as exc:
+        raise Http404(exc.message) from exc
+    except DomainError as exc:
+        messages.error(request, exc.message)
+        return redirect("financing-provider")
+    if app.status == "offered":
+        messages.success(request, "Here is your contract-backed offer; staff will review it.")
+    else:
+        messages.warning(request, "Underwriting declined this offer; the reasons are below.")
+    return redirect("financing-provider-application", application_id=app.pk)
 
 
 @role_required("provider")
@@ -147,6 +177,7 @@ def _advance_context(advance: Any, *, role: str) -> dict[str, Any]:
         "fundings": list(advance.fundings.select_related("lender__lender")) if role == "staff" else [],
         "collateral": list(advance.collateral.select_related("node")),
         "role": role,
+        "demand": advance.application.demand,
     }
 
 
@@ -161,6 +192,7 @@ def console_financing(request: HttpRequest) -> HttpResponse:
         status = None
     context = {
         "pending": applications_pending(),
+        "deadlines": [(d, demand_advance(demand=d)) for d in demand_awarded()[:100]],
         "advances": advances_all(status=status)[:200],
         "statuses": AdvanceStatus.choices,
         "status": status or "",

@@ -15,6 +15,7 @@ from django.views.decorators.http import require_http_methods
 from billing.views.pages import role_required
 from common.errors import DomainError
 from common.money import MICROS, format_usd
+from financing.models import LenderPayout
 from financing.selectors.advances import advance_visible_to
 from financing.selectors.lenders import (
     advances_funded_by_lender,
@@ -23,6 +24,8 @@ from financing.selectors.lenders import (
     lender_portfolio,
     lender_preference_get,
 )
+from financing.selectors.stress import lender_portfolio_stress
+from financing.services.lender_payouts import lender_payout_onboard
 from financing.services.lenders import (
     AI_TIERS,
     advance_fund,
@@ -105,10 +108,26 @@ def lender_portal(request: HttpRequest) -> HttpResponse:
         "balances": lender_balances(lender_user=user),
         "pref": lender_preference_get(lender_user=user),
         "tiers": AI_TIERS,
-        "offered": advances_offered_to_lender(lender_user=user),
+        "offered": advances_offered_to_lender(lender_user=user).select_related("application__demand"),
         "funded": advances_funded_by_lender(lender_user=user),
+        "stress": lender_portfolio_stress(lender_user=user),
+        "payouts": LenderPayout.objects.filter(lender=user).order_by("-created_at")[:10],
     }
     return render(request, "lender/portal.html", context)
+
+
+@role_required("lender")
+@require_http_methods(["POST"])
+def lender_payout_account(request: HttpRequest) -> HttpResponse:
+    """Set up where repayments are paid out (Stripe: Connect onboarding; local: ready at once)."""
+    try:
+        url = lender_payout_onboard(lender_user=_user(request))
+    except DomainError as exc:
+        messages.error(request, exc.message)
+        return redirect("lender-portal")
+    if url.startswith("/"):
+        messages.success(request, "Payouts are set up.")
+    return redirect(url)
 
 
 @role_required("lender")
@@ -119,6 +138,8 @@ def lender_action(request: HttpRequest, action: str) -> HttpResponse:
         if action == "capital":
             amount = _micros(request.POST.get("amount")) or 0
             c = lender_capital_commit(lender_user=user, amount_micros=amount)
+            if c.checkout_url:  # Stripe: pay on Checkout; credited by the verified webhook
+                return redirect(c.checkout_url)
             messages.success(request, f"Capital commitment of {format_usd(micros=c.amount_micros)}: {c.status}.")
         elif action == "preferences":
             cap = _micros(request.POST.get("max_per_advance")) or 0

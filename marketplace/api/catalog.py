@@ -156,6 +156,22 @@ class ModelSummaryOut(serializers.Serializer[dict[str, Any]]):
     monthly_earnings_total = serializers.CharField()
 
 
+class UpgradeFinancingOut(serializers.Serializer[dict[str, Any]]):
+    """The upgrade quote (marketplace/services/earnings.py): what one application for these GPUs is offered now."""
+
+    available = serializers.BooleanField()
+    offered = serializers.BooleanField(required=False)
+    count = serializers.IntegerField(required=False, help_text="GPUs in one application (at most 256)")
+    applications = serializers.IntegerField(required=False, help_text="Applications needed for every GPU")
+    offered_count = serializers.IntegerField(required=False)
+    principal = serializers.CharField(required=False)
+    fee = serializers.CharField(required=False)
+    withhold_rate = serializers.CharField(required=False)
+    payoff_months = serializers.CharField(required=False, allow_null=True)
+    utilisation = serializers.CharField(required=False)
+    reasons = serializers.ListField(child=serializers.CharField())
+
+
 class UpgradeOptionOut(serializers.Serializer[dict[str, Any]]):
     slug = serializers.CharField()
     name = serializers.CharField()
@@ -169,7 +185,10 @@ class UpgradeOptionOut(serializers.Serializer[dict[str, Any]]):
     monthly_earnings_per_gpu = serializers.CharField()
     monthly_earnings_total = serializers.CharField()
     fleet_monthly_earnings_after = serializers.CharField()
-    payback_months = serializers.CharField(allow_null=True)
+    payback_months = serializers.CharField(
+        allow_null=True, help_text="The financing offer's expected payoff for one application; null: no offer"
+    )
+    financing = UpgradeFinancingOut()
 
 
 class UpgradePathOut(serializers.Serializer[dict[str, Any]]):

@@ -6,15 +6,22 @@ text, or JSON. ``fleet_assess`` matches names forgivingly (services/gpu_names.py
 catalog, prices qualifying GPUs at current marketplace prices and stores the report. Everything is validated and
 computed before anything is written; the rows are written in one transaction, so bad input saves nothing.
 
-Earnings model (per GPU, per month)::
+Earnings: the one earnings model of services/earnings.py (per GPU, per month, the provider's share)::
 
-    price per GPU-hour × utilisation × 730 h × (1 − platform fee rate)
+    price per GPU-hour × 730 h × utilisation × (1 − platform fee rate − reserve rate)
 
 where the price is the median on-demand ask of listed nodes of that model (selectors/pricing.py) or, with no
-listings, the catalog reference price. Unsuitable cards earn nothing. Earnings are before electricity and hosting.
-Unmatched names are reported back and counted as GPUs that do not qualify (until the name is corrected).
+listings, the catalog reference price. The fleet's own cards are counted at the assessment's utilisation (the
+provider's what-if). Unsuitable cards earn nothing. Earnings are before electricity and hosting. Unmatched names
+are reported back and counted as GPUs that do not qualify (until the name is corrected).
 Mining ASICs (services/gpu_names.is_mining_asic) are reported as "not a GPU" and counted nowhere. Bad input is
 reported all at once: every malformed line, not only the first.
+
+Upgrade path: each option is quoted by the registered upgrade quoter (financing's underwriting on the provider's
+real inputs, services/earnings.upgrade_quote) for one application's worth of GPUs (at most the per-application
+limit; a larger farm is financed in several applications): the option's monthly earnings per GPU and its payback
+are the quote's (projected at the market utilisation underwriting uses), so the payback shown is the expected
+payoff the same application is offered — or the option carries the reasons there would be no offer.
 """
 
 import csv
@@ -33,9 +40,15 @@ from common.money import MICROS, from_micros
 from marketplace.catalog_data import UPGRADE_OPTIONS
 from marketplace.models import FleetAssessment, FleetAssessmentLine, GPUModel, Provider, Tier
 from marketplace.selectors.pricing import ModelPrice, gpu_model_prices
+from marketplace.services.earnings import (
+    HOURS_PER_MONTH,
+    UpgradeQuote,
+    gpu_monthly_share_micros,
+    provider_share_fraction,
+    upgrade_quote,
+)
 from marketplace.services.gpu_names import is_mining_asic, match_slug
 
-HOURS_PER_MONTH = 730
 MAX_LINES = 5000
 MAX_COUNT_PER_LINE = 100_000
 MAX_NAME_LENGTH = 200
@@ -222,9 +235,10 @@ def _utilisation_check(utilisation: Decimal | str | float) -> Decimal:
     return value.quantize(Decimal("0.001"), rounding=ROUND_HALF_UP)
 
 
-def _monthly_net_micros(*, price_micros: int, utilisation: Decimal, fee_rate: Decimal) -> int:
-    value = Decimal(price_micros) * utilisation * HOURS_PER_MONTH * (1 - fee_rate)
-    return int(value.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+def _monthly_net_micros(*, price_micros: int, utilisation: Decimal) -> int:
+    return gpu_monthly_share_micros(
+        price_micros=price_micros, utilisation=utilisation, share_fraction=provider_share_fraction()
+    )
 
 
 def _usd(micros: int) -> str:
@@ -255,14 +269,64 @@ def _not_gpu(line: _Line) -> dict[str, Any]:
     }
 
 
-def _payback_months(cost_micros: int, monthly_micros: int) -> str | None:
-    if monthly_micros <= 0:
-        return None
-    return str((Decimal(cost_micros) / Decimal(monthly_micros)).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP))
+def _financing(quote: UpgradeQuote | None, replaces: int) -> dict[str, Any]:
+    """What the upgrade quote says, for the report (plain JSON)."""
+    if quote is None:
+        return {"available": False, "reasons": ["Financing is not available on this installation."]}
+    return {
+        "available": True,
+        "offered": quote.offered,
+        "count": quote.count,
+        "applications": -(-replaces // quote.count) if quote.count else 0,
+        "offered_count": quote.offered_count,
+        "principal": _usd(quote.principal_micros),
+        "fee": _usd(quote.fee_micros),
+        "withhold_rate": str(Decimal(quote.withhold_bps) / 10_000),
+        "payoff_months": str(quote.payoff_months) if quote.payoff_months is not None else None,
+        "utilisation": f"{float(quote.utilisation):.3f}",
+        "reasons": list(quote.reasons),
+    }
+
+
+def _upgrade_option(
+    *, option: Any, target: GPUModel, price: ModelPrice, replaces: int, fleet_monthly: int, ctx: dict[str, Any]
+) -> dict[str, Any]:
+    unit = option.unit_cost_usd * MICROS
+    quote = (
+        upgrade_quote(provider=ctx["provider"], gpu_model=target, count=replaces, unit_cost_micros=unit)
+        if ctx["provider"] is not None
+        else None
+    )
+    per_gpu = (
+        quote.monthly_share_per_gpu_micros
+        if quote is not None
+        else _monthly_net_micros(price_micros=price.micros_per_gpu_hour, utilisation=ctx["utilisation"])
+    )
+    return {
+        "slug": target.slug,
+        "name": target.name,
+        "tier": target.tier,
+        "replaces_gpus": replaces,
+        "unit_cost": _usd(unit),
+        "cost_basis": option.cost_basis,
+        "total_cost": _usd(unit * replaces),
+        "price_per_gpu_hour": _hourly(price.micros_per_gpu_hour),
+        "price_source": price.source,
+        "monthly_earnings_per_gpu": _usd(per_gpu),
+        "monthly_earnings_total": _usd(per_gpu * replaces),
+        "fleet_monthly_earnings_after": _usd(fleet_monthly + per_gpu * replaces),
+        "payback_months": str(quote.payoff_months) if quote is not None and quote.offered else None,
+        "financing": _financing(quote, replaces),
+    }
 
 
 def _build_report(
-    *, lines: list[_Line], utilisation: Decimal, fee_rate: Decimal, upgrade_models: dict[str, GPUModel]
+    *,
+    lines: list[_Line],
+    utilisation: Decimal,
+    fee_rate: Decimal,
+    upgrade_models: dict[str, GPUModel],
+    provider: Provider | None = None,
 ) -> dict[str, Any]:
     matched_models = {line.model.pk: line.model for line in lines if line.model is not None}
     all_models = {**matched_models, **{m.pk: m for m in upgrade_models.values()}}
@@ -297,9 +361,7 @@ def _build_report(
         qualifies = model.tier != Tier.UNSUITABLE
         price = prices[model.pk]
         per_gpu = (
-            _monthly_net_micros(price_micros=price.micros_per_gpu_hour, utilisation=utilisation, fee_rate=fee_rate)
-            if qualifies
-            else 0
+            _monthly_net_micros(price_micros=price.micros_per_gpu_hour, utilisation=utilisation) if qualifies else 0
         )
         if qualifies:
             qualifying_gpus += line.count
@@ -338,33 +400,21 @@ def _build_report(
         models_summary.append(entry)
 
     options: list[dict[str, Any]] = []
+    ctx = {"provider": provider, "utilisation": utilisation}
     if unsuitable_gpus:
         for option in UPGRADE_OPTIONS:
             target = upgrade_models.get(option.slug)
-            if target is None:
-                continue
-            price = prices[target.pk]
-            per_gpu = _monthly_net_micros(
-                price_micros=price.micros_per_gpu_hour, utilisation=utilisation, fee_rate=fee_rate
-            )
-            cost_micros = option.unit_cost_usd * MICROS * unsuitable_gpus
-            options.append(
-                {
-                    "slug": target.slug,
-                    "name": target.name,
-                    "tier": target.tier,
-                    "replaces_gpus": unsuitable_gpus,
-                    "unit_cost": _usd(option.unit_cost_usd * MICROS),
-                    "cost_basis": option.cost_basis,
-                    "total_cost": _usd(cost_micros),
-                    "price_per_gpu_hour": _hourly(price.micros_per_gpu_hour),
-                    "price_source": price.source,
-                    "monthly_earnings_per_gpu": _usd(per_gpu),
-                    "monthly_earnings_total": _usd(per_gpu * unsuitable_gpus),
-                    "fleet_monthly_earnings_after": _usd(fleet_monthly + per_gpu * unsuitable_gpus),
-                    "payback_months": _payback_months(cost_micros, per_gpu * unsuitable_gpus),
-                }
-            )
+            if target is not None:
+                options.append(
+                    _upgrade_option(
+                        option=option,
+                        target=target,
+                        price=prices[target.pk],
+                        replaces=unsuitable_gpus,
+                        fleet_monthly=fleet_monthly,
+                        ctx=ctx,
+                    )
+                )
     share = Decimal(qualifying_gpus) / Decimal(total_gpus) if total_gpus else Decimal(0)
     return {
         "total_gpus": total_gpus,
@@ -395,8 +445,13 @@ def _build_report(
             ),
         },
         "assumptions": [
-            f"{HOURS_PER_MONTH} hours per month at {utilisation * 100:.1f}% utilisation.",
-            f"Net of the {fee_rate * 100:.1f}% platform fee; before electricity and hosting costs.",
+            f"{HOURS_PER_MONTH} hours per month at {utilisation * 100:.1f}% utilisation for the cards you have.",
+            f"Net of the {fee_rate * 100:.1f}% platform fee and the reserve (your share of each settlement); "
+            "before electricity and hosting costs.",
+            "Upgrade options: earnings and payback are the financing quote for one application (at most the "
+            "per-application limit of GPUs), projected at the market utilisation underwriting uses; the payback is "
+            "the advance's expected payoff (principal + fee repaid by the withhold rate), or the reasons there is "
+            "no offer.",
             "Prices: median on-demand ask of listed RigShift nodes of the model, else the catalog reference price.",
             "Unsuitable cards earn nothing; unmatched names count as GPUs that do not qualify.",
             "Mining ASICs (Antminer, Whatsminer, AvalonMiner, …) are not GPUs: listed apart, counted nowhere.",
@@ -442,7 +497,9 @@ def fleet_assess(
     ]
     upgrade_models = {option.slug: by_slug[option.slug] for option in UPGRADE_OPTIONS if option.slug in by_slug}
     fee_rate = Decimal(str(settings.RIGSHIFT_PLATFORM_FEE_RATE))
-    report = _build_report(lines=parsed, utilisation=util, fee_rate=fee_rate, upgrade_models=upgrade_models)
+    report = _build_report(
+        lines=parsed, utilisation=util, fee_rate=fee_rate, upgrade_models=upgrade_models, provider=provider
+    )
 
     with transaction.atomic():
         assessment = FleetAssessment.objects.create(

@@ -8,6 +8,7 @@
   (marketplace/services/challenge.py: the agent's own benchmark figure is never taken for `dlperf`).
 """
 
+import logging
 import re
 from collections import Counter
 from dataclasses import dataclass
@@ -25,6 +26,9 @@ from marketplace.catalog_data import CATALOG
 from marketplace.models import ChallengeReason, ChallengeState, GPUModel, Node, NodeStatus
 from marketplace.services.challenge import node_challenge_issue
 from marketplace.services.gpu_names import match_slug
+from marketplace.signals import node_verified
+
+logger = logging.getLogger(__name__)
 
 # A measured benchmark below this share of the catalog figure is flagged for staff.
 BENCHMARK_LOW_SHARE = 0.5
@@ -255,6 +259,17 @@ def _require_staff(by: AbstractBaseUser | AnonymousUser) -> None:
         raise PermissionDenied("Only staff may verify or deverify nodes.")
 
 
+def _send_verified(node_id: int) -> None:
+    for receiver, result in node_verified.send_robust(sender=Node, node_id=node_id):
+        if isinstance(result, Exception):
+            logger.error(
+                "node_verified receiver %r failed for node %s",
+                receiver,
+                node_id,
+                exc_info=(type(result), result, result.__traceback__),
+            )
+
+
 def node_verify(*, node: Node, by: Any) -> Node:
     """Staff: mark `node` verified. Refused (409) while the agent has never reported, a hardware
     mismatch stands or the latest compute challenge has not passed. Verifying a verified node changes nothing."""
@@ -282,6 +297,7 @@ def node_verify(*, node: Node, by: Any) -> Node:
             now = timezone.now()
             Node.objects.filter(pk=locked.pk).update(verified=True, verified_at=now, updated_at=now)
             locked.verified, locked.verified_at = True, now
+            transaction.on_commit(lambda: _send_verified(locked.pk))
             audit_log(
                 actor=by,
                 action="node.verify",

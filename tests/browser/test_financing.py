@@ -10,7 +10,7 @@ from common.money import MICROS
 from financing.models import Advance, AdvanceApplication, AdvanceStatus
 from tests.browser.conftest import login
 from tests.factories import PASSWORD, GPUModelFactory, NodeFactory, ProviderFactory, UserFactory
-from tests.financing.support import earn, lender
+from tests.financing.support import earn, lender, season
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -26,7 +26,7 @@ def test_assessment_to_funded_advance_to_repayment(page: Any) -> None:
         aliases=["RX 580 8GB"],
     )
     provider = ProviderFactory(user=UserFactory(username="miner"))
-    node = NodeFactory(provider=provider, gpu_model=model, name="old-rig")
+    node = season(NodeFactory(provider=provider, gpu_model=model, name="old-rig"))  # earnings count after 30 days
     earn(provider_user=provider.user, node_id=node.pk, charge_micros=6_000 * MICROS)  # some qualifying history
     UserFactory(username="ops", is_staff=True)
     funder = lender(capital_micros=20_000 * MICROS)

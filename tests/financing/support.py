@@ -54,6 +54,19 @@ def earn(*, provider_user: User, node_id: int, charge_micros: int, customer: Any
     return ref
 
 
+def season(node: Any, *, days: int = 31) -> Any:
+    """Backdate a node's registration so that its earnings count (underwriting's seasoning period is 30 days)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from marketplace.models import Node
+
+    Node.objects.filter(pk=node.pk).update(created_at=timezone.now() - timedelta(days=days))
+    node.refresh_from_db()
+    return node
+
+
 def lender(*, capital_micros: int, mode: str = "hand_picked", **prefs: Any) -> Any:
     user = LenderFactory().user
     lender_preference_set(
@@ -80,3 +93,38 @@ class Clock:
 
     def __call__(self) -> datetime:
         return self.now
+
+
+def deliver_node(*, provider: Any, slug: str, count: int, staff: Any, name: str = "new-rig") -> Any:
+    """Register a node through the services, report matching hardware, pass the compute challenge and have staff
+    verify it (the `node_verified` signal runs on commit, as in production). Returns the node."""
+    from django.db import transaction
+
+    from marketplace.models import GPUModel
+    from marketplace.services.nodes import node_register
+    from marketplace.services.verification import node_agent_report_apply, node_verify
+    from tests.challenge_helpers import pass_challenge
+
+    model = GPUModel.objects.get(slug=slug)
+    node, _token = node_register(
+        provider=provider,
+        name=name,
+        region="eu",
+        country="DE",
+        gpu_model_slug=slug,
+        gpu_count=count,
+        cpu_cores=32,
+        ram_gb=128,
+        disk_gb=2000,
+        inet_down_mbps=1000,
+        inet_up_mbps=500,
+        price_micros=300_000,
+        min_bid_micros=200_000,
+        listed=True,
+    )
+    gpus = [{"index": i, "name": f"NVIDIA {model.name}", "vram_gb": float(model.vram_gb)} for i in range(count)]
+    node_agent_report_apply(node=node, report={"gpus": gpus, "cpu_cores": 32, "ram_gb": 128, "disk_gb": 2000})
+    pass_challenge(node)
+    with transaction.atomic():
+        node_verify(node=node, by=staff)
+    return node

@@ -11,7 +11,7 @@ from financing.models import Advance, AdvanceApplication, AdvanceStatus, Capital
 from marketplace.services.assessment import fleet_assess
 from tests.conftest import client_for
 from tests.factories import GPUModelFactory, NodeFactory
-from tests.financing.support import earn, lender, staff_user
+from tests.financing.support import earn, lender, season, staff_user
 
 pytestmark = pytest.mark.django_db
 APPS = "/api/v1/financing/applications/"
@@ -20,7 +20,7 @@ APPS = "/api/v1/financing/applications/"
 @pytest.fixture
 def setup(provider: Any) -> dict[str, Any]:
     model = GPUModelFactory()
-    node = NodeFactory(gpu_model=model, provider=provider)
+    node = season(NodeFactory(gpu_model=model, provider=provider))
     earn(provider_user=provider.user, node_id=node.pk, charge_micros=6_000 * MICROS)
     return {"model": model, "node": node}
 

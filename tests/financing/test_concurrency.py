@@ -21,7 +21,7 @@ from financing.services.applications import advance_application_approve, advance
 from financing.services.lenders import advance_fund
 from tests.billing.helpers import open_lease
 from tests.factories import GPUModelFactory, NodeFactory
-from tests.financing.support import earn, lender, staff_user
+from tests.financing.support import earn, lender, season, staff_user
 
 pytestmark = [
     pytest.mark.postgres,
@@ -60,7 +60,7 @@ def test_concurrent_settlers_withhold_exactly() -> None:
     lenders = [lender(capital_micros=10_000 * MICROS) for _ in range(2)]
     advances, nodes = [], []
     for _ in range(2):
-        node = NodeFactory(gpu_model=model)
+        node = season(NodeFactory(gpu_model=model))
         earn(provider_user=node.provider.user, node_id=node.pk, charge_micros=6_000 * MICROS)
         app = advance_application_submit(provider_user=node.provider.user, gpu_model_slug=model.slug, count=1)
         advance = advance_application_approve(staff_user=staff, application_id=app.pk)

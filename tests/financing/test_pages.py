@@ -8,7 +8,7 @@ from django.test import Client
 from common.money import MICROS
 from financing.models import Advance, AdvanceApplication, AdvanceStatus
 from tests.factories import PASSWORD, CustomerFactory, GPUModelFactory, NodeFactory, ProviderFactory
-from tests.financing.support import earn, lender, staff_user
+from tests.financing.support import earn, lender, season, staff_user
 
 pytestmark = pytest.mark.django_db
 
@@ -22,7 +22,7 @@ def login(user: Any) -> Client:
 @pytest.fixture
 def world() -> dict[str, Any]:
     model = GPUModelFactory()
-    node = NodeFactory(gpu_model=model)
+    node = season(NodeFactory(gpu_model=model))
     provider = node.provider.user
     earn(provider_user=provider, node_id=node.pk, charge_micros=6_000 * MICROS)
     return {"provider": provider, "node": node, "model": model}

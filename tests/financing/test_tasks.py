@@ -13,7 +13,7 @@ from financing.models import ReservedContract
 from financing.services.reserved import reserved_contract_open
 from financing.tasks import financing_review_task, reserved_contracts_charge_task
 from tests.factories import CustomerFactory, NodeFactory
-from tests.financing.support import lender
+from tests.financing.support import lender, season
 from tests.financing.test_waterfall import approved_advance
 
 
@@ -33,7 +33,7 @@ def test_the_daily_tasks_review_open_advances_and_charge_due_months() -> None:
 
     customer = CustomerFactory().user
     wallet_credit(user=customer, amount_micros=10_000 * MICROS, key="tasks-topup")
-    node = NodeFactory()
+    node = season(NodeFactory())
     contract = reserved_contract_open(
         customer_user=customer,
         node=node,

@@ -19,7 +19,7 @@ from financing.services.applications import advance_application_submit
 from financing.services.underwriting import underwrite
 from marketplace.services.assessment import fleet_assess
 from tests.factories import CustomerFactory, GPUModelFactory, NodeFactory, ProviderFactory
-from tests.financing.support import earn
+from tests.financing.support import earn, season
 
 pytestmark = pytest.mark.django_db
 
@@ -109,13 +109,15 @@ def test_no_history_is_financed_against_a_reserved_contract() -> None:
 
 def test_submit_stores_offer_with_inputs_from_real_settlements() -> None:
     model = GPUModelFactory()
-    node = NodeFactory(gpu_model=model)
+    node = season(NodeFactory(gpu_model=model))
     provider = node.provider.user
     earn(provider_user=provider, node_id=node.pk, charge_micros=4_000 * MICROS)
     app = advance_application_submit(provider_user=provider, gpu_model_slug="rtx-4090", count=2, node_id=node.pk)
     assert app.status == ApplicationStatus.OFFERED
-    # The provider's share is 83 % of the charge.
-    assert app.inputs["trailing_90d_earnings"] == "$3,320.00"
+    # The provider's share is 83 % of the charge; all of it from one customer, so a quarter is discounted for
+    # concentration (half of the excess over half).
+    assert app.inputs["settled_90d_earnings"] == "$3,320.00"
+    assert app.inputs["trailing_90d_earnings"] == "$2,490.00"
     assert app.principal_micros == 2 * UNIT and app.expected_payoff_months is not None
 
 

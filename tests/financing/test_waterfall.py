@@ -26,7 +26,7 @@ from financing.services.applications import advance_application_approve, advance
 from financing.services.lenders import advance_fund, lender_receipts_reinvest
 from tests.billing.helpers import open_lease
 from tests.factories import GPUModelFactory, NodeFactory
-from tests.financing.support import earn, lender, staff_user
+from tests.financing.support import earn, lender, season, staff_user
 
 pytestmark = pytest.mark.django_db
 
@@ -38,7 +38,7 @@ def balance(kind: str, user: Any = None) -> int:
 
 def approved_advance(*, count: int = 2, lenders: list[Any] | None = None) -> tuple[Advance, Any]:
     model = GPUModelFactory()
-    node = NodeFactory(gpu_model=model)
+    node = season(NodeFactory(gpu_model=model))
     provider = node.provider.user
     earn(provider_user=provider, node_id=node.pk, charge_micros=6_000 * MICROS)
     app = advance_application_submit(provider_user=provider, gpu_model_slug=model.slug, count=count, node_id=node.pk)

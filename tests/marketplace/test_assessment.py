@@ -90,13 +90,13 @@ def test_mining_farm_is_between_5_and_15_percent_qualifying(provider) -> None:
 @pytest.mark.django_db
 def test_earnings_use_reference_price_without_listings(provider) -> None:
     report = fleet_assess(provider=provider, lines=[("RTX 3090", 10), ("RX 580", 5)]).report
-    # $0.22/h reference × 0.6 × 730 h × (1 − 0.15) = $81.906 → $81.91 per GPU per month
+    # $0.22/h reference × 730 h × 0.6 × (1 − 0.15 fee − 0.02 reserve) = $79.9788 per GPU per month
     line = report["lines"][0]
     assert line["price_source"] == "reference" and line["price_per_gpu_hour"] == "0.220000"
-    assert line["monthly_earnings_per_gpu"] == "81.91"
-    assert line["monthly_earnings_total"] == "819.06"
+    assert line["monthly_earnings_per_gpu"] == "79.98"
+    assert line["monthly_earnings_total"] == "799.79"
     assert report["lines"][1]["monthly_earnings_per_gpu"] == "0.00"
-    assert report["earnings"] == {"monthly_total": "819.06", "monthly_per_qualifying_gpu": "81.91"}
+    assert report["earnings"] == {"monthly_total": "799.79", "monthly_per_qualifying_gpu": "79.98"}
 
 
 @pytest.mark.django_db
@@ -108,8 +108,8 @@ def test_earnings_use_median_of_listed_nodes(provider) -> None:
     report = fleet_assess(provider=provider, lines=[("3090", 1)], utilisation=Decimal("0.5")).report
     line = report["lines"][0]
     assert line["price_source"] == "market" and line["price_per_gpu_hour"] == "0.400000"
-    # $0.40 × 0.5 × 730 × 0.85 = $124.10
-    assert line["monthly_earnings_per_gpu"] == "124.10"
+    # $0.40 × 0.5 × 730 × 0.83 = $121.18
+    assert line["monthly_earnings_per_gpu"] == "121.18"
     assert report["utilisation"] == "0.500"
 
 
@@ -117,8 +117,8 @@ def test_earnings_use_median_of_listed_nodes(provider) -> None:
 @override_settings(RIGSHIFT_PLATFORM_FEE_RATE="0.20")
 def test_earnings_are_net_of_the_platform_fee(provider) -> None:
     report = fleet_assess(provider=provider, lines=[("RTX 4090", 1)], utilisation=1).report
-    # $0.40 × 1 × 730 × 0.80 = $233.60
-    assert report["lines"][0]["monthly_earnings_per_gpu"] == "233.60"
+    # $0.40 × 1 × 730 × (1 − 0.20 − 0.02) = $227.76
+    assert report["lines"][0]["monthly_earnings_per_gpu"] == "227.76"
     assert report["platform_fee_rate"] == "0.20"
 
 
@@ -131,11 +131,16 @@ def test_upgrade_path_costs_earnings_and_payback(provider) -> None:
     assert set(by_slug) == {"rtx-4090", "rtx-3090", "l40s"}
     rtx = by_slug["rtx-4090"]
     assert rtx["total_cost"] == "159900.00"  # 100 × $1,599 launch price
-    # $0.40 × 0.6 × 730 × 0.85 = $148.92 per GPU per month
-    assert rtx["monthly_earnings_per_gpu"] == "148.92"
-    assert rtx["monthly_earnings_total"] == "14892.00"
-    assert rtx["payback_months"] == "10.7"  # 159,900 / 14,892
-    assert rtx["fleet_monthly_earnings_after"] == "15189.84"  # + the two RTX 4090 already there
+    # Upgrade options are projected as underwriting projects them: the market utilisation (none observed: the
+    # 25 % floor), $0.40 × 730 × 0.25 × 0.83 = $60.59 per GPU per month.
+    assert rtx["monthly_earnings_per_gpu"] == "60.59"
+    assert rtx["monthly_earnings_total"] == "6059.00"
+    # The two RTX 4090 already there count at the assessment's 60 %: 2 × $145.416 = $290.832.
+    assert rtx["fleet_monthly_earnings_after"] == "6349.83"
+    # A provider without earnings history is not offered an upgrade advance: no payback, and the reason why.
+    assert rtx["payback_months"] is None
+    assert rtx["financing"]["offered"] is False and rtx["financing"]["reasons"][0].startswith("D2")
+    assert rtx["financing"]["count"] == 100 and rtx["financing"]["applications"] == 1
     assert by_slug["rtx-3090"]["total_cost"] == "75000.00"
 
 

@@ -33,7 +33,10 @@ def test_json_fleet_returns_201_with_report(provider_client) -> None:
     assert body["utilisation"] == "0.750"
     assert body["lines"][3]["slug"] == "rtx-3090" and body["lines"][3]["tier"] == "fine_tuning"
     assert isinstance(body["lines"][3]["monthly_earnings_per_gpu"], str)
-    assert body["upgrade_path"]["options"][0]["payback_months"]
+    option = body["upgrade_path"]["options"][0]
+    # 900 GPUs to replace: financed in four applications of at most 256; this new provider has no history.
+    assert option["financing"]["count"] == 256 and option["financing"]["applications"] == 4
+    assert option["payback_months"] is None and option["financing"]["reasons"]
     assert FleetAssessment.objects.get(pk=body["id"]).qualifying_gpus == 60
 
 

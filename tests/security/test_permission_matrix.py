@@ -99,6 +99,18 @@ MATRIX: list[tuple[str, ...]] = [
     ("api-financing-staff-advances",   "POST", "401",   "403",   "403",   "403",   "403",   "403",   "401",   "405"),
     ("api-financing-staff-action",     "GET",  "401",   "403",   "403",   "403",   "403",   "403",   "401",   "405"),
     ("api-financing-staff-action",     "POST", "401",   "403",   "403",   "403",   "403",   "403",   "401",   "400"),
+    ("api-financing-demand",           "GET",  "401",   "2xx",   "2xx",   "2xx",   "2xx",   "403",   "401",   "2xx"),
+    ("api-financing-demand",           "POST", "401",   "403",   "403",   "400",   "400",   "403",   "401",   "403"),
+    ("api-financing-demand-detail",    "GET",  "401",   "2xx",   "2xx",   "2xx",   "404",   "403",   "401",   "2xx"),
+    ("api-financing-demand-detail",    "POST", "401",   "405",   "405",   "405",   "405",   "405",   "401",   "405"),
+    ("api-financing-demand-offer",     "GET",  "401",   "405",   "405",   "403",   "403",   "403",   "401",   "403"),
+    ("api-financing-demand-offer",     "POST", "401",   "2xx",   "2xx",   "403",   "403",   "403",   "401",   "403"),
+    ("api-financing-demand-cancel",    "GET",  "401",   "403",   "403",   "405",   "405",   "403",   "401",   "403"),
+    ("api-financing-demand-cancel",    "POST", "401",   "403",   "403",   "2xx",   "404",   "403",   "401",   "403"),
+    ("api-lender-payouts",             "GET",  "401",   "403",   "403",   "403",   "403",   "2xx",   "401",   "403"),
+    ("api-lender-payouts",             "POST", "401",   "403",   "403",   "403",   "403",   "405",   "401",   "403"),
+    ("api-lender-payout-account",      "GET",  "401",   "403",   "403",   "403",   "403",   "405",   "401",   "403"),
+    ("api-lender-payout-account",      "POST", "401",   "403",   "403",   "403",   "403",   "2xx",   "401",   "403"),
     ("api-lender-signup",              "GET",  "405",   "405",   "405",   "405",   "405",   "405",   "405",   "405"),
     ("api-lender-signup",              "POST", "400",   "400",   "400",   "400",   "400",   "400",   "400",   "400"),
     ("api-lender-preferences",         "GET",  "401",   "403",   "403",   "403",   "403",   "2xx",   "401",   "403"),
@@ -243,6 +255,8 @@ MATRIX: list[tuple[str, ...]] = [
     ("financing-provider-application", "POST", "login", "405",   "405",   "403",   "403",   "403",   "login", "403"),
     ("financing-provider-advance",     "GET",  "login", "2xx",   "404",   "403",   "403",   "403",   "login", "403"),
     ("financing-provider-advance",     "POST", "login", "3xx",   "404",   "403",   "403",   "403",   "login", "403"),
+    ("financing-provider-demand-offer", "GET", "login", "405",   "405",   "403",   "403",   "403",   "login", "403"),
+    ("financing-provider-demand-offer", "POST", "login", "3xx",  "3xx",   "403",   "403",   "403",   "login", "403"),
     ("financing-console",              "GET",  "login", "403",   "403",   "403",   "403",   "403",   "login", "2xx"),
     ("financing-console",              "POST", "login", "403",   "403",   "403",   "403",   "403",   "login", "405"),
     ("financing-console-advance",      "GET",  "login", "403",   "403",   "403",   "403",   "403",   "login", "2xx"),
@@ -261,6 +275,8 @@ MATRIX: list[tuple[str, ...]] = [
     ("lender-preferences",             "POST", "login", "403",   "403",   "403",   "403",   "3xx",   "login", "403"),
     ("lender-reinvest",                "GET",  "login", "403",   "403",   "403",   "403",   "405",   "login", "403"),
     ("lender-reinvest",                "POST", "login", "403",   "403",   "403",   "403",   "3xx",   "login", "403"),
+    ("lender-payout-account",          "GET",  "login", "403",   "403",   "403",   "403",   "405",   "login", "403"),
+    ("lender-payout-account",          "POST", "login", "403",   "403",   "403",   "403",   "3xx",   "login", "403"),
     ("lender-advance",                 "GET",  "login", "403",   "403",   "403",   "403",   "2xx",   "login", "403"),
     ("lender-advance",                 "POST", "login", "403",   "403",   "403",   "403",   "3xx",   "login", "403"),
     ("api-reserved-contracts",         "GET",  "401",   "403",   "403",   "2xx",   "2xx",   "403",   "401",   "403"),
@@ -344,7 +360,10 @@ def test_no_route_lets_the_other_tenant_in() -> None:
     for (name, method), expected in EXPECTED.items():
         if "<" not in project_routes().get(name, "") or name.startswith("api-gpu-model"):
             continue
+        shared = "demand" in name  # open contract demand is offered to every provider, like the catalog
         for a, b in (("provider_a", "provider_b"), ("customer_a", "customer_b")):
+            if shared and a == "provider_a":
+                continue
             if expected[a] in ("2xx", "3xx"):
                 assert expected[b] in ("403", "404", "405"), f"{method} {name}: {b} must not reach {a}'s object"
 

@@ -13,7 +13,7 @@ from billing.models import Invoice, InvoiceKind
 from broker.models import Job, MatchRound
 from common.models import ApiToken
 from common.services import api_token_create
-from financing.models import Advance, AdvanceApplication, ApplicationStatus
+from financing.models import Advance, AdvanceApplication, ApplicationStatus, ContractDemand
 from marketplace.models import FleetAssessment, Node
 from marketplace.services.assessment import fleet_assess
 from marketplace.services.nodes import node_token_rotate
@@ -35,6 +35,7 @@ class World:
     round: MatchRound | None = None
     application_a: AdvanceApplication | None = None
     advance_a: Advance | None = None
+    demand_a: ContractDemand | None = None
 
     def kwargs(self) -> dict[str, Any]:
         """Values for URL parameters: always A's objects (or the shared catalog)."""
@@ -48,6 +49,7 @@ class World:
             "round_id": self.round.pk,
             "application_id": self.application_a.pk if self.application_a else 0,
             "advance_id": self.advance_a.pk if self.advance_a else 0,
+            "demand_id": self.demand_a.pk if self.demand_a else 0,
             "slug": "rtx-4090",
         }
 
@@ -100,6 +102,16 @@ def world_build() -> World:
     )
     world.round = MatchRound.objects.create(shard="default", started_at=now, finished_at=now)
     _financing_build(world, provider_a.user, gpu_model)
+    world.demand_a = ContractDemand.objects.create(
+        customer=customer_a.user,
+        gpu_model_id=gpu_model.pk,
+        gpu_count=2,
+        term_months=12,
+        list_price_micros=400_000,
+        discount_bps=2500,
+        monthly_micros=438_000_000,
+        delivery_days=45,
+    )
     return world
 
 

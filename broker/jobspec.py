@@ -138,7 +138,11 @@ class Requirements:
         Names(choices=tuple(Region.choices)), "Regions", WHERE, reason="region", hint="None selected: any region."
     )
     min_reliability: float | None = spec_field(
-        Ratio(Decimal(0), Decimal(1), places=4, digits=5), "Min reliability (0–1)", WHERE, reason="reliability"
+        Ratio(Decimal(0), Decimal(1), places=4, digits=5),
+        "Min reliability",
+        WHERE,
+        reason="reliability",
+        hint="A ratio from 0 to 1 (0.95 = 95.0% uptime over 30 days).",
     )
     verified_only: bool = spec_field(Flag(initial=True), "Verified nodes only", WHERE, reason="verified")
     min_inet_down: int | None = spec_field(

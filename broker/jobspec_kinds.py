@@ -131,7 +131,7 @@ class Ratio(Number):
         return value
 
     def text(self, value: float | None) -> str:  # type: ignore[override]
-        return "" if value is None else f"{value:.0%}"
+        return "" if value is None else f"{value:.1%}"
 
 
 @dataclass(frozen=True)

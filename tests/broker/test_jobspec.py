@@ -166,7 +166,7 @@ def test_a_nameless_job_is_named_after_its_image(catalog: None) -> None:
 
 def test_rows_label_every_set_field(catalog: None) -> None:
     rows = dict(JobSpec.from_payload(FULL, booking=True).rows("requirements", "terms"))
-    assert rows["Min reliability (0–1)"] == "90%" and rows["Verified nodes only"] == "no"
+    assert rows["Min reliability"] == "90.0%" and rows["Verified nodes only"] == "no"
     assert rows["Duration (hours)"] == "1.5 h" and rows["Mode"] == "Reserved"
     assert len(rows) == len(QUOTE_KEYS)
 

@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 import pytest
-from rigshift_agent.detect import simulate, simulated_benchmark
+from rigshift_agent.detect import simulate, simulated_benchmark, simulated_challenge_tflops
 from rigshift_agent.executor import SimulatedExecutor
 from rigshift_agent.runner import Runner
 from rigshift_agent.state import MemoryStore
@@ -100,6 +100,7 @@ def test_provider_agent_staff_customer_invoice(page: Any, live_server: Any) -> N
         clock=clock,
         interval=15.0,
         name="e2e-agent",
+        simulated_tflops=simulated_challenge_tflops("2xRTX4090"),  # answers the compute challenge as that card
     )
     runner.step()  # register + heartbeat + lease fetch
     node.refresh_from_db()

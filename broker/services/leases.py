@@ -29,6 +29,7 @@ from broker import dispatch
 from broker.models import Job, JobState, Lease, LeaseSlot, LeaseState
 from broker.services.jobs_state import job_transition
 from common.errors import Conflict
+from marketplace.models import Node
 from common.money import prorate
 
 log = logging.getLogger(__name__)
@@ -169,6 +170,9 @@ def lease_create(
     """One lease for a pending job (manual assignment, tests): job pending → matched, slots held."""
     plan = LeasePlan(job_id, node_id, sorted(gpu_slots), price_micros, starts_at, ends_at)
     with transaction.atomic():
+        # Two assignments to one node wait here, one after the other: without the row lock their
+        # concurrent slot inserts can deadlock inside PostgreSQL's exclusion-constraint check.
+        list(Node.objects.select_for_update().filter(pk=node_id).values_list("pk", flat=True))
         if not job_transition(
             job_id=job_id,
             from_states=[JobState.PENDING],

@@ -16,6 +16,8 @@ from pathlib import Path
 
 from django.conf import settings
 
+from common.cache import redis_client_for
+
 
 @contextlib.contextmanager
 def shard_lock(*, shard: str, ttl_s: int | None = None, wait_s: float = 0.0) -> Iterator[bool]:
@@ -28,9 +30,7 @@ def shard_lock(*, shard: str, ttl_s: int | None = None, wait_s: float = 0.0) -> 
         ttl_s = int(getattr(settings, "RIGSHIFT_MATCH_LOCK_TTL_S", 120))
     redis_url = getattr(settings, "REDIS_URL", "")
     if redis_url:
-        import redis
-
-        client = redis.Redis.from_url(redis_url)
+        client = redis_client_for(redis_url)
         lock = client.lock(name, timeout=ttl_s, blocking_timeout=wait_s or None, blocking=wait_s > 0)
         acquired = bool(lock.acquire())
         try:

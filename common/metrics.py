@@ -2,9 +2,10 @@
 
 Two kinds of numbers, both safe with many web and worker processes on many machines:
 
-- **Request counters** (count, latency histogram, 5xx errors by view): every request adds to a few
-  Redis hashes in one pipelined round trip (`HINCRBY`/`HINCRBYFLOAT`), so every gunicorn worker on
-  every machine adds to the same totals and any of them can serve the scrape. Without REDIS_URL (the
+- **Request counters** (count, latency histogram, 5xx errors by view): every request adds to a
+  per-process buffer that goes to a few Redis hashes in one pipelined round trip (`HINCRBY`/
+  `HINCRBYFLOAT`) at most every half second, so every gunicorn worker on every machine adds to the same
+  totals and any of them can serve the scrape. Without REDIS_URL (the
   single-machine embedded setup) they are kept in process memory: exact for one process, per-process
   otherwise. If Redis is down a request is never failed for metrics: the observation is dropped and
   `rigshift_metrics_dropped_total` says how many.
@@ -16,6 +17,7 @@ Two kinds of numbers, both safe with many web and worker processes on many machi
 Money is reported in integer micro-dollars (`…_micros`), like everywhere else.
 """
 
+import atexit
 import logging
 import os
 import threading
@@ -24,11 +26,14 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
+
+from common.cache import redis_client, redis_client_for
 
 log = logging.getLogger(__name__)
 
@@ -79,28 +84,53 @@ class _LocalStore:
 
 
 class _RedisStore:
-    """Counters shared by every process through Redis hashes."""
+    """Counters shared by every process through Redis hashes, written in batches.
 
-    def __init__(self, url: str) -> None:
-        import redis
+    A request adds to a per-process buffer; the buffer goes to Redis in one pipelined round trip at most
+    every `RIGSHIFT_METRICS_FLUSH_S` seconds (0.5 by default; the first observation of a process at once),
+    before a scrape this process answers, and at exit. A scrape by another process may lag by that much."""
 
-        self.client = redis.Redis.from_url(url, socket_timeout=0.25, socket_connect_timeout=0.25)
+    def __init__(self, client: Any) -> None:
+        self.client = client
         self.dropped = 0
+        self.lock = threading.Lock()
+        self.pending: dict[tuple[str, str], float] = defaultdict(float)
+        self.last_flush = float("-inf")
+        atexit.register(self.flush)
 
     def reset(self) -> None:
+        with self.lock:
+            self.pending.clear()
         self.client.delete(*(_key(name) for name in ("count", "sum", "bucket", "dropped")))
 
     def observe(self, *, view: str, method: str, status: int, seconds: float) -> None:
+        with self.lock:
+            self.pending[(_key("count"), _SEP.join((view, method, str(status))))] += 1
+            self.pending[(_key("sum"), view)] += seconds
+            self.pending[(_key("bucket"), _SEP.join((view, _bucket_for(seconds))))] += 1
+            due = time.monotonic() - self.last_flush >= float(getattr(settings, "RIGSHIFT_METRICS_FLUSH_S", 0.5))
+        if due:
+            self.flush()
+
+    def flush(self) -> None:
+        with self.lock:
+            batch, self.pending = self.pending, defaultdict(float)
+            self.last_flush = time.monotonic()
+        if not batch:
+            return
         try:
             pipe = self.client.pipeline(transaction=False)
-            pipe.hincrby(_key("count"), _SEP.join((view, method, str(status))), 1)
-            pipe.hincrbyfloat(_key("sum"), view, seconds)
-            pipe.hincrby(_key("bucket"), _SEP.join((view, _bucket_for(seconds))), 1)
+            for (key, field), amount in batch.items():
+                if key.endswith("sum"):
+                    pipe.hincrbyfloat(key, field, amount)
+                else:
+                    pipe.hincrby(key, field, int(amount))
             pipe.execute()
         except Exception:  # noqa: BLE001 — metrics never fail a request
-            self.dropped += 1
+            self.dropped += int(sum(n for (key, _), n in batch.items() if key.endswith("count")))
 
     def snapshot(self) -> tuple[dict[str, float], dict[str, float], dict[str, float], int]:
+        self.flush()
         pipe = self.client.pipeline(transaction=False)
         for name in ("count", "sum", "bucket"):
             pipe.hgetall(_key(name))
@@ -114,7 +144,8 @@ class _RedisStore:
 
 @lru_cache(maxsize=4)
 def _store_for(url: str) -> _LocalStore | _RedisStore:
-    return _RedisStore(url) if url else _LocalStore()
+    client = redis_client()
+    return _RedisStore(client) if url and client is not None else _LocalStore()
 
 
 def request_store() -> _LocalStore | _RedisStore:
@@ -182,10 +213,7 @@ def celery_queue_depths() -> dict[str, int]:
     names = celery_queue_names()
     broker_url: str = getattr(settings, "CELERY_BROKER_URL", "") or ""
     if broker_url.startswith(("redis://", "rediss://")):
-        import redis
-
-        client = redis.Redis.from_url(broker_url, socket_timeout=1, socket_connect_timeout=1)
-        pipe = client.pipeline(transaction=False)
+        pipe = redis_client_for(broker_url).pipeline(transaction=False)
         for name in names:
             pipe.llen(name)
         return dict(zip(names, (int(n) for n in pipe.execute()), strict=True))

@@ -7,8 +7,9 @@ One table in settings, `RIGSHIFT_RATE_LIMITS`, maps a *scope* to a rate ("20/min
   are throttled (per client IP, or per node token for the `agent` scope); other API views are not.
 - `PageRateLimitMiddleware`: the same for POSTs to server-rendered pages (login, signups).
 
-A refused request gets 429 with `Retry-After`. Counters live in the Django cache (Redis with
-REDIS_URL, so every web process shares them). Keys are namespaced so that tests can start fresh
+A refused request gets 429 with `Retry-After`. Counters live in Redis with REDIS_URL (every web process
+shares them; one round trip per request on the process's shared client), else in the Django cache. Keys
+are namespaced so that tests can start fresh
 (`ratelimit_namespace_reset`).
 """
 
@@ -23,6 +24,8 @@ from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
 from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
+
+from common.cache import redis_client
 
 _namespace = "rl1"
 
@@ -84,10 +87,36 @@ def client_ip(request: HttpRequest) -> str:
     return str(request.META.get("REMOTE_ADDR", "unknown"))
 
 
+_INCR_EXPIRE = """
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+return n
+"""
+_scripts: dict[int, Any] = {}
+
+
+def _count(key: str, timeout: int) -> int:
+    """Add one to the window's counter and return it: with Redis one round trip (INCR and, for a new
+    window, EXPIRE in one Lua script on the process's shared client); else through the Django cache."""
+    client = redis_client()
+    if client is not None:
+        script = _scripts.get(id(client))
+        if script is None:
+            script = _scripts[id(client)] = client.register_script(_INCR_EXPIRE)
+        return int(script(keys=[key], args=[timeout]))
+    if cache.add(key, 1, timeout=timeout):
+        return 1
+    try:
+        return int(cache.incr(key))
+    except ValueError:  # expired between add and incr
+        cache.add(key, 1, timeout=timeout)
+        return 1
+
+
 def hit(*, scope: str, ident: str, now: float | None = None) -> float | None:
     """Count one request of `ident` in `scope`; None if allowed, else the seconds to wait.
 
-    Fixed windows keyed by window number: one atomic `incr` per request on Redis.
+    Fixed windows keyed by window number: one atomic increment per request (one Redis round trip).
     """
     rate = rate_for(scope)
     if rate is None:
@@ -96,15 +125,7 @@ def hit(*, scope: str, ident: str, now: float | None = None) -> float | None:
     now = time.time() if now is None else now
     window = int(now // period)
     digest = hashlib.sha256(ident.encode()).hexdigest()[:32]
-    key = f"{_namespace}:{scope}:{digest}:{window}"
-    if cache.add(key, 1, timeout=period + 1):
-        count = 1
-    else:
-        try:
-            count = cache.incr(key)
-        except ValueError:  # expired between add and incr
-            cache.add(key, 1, timeout=period + 1)
-            count = 1
+    count = _count(f"rigshift:{_namespace}:{scope}:{digest}:{window}", period + 1)
     if count > limit:
         return max(1.0, (window + 1) * period - now)
     return None

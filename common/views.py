@@ -91,6 +91,13 @@ def _broker_ok() -> tuple[bool, str]:
         return False, str(exc)[:200]
 
 
+@require_safe
+def healthz_live(request: HttpRequest) -> JsonResponse:
+    """Public liveness only (the process answers; checks nothing else): the cheapest view behind the whole
+    middleware stack, which `bench.hotpaths` and `bench.load` use as the floor a request costs."""
+    return JsonResponse({"status": "ok"})
+
+
 def healthz(request: HttpRequest) -> JsonResponse:
     """Public liveness/readiness: 200 when the database and the Celery broker answer, else 503."""
     db_ok, db_detail = _database_ok()

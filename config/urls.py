@@ -18,6 +18,7 @@ api_v1 = [
 urlpatterns = [
     path("", common_views.home, name="home"),
     path("healthz", common_views.healthz, name="healthz"),
+    path("healthz/live", common_views.healthz_live, name="healthz-live"),
     path("metrics", views_metrics.metrics, name="metrics"),
     path("admin/billing/", include(moved_from_billing_urls())),  # financing's models left billing
     path("admin/", admin.site.urls),

@@ -63,7 +63,10 @@ def other_customer_client(other_customer: Any) -> APIClient:
 
 @pytest.fixture(autouse=True)
 def _fresh_rate_limits() -> None:
-    """Each test starts with empty rate-limit and lockout counters (they live in the shared cache)."""
+    """Each test starts with empty rate-limit and lockout counters and no cached token lookups (they live in the
+    shared cache, and a rolled-back node's token must not be found through it)."""
+    from common.cache import token_cache_namespace_reset
     from common.ratelimit import ratelimit_namespace_reset
 
     ratelimit_namespace_reset()
+    token_cache_namespace_reset()

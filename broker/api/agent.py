@@ -8,12 +8,14 @@ user API token, or a session gets 401. Errors are `{"detail": "â€¦", "code": "â€
 from typing import Any
 
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
+from rest_framework.authentication import BaseAuthentication
+from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from broker.agent_auth import IsNodeAgent, NodeTokenAuthentication
+from broker.agent_auth import IsNodeAgent, NodeAgent, NodeTokenAuthentication
 from broker.api.agent_serializers import (
     AgentHeartbeatInputSerializer,
     AgentHeartbeatOutputSerializer,
@@ -22,9 +24,11 @@ from broker.api.agent_serializers import (
     AgentRegisterOutputSerializer,
 )
 from broker.selectors.agent import agent_leases
-from broker.services.agent import agent_heartbeat, agent_register
+from broker.services.agent import TokenRefused, agent_heartbeat, agent_register
+from common.cache import token_cache_forget
 from marketplace.models import Node
 from marketplace.selectors.challenges import node_challenge_pending
+from marketplace.services.nodes import NODE_TOKEN_CACHE
 
 _ERRORS = {
     400: OpenApiResponse(description="Invalid body: `detail` says which field and why."),
@@ -101,6 +105,10 @@ class AgentRegisterView(AgentView):
 
 
 class AgentHeartbeatView(AgentView):
+    def get_authenticators(self) -> list[BaseAuthentication]:
+        # The token lookup comes from the cache; the heartbeat statement re-checks it on the node row.
+        return [NodeTokenAuthentication(cached=True)]
+
     @extend_schema(
         operation_id="agent_heartbeat",
         tags=["agent"],
@@ -143,13 +151,22 @@ class AgentHeartbeatView(AgentView):
         serializer = AgentHeartbeatInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data: dict[str, Any] = serializer.validated_data
-        result = agent_heartbeat(
-            node=self.node(request),
-            seq=data["seq"],
-            status=data["status"],
-            leases=data.get("leases") or [],
-            payload=dict(serializer.data),
-        )
+        agent = request.user
+        assert isinstance(agent, NodeAgent)
+        try:
+            result = agent_heartbeat(
+                node=self.node(request),
+                seq=data["seq"],
+                status=data["status"],
+                leases=data.get("leases") or [],
+                payload=data,  # validated; stored as JSON for support (datetimes and decimals as strings)
+                token_hash=agent.token_hash,
+            )
+        except TokenRefused:
+            token_cache_forget(kind=NODE_TOKEN_CACHE, token_hash=agent.token_hash)
+            raise AuthenticationFailed(
+                "This node agent token is no longer valid (revoked or replaced); use the node's current token."
+            ) from None
         body = {
             "accepted": result.accepted,
             "duplicate": result.duplicate,
@@ -158,9 +175,9 @@ class AgentHeartbeatView(AgentView):
             "activated_leases": result.activated_leases,
             "ended_leases": result.ended_leases,
             "ignored_leases": result.ignored_leases,
-            "challenge_pending": node_challenge_pending(node_id=self.node(request).pk),
+            "challenge_pending": result.challenge_pending,
         }
-        return Response(AgentHeartbeatOutputSerializer(body).data)
+        return Response(body)  # already the documented shape (AgentHeartbeatOutputSerializer): no second pass
 
 
 class AgentLeasesView(AgentView):

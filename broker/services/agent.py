@@ -7,14 +7,13 @@ sequence number changes nothing and is answered `duplicate=True`.
 
 import logging
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.core.cache import cache
-from django.db import IntegrityError, transaction
-from django.db.models import Count, Max, Q
+from django.db import transaction
 from django.utils import timezone
 
 from billing.services.metering import usage_ingest
@@ -22,14 +21,12 @@ from broker.models import LeaseState
 from broker.selectors.agent import agent_node_leases
 from broker.services.leases import lease_activate, lease_end
 from common.errors import ValidationFailed
-from marketplace.models import Node, NodeHeartbeat, NodeStatus
-from marketplace.services.reliability import node_reliability_refresh, node_uptime_add
+from marketplace.models import Node, NodeStatus
+from marketplace.services.heartbeats import node_heartbeat_record
 from marketplace.services.verification import node_agent_report_apply
 
 logger = logging.getLogger(__name__)
 
-# Reliability is recomputed on a heartbeat at most this often per node (the beat task does the rest).
-RELIABILITY_REFRESH_S = 60
 # Slack on the GPU-seconds cap of one report (clock skew between the agent's interval and its counters).
 GPU_SECONDS_SLACK = 1.02
 
@@ -69,6 +66,11 @@ class HeartbeatResult:
     ended_leases: list[int] = field(default_factory=list)
     ignored_leases: list[dict[str, Any]] = field(default_factory=list)
     max_seq: int | None = None  # on a duplicate: the highest seq received, for an agent that lost its state
+    challenge_pending: bool = False
+
+
+class TokenRefused(Exception):
+    """The node row no longer carries the token the request authenticated with (revoked or rotated)."""
 
 
 def _check_reports(*, reports: Sequence[dict[str, Any]], owned: dict[int, tuple[str, int, int]]) -> None:
@@ -93,68 +95,80 @@ def agent_heartbeat(
     leases: Sequence[dict[str, Any]] = (),
     payload: dict[str, Any] | None = None,
     now: datetime | None = None,
+    token_hash: str | None = None,
 ) -> HeartbeatResult:
     """Apply heartbeat `seq` of `node` once.
 
-    `leases` are validated usage reports ({lease_id, seq, gpu_seconds, utilisation, interval_start,
-    interval_end (datetimes), state}). Reports for leases that are not this node's are ignored and
-    returned in `ignored_leases`; the rest go to billing's `usage_ingest`, and a reported lease that
-    is still reserved becomes active. A repeated `seq` returns `duplicate=True` and writes nothing.
+    The node's part (heartbeat row, online, uptime, reliability) is `node_heartbeat_record`, one statement on
+    PostgreSQL. `leases` are validated usage reports ({lease_id, seq, gpu_seconds, utilisation, interval_start,
+    interval_end (datetimes), state}). Reports for leases that are not this node's are ignored and returned in
+    `ignored_leases`; the rest go to billing's `usage_ingest` (one bulk insert), and a reported lease that is
+    still reserved becomes active, in the same transaction. A repeated `seq` returns `duplicate=True` and
+    writes nothing. With `token_hash` (the agent API), a token the node row no longer carries (revoked,
+    rotated) raises `TokenRefused` and writes nothing.
     """
     now = now or timezone.now()
     interval = settings.RIGSHIFT_HEARTBEAT_INTERVAL_S
-    try:
-        with transaction.atomic():
-            NodeHeartbeat.objects.create(node=node, seq=seq, status=status[:20], payload=payload or {})
-            previous = Node.objects.select_for_update().values_list("last_heartbeat_at", flat=True).get(pk=node.pk)
-            seen_at = max(previous, now) if previous is not None else now  # never moves backwards
-            Node.objects.filter(pk=node.pk).update(status=NodeStatus.ONLINE, last_heartbeat_at=seen_at)
-            added = node_uptime_add(node_id=node.pk, previous=previous, now=now)
-            activated: list[int] = []
-            ended: list[int] = []
-            ignored: list[dict[str, Any]] = []
-            if leases:
-                owned = agent_node_leases(node=node, lease_ids=[report["lease_id"] for report in leases])
-                own_reports = [report for report in leases if report["lease_id"] in owned]
-                ignored = [
-                    {"lease_id": report["lease_id"], "seq": report["seq"], "reason": "not a lease of this node"}
-                    for report in leases
-                    if report["lease_id"] not in owned
-                ]
-                _check_reports(reports=own_reports, owned=owned)
-                # a lease starts on a report of it running or of usage; a zero-usage "exited" report is the agent
-                # closing a lease it never started (e.g. withdrawn before it began): that must not activate it
-                started = {r["lease_id"] for r in own_reports if r["state"] == "running" or r["gpu_seconds"] > 0}
-                for lease_id in sorted(started):
-                    state, _job_id, _ = owned[lease_id]
-                    if state == LeaseState.RESERVED and lease_activate(lease_id=lease_id):
-                        activated.append(lease_id)
-                if own_reports:
-                    usage_ingest(node_id=node.pk, reports=own_reports)
-                finished = sorted({r["lease_id"] for r in own_reports if r["state"] == "exited"})
-                for lease_id in finished:
-                    # the workload is over: free the GPUs now and settle, so no capacity is held after it closed
-                    if lease_end(lease_id=lease_id, reason="workload exited", complete_job=True):
-                        ended.append(lease_id)
-    except IntegrityError:
-        seen = NodeHeartbeat.objects.filter(node_id=node.pk).aggregate(
-            top=Max("seq"), same=Count("pk", filter=Q(seq=seq))
+    activated: list[int] = []
+    ended: list[int] = []
+    ignored: list[dict[str, Any]] = []
+    with transaction.atomic() if leases else nullcontext():
+        record = node_heartbeat_record(
+            node_id=node.pk, seq=seq, status=status, payload=payload, now=now, token_hash=token_hash
         )
-        if seen["same"]:
-            return HeartbeatResult(accepted=True, duplicate=True, next_heartbeat_s=interval, max_seq=seen["top"])
-        raise
-    node.status, node.last_heartbeat_at = NodeStatus.ONLINE, seen_at
+        if record is None:
+            raise TokenRefused
+        if leases and not record.duplicate:
+            activated, ended, ignored = _apply_reports(node=node, leases=leases)
+    if record.duplicate:
+        return HeartbeatResult(
+            accepted=True,
+            duplicate=True,
+            next_heartbeat_s=interval,
+            max_seq=record.max_seq,
+            challenge_pending=record.challenge_pending,
+        )
+    node.status, node.last_heartbeat_at = NodeStatus.ONLINE, record.seen_at
     if ignored:
         logger.warning("node %s reported leases that are not its own: %s", node.pk, ignored)
-    refresh_key = f"rigshift:reliability-refresh:{node.pk}:{node.created_at.timestamp():.6f}"
-    if cache.add(refresh_key, 1, timeout=RELIABILITY_REFRESH_S):
-        node_reliability_refresh(node=node, now=now)
     return HeartbeatResult(
         accepted=True,
         duplicate=False,
         next_heartbeat_s=interval,
-        uptime_added_s=added,
+        uptime_added_s=record.uptime_added_s,
         activated_leases=activated,
         ended_leases=ended,
         ignored_leases=ignored,
+        challenge_pending=record.challenge_pending,
     )
+
+
+def _apply_reports(
+    *, node: Node, leases: Sequence[dict[str, Any]]
+) -> tuple[list[int], list[int], list[dict[str, Any]]]:
+    """The usage reports of a new heartbeat: activate, meter (in bulk), end; inside the heartbeat's transaction."""
+    activated: list[int] = []
+    ended: list[int] = []
+    owned = agent_node_leases(node=node, lease_ids=[report["lease_id"] for report in leases])
+    own_reports = [report for report in leases if report["lease_id"] in owned]
+    ignored = [
+        {"lease_id": report["lease_id"], "seq": report["seq"], "reason": "not a lease of this node"}
+        for report in leases
+        if report["lease_id"] not in owned
+    ]
+    _check_reports(reports=own_reports, owned=owned)
+    # a lease starts on a report of it running or of usage; a zero-usage "exited" report is the agent
+    # closing a lease it never started (e.g. withdrawn before it began): that must not activate it
+    started = {r["lease_id"] for r in own_reports if r["state"] == "running" or r["gpu_seconds"] > 0}
+    for lease_id in sorted(started):
+        state, _job_id, _ = owned[lease_id]
+        if state == LeaseState.RESERVED and lease_activate(lease_id=lease_id):
+            activated.append(lease_id)
+    if own_reports:
+        usage_ingest(node_id=node.pk, reports=own_reports)
+    finished = sorted({r["lease_id"] for r in own_reports if r["state"] == "exited"})
+    for lease_id in finished:
+        # the workload is over: free the GPUs now and settle, so no capacity is held after it closed
+        if lease_end(lease_id=lease_id, reason="workload exited", complete_job=True):
+            ended.append(lease_id)
+    return activated, ended, ignored

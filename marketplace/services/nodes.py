@@ -5,6 +5,7 @@ from datetime import datetime
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from common.cache import token_cache_distrust
 from common.errors import ValidationFailed
 from common.money import format_rate, format_usd
 from common.services import audit_log
@@ -15,6 +16,7 @@ from marketplace.models import GPUModel, Node, Provider, Region
 MAX_GPUS_PER_NODE = 16
 MAX_PRICE_MICROS = 100_000_000  # $100 per GPU-hour
 AGENT_TOKEN_PREFIX = "rsn"
+NODE_TOKEN_CACHE = "node-token"  # common.cache kind of the agent's token lookups (broker.agent_auth)
 
 # Upper bounds that catch typos (a RAM figure entered in MB) without refusing real machines.
 _SPEC_LIMITS = {
@@ -154,6 +156,7 @@ def node_token_rotate(*, node: Node) -> str:
     raw, prefix, hashed = _new_token()
     with transaction.atomic():
         locked = Node.objects.select_for_update().get(pk=node.pk)
+        token_cache_distrust(kind=NODE_TOKEN_CACHE, token_hash=locked.token_hash)  # before the old one stops
         locked.token_prefix = prefix
         locked.token_hash = hashed
         locked.token_revoked_at = None
@@ -167,6 +170,7 @@ def node_token_revoke(*, node: Node) -> Node:
     """Revoke the node's agent token: the agent is refused until the provider rotates in a new one."""
     with transaction.atomic():
         locked = Node.objects.select_for_update().get(pk=node.pk)
+        token_cache_distrust(kind=NODE_TOKEN_CACHE, token_hash=locked.token_hash)  # no cached lookup outlives it
         if locked.token_revoked_at is None:
             locked.token_revoked_at = timezone.now()
             locked.save(update_fields=["token_revoked_at", "updated_at"])

@@ -1,6 +1,7 @@
 """The node agent API: auth by node token, register (hardware check), heartbeat (idempotent), leases."""
 
-from datetime import timedelta
+import time
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 import pytest
@@ -339,16 +340,42 @@ def test_repeated_seq_changes_nothing(usage_calls: list[dict]) -> None:
     assert [(r["lease_id"], r["seq"], r["gpu_seconds"]) for r in usage_calls[0]["reports"]] == [(lease.pk, 1, 120)]
 
 
+def _minute_start_behind(now: datetime, *, at_least_s: int = 10) -> datetime:
+    """The start of the current minute, once it is between `at_least_s` and `at_least_s + 20` seconds behind
+    (sleeps until then if needed)."""
+    second = now.second + now.microsecond / 1e6
+    if second < at_least_s:
+        time.sleep(at_least_s - second + 0.2)
+    elif second > at_least_s + 20:
+        time.sleep(60 - second + at_least_s + 0.2)
+    return timezone.now().replace(second=0, microsecond=0)
+
+
 def test_heartbeat_adds_uptime_and_refreshes_reliability() -> None:
+    """Reliability is recomputed by the heartbeat that crosses a minute boundary (at most once a minute)."""
     node, raw = agent_node()
-    now = timezone.now()
+    boundary = _minute_start_behind(timezone.now())
+    previous = boundary - timedelta(seconds=5)  # the gap (< 60 s) crosses `boundary`
+    gap = (timezone.now() - previous).total_seconds()
+    assert gap < 58
+    Node.objects.filter(pk=node.pk).update(created_at=previous - timedelta(seconds=gap), last_heartbeat_at=previous)
+    assert agent_client(raw).post("/api/v1/agent/heartbeat", {"seq": 1}, format="json").status_code == 200
+    up = sum(NodeUptime.objects.filter(node=node).values_list("up_seconds", flat=True))
+    assert gap - 1 <= up <= gap + 30  # the request may have waited on a loaded machine
+    node.refresh_from_db()
+    assert node.reliability == pytest.approx(up / (up + gap), abs=0.03)  # up since `previous`, of all it existed
+
+
+def test_heartbeat_within_the_minute_leaves_reliability_for_later() -> None:
+    node, raw = agent_node()
+    boundary = _minute_start_behind(timezone.now(), at_least_s=20)
     Node.objects.filter(pk=node.pk).update(
-        created_at=now - timedelta(seconds=100), last_heartbeat_at=now - timedelta(seconds=50)
+        created_at=boundary - timedelta(hours=1), last_heartbeat_at=boundary + timedelta(seconds=1), reliability=0.25
     )
     assert agent_client(raw).post("/api/v1/agent/heartbeat", {"seq": 1}, format="json").status_code == 200
-    assert sum(NodeUptime.objects.filter(node=node).values_list("up_seconds", flat=True)) in (49, 50, 51)
     node.refresh_from_db()
-    assert node.reliability == pytest.approx(0.5, abs=0.02)
+    assert node.reliability == 0.25  # same minute as the previous heartbeat: not recomputed
+    assert sum(NodeUptime.objects.filter(node=node).values_list("up_seconds", flat=True)) >= 18
 
 
 def test_out_of_order_seq_is_accepted() -> None:
@@ -424,9 +451,10 @@ def test_heartbeat_is_a_handful_of_queries(django_assert_max_num_queries: Any, u
     lease = make_lease(node, state=LeaseState.ACTIVE, job_state=JobState.RUNNING)
     client = agent_client(raw)
     client.post("/api/v1/agent/heartbeat", {"seq": 1}, format="json")
-    Node.objects.filter(pk=node.pk).update(last_heartbeat_at=timezone.now() - timedelta(seconds=15))
-    # steady state: auth, heartbeat insert, node lock + update, uptime bucket, lease lookup (+ savepoints), and
-    # whether a compute challenge waits
+    boundary = _minute_start_behind(timezone.now(), at_least_s=16)
+    Node.objects.filter(pk=node.pk).update(last_heartbeat_at=boundary + timedelta(seconds=1))
+    # steady state (within the minute: no reliability refresh): the token lookup is cached; node lock, heartbeat
+    # insert, node update, uptime bucket, lease lookup (+ savepoints), and whether a compute challenge waits
     with django_assert_max_num_queries(10):
         response = client.post("/api/v1/agent/heartbeat", {"seq": 2, "leases": [report(lease.pk, 1)]}, format="json")
     assert response.status_code == 200

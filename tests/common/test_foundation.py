@@ -4,6 +4,13 @@ from django.test import Client
 from tests.factories import PASSWORD, UserFactory
 
 
+def test_healthz_live_answers_without_checking_anything() -> None:
+    response = Client().get("/healthz/live")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+    assert response["X-Request-ID"] and "Content-Security-Policy" in response  # through the whole middleware stack
+
+
 @pytest.mark.django_db
 def test_healthz_reports_database_and_broker() -> None:
     response = Client().get("/healthz")

@@ -33,6 +33,8 @@ MATRIX: list[tuple[str, ...]] = [
     ("home",                           "POST", "2xx",   "2xx",   "2xx",   "2xx",   "2xx",   "2xx",   "2xx",   "2xx"),
     ("healthz",                        "GET",  "2xx",   "2xx",   "2xx",   "2xx",   "2xx",   "2xx",   "2xx",   "2xx"),
     ("healthz",                        "POST", "2xx",   "2xx",   "2xx",   "2xx",   "2xx",   "2xx",   "2xx",   "2xx"),
+    ("healthz-live",                   "GET",  "2xx",   "2xx",   "2xx",   "2xx",   "2xx",   "2xx",   "2xx",   "2xx"),
+    ("healthz-live",                   "POST", "405",   "405",   "405",   "405",   "405",   "405",   "405",   "405"),
     ("favicon",                        "GET",  "2xx",   "2xx",   "2xx",   "2xx",   "2xx",   "2xx",   "2xx",   "2xx"),
     ("favicon",                        "POST", "405",   "405",   "405",   "405",   "405",   "405",   "405",   "405"),
     ("metrics",                        "GET",  "2xx",   "2xx",   "2xx",   "2xx",   "2xx",   "2xx",   "2xx",   "2xx"),

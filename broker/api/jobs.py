@@ -190,8 +190,8 @@ JobOut: type[serializers.Serializer[dict[str, Any]]] = type(
 )
 
 
-def job_data(job: Job) -> dict[str, Any]:
-    view = job_view(job=job)
+def job_data(job: Job, *, cost_so_far_micros: int | None = None) -> dict[str, Any]:
+    view = job_view(job=job, cost_so_far_micros=cost_so_far_micros)
     lease = view.lease
     spec = JobSpec.from_job(job)
     return {
@@ -300,8 +300,11 @@ class JobListCreateView(APIView):
             data=spec,
             idempotency_key=request.headers.get("Idempotency-Key"),
         )
-        job = job_get(customer=request.user.customer, job_id=job.pk)  # type: ignore[union-attr]
-        return Response(job_data(job), status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+        if not created:  # a replay: the job as it is now
+            job = job_get(customer=request.user.customer, job_id=job.pk)  # type: ignore[union-attr]
+            return Response(job_data(job), status=status.HTTP_200_OK)
+        # just booked: its relations come loaded from the service and nothing is charged yet (no read-back)
+        return Response(job_data(job, cost_so_far_micros=0), status=status.HTTP_201_CREATED)
 
 
 class JobDetailView(APIView):

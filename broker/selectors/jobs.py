@@ -1,21 +1,32 @@
 """Reads of a customer's jobs: list, detail (own jobs only), timeline, current lease, cost so far."""
 
 from dataclasses import dataclass
+from decimal import Decimal
 
-from django.db.models import Prefetch, QuerySet, Sum
+from django.db import models
+from django.db.models import OuterRef, Prefetch, QuerySet, Subquery, Sum
 
 from billing.models import LeaseAccount
 from broker.models import Job, JobEvent, Lease, LeaseState
 from common.errors import NotFound
-from marketplace.models import Customer
+from marketplace.models import Customer, GPUModel
 
 LIVE_LEASE_STATES = (LeaseState.RESERVED, LeaseState.ACTIVE)
 
 
 def job_list(*, customer: Customer) -> QuerySet[Job]:
-    """The customer's jobs, newest first, with models, events and leases prefetched."""
+    """The customer's jobs, newest first, with models, events and leases prefetched and the cost so far
+    annotated (`charged_micros`: one query for a page, not one per job)."""
+    charged = (
+        LeaseAccount.objects.filter(job_ref=OuterRef("pk"))
+        .order_by()
+        .values("job_ref")
+        .annotate(total=Sum("charged_micros"))
+        .values("total")
+    )
     return (
         Job.objects.filter(customer=customer)
+        .annotate(charged_micros=Subquery(charged))
         .prefetch_related(
             "gpu_models",
             Prefetch("events", queryset=JobEvent.objects.order_by("at", "id")),
@@ -23,6 +34,30 @@ def job_list(*, customer: Customer) -> QuerySet[Job]:
         )
         .order_by("-created_at", "-id")
     )
+
+
+def job_relations_known(*, job: Job, gpu_models: list[GPUModel], events: list[JobEvent], leases: list[Lease]) -> None:
+    """Fill `job`'s prefetch caches (as `job_list` would) with rows the caller already holds, e.g. a job it just
+    booked: reading them afterwards costs no query."""
+    _as_stored(job)
+    cache = job.__dict__.setdefault("_prefetched_objects_cache", {})
+    for name, rows in (("gpu_models", gpu_models), ("events", events), ("leases", leases)):
+        queryset = getattr(job, name).all()
+        queryset._result_cache = list(rows)
+        queryset._prefetch_done = True
+        cache[name] = queryset
+
+
+def _as_stored(job: Job) -> None:
+    """Give decimal and float fields the form a read from the database has (16 → 16.0 for one decimal place)."""
+    for field in Job._meta.concrete_fields:
+        value = getattr(job, field.attname)
+        if value is None:
+            continue
+        if isinstance(field, models.DecimalField):
+            setattr(job, field.attname, Decimal(value).quantize(Decimal(1).scaleb(-field.decimal_places)))
+        elif isinstance(field, models.FloatField):
+            setattr(job, field.attname, float(value))
 
 
 def job_get(*, customer: Customer, job_id: int | str) -> Job:
@@ -46,6 +81,8 @@ def job_current_lease(*, job: Job) -> Lease | None:
 
 def job_cost_so_far(*, job: Job) -> int:
     """Micro-dollars charged for this job so far (settled usage); 0 until billing has settled any."""
+    if hasattr(job, "charged_micros"):  # annotated by job_list
+        return int(getattr(job, "charged_micros", 0) or 0)
     total = LeaseAccount.objects.filter(job_ref=job.pk).aggregate(total=Sum("charged_micros"))["total"]
     return int(total or 0)
 
@@ -57,5 +94,8 @@ class JobView:
     cost_so_far_micros: int
 
 
-def job_view(*, job: Job) -> JobView:
-    return JobView(job=job, lease=job_current_lease(job=job), cost_so_far_micros=job_cost_so_far(job=job))
+def job_view(*, job: Job, cost_so_far_micros: int | None = None) -> JobView:
+    """The job with its current lease and what it was charged so far (`cost_so_far_micros`, when the caller
+    knows it, saves the query)."""
+    cost = job_cost_so_far(job=job) if cost_so_far_micros is None else cost_so_far_micros
+    return JobView(job=job, lease=job_current_lease(job=job), cost_so_far_micros=cost)

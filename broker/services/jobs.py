@@ -12,7 +12,7 @@ from billing.services.wallet import escrow_hold, escrow_release
 from broker import dispatch
 from broker.jobspec import JobSpec
 from broker.models import TERMINAL_JOB_STATES, Job, JobEvent, JobState, Lease, LeaseState
-from broker.selectors.jobs import job_cost_so_far
+from broker.selectors.jobs import job_cost_so_far, job_relations_known
 from broker.selectors.requirements import requirements_check_possible
 from broker.services.jobs_state import job_transition
 from broker.services.leases import lease_end
@@ -79,18 +79,22 @@ def job_book_ex(
                 if existing is None:
                     raise
                 return existing, False
+            models: list[GPUModel] = []
             if spec.requirements.gpu_models:
-                job.gpu_models.set(GPUModel.objects.filter(slug__in=spec.requirements.gpu_models))
+                models = list(GPUModel.objects.filter(slug__in=spec.requirements.gpu_models))
+                job.gpu_models.set(models)
             if hold > 0:
                 escrow_hold(
                     user=user, amount_micros=hold, key=f"job:{job.pk}:hold", memo=f"Escrow for job {job.pk} {job.name}"
                 )
-            JobEvent.objects.create(
+            event = JobEvent.objects.create(
                 job=job,
                 from_state="",
                 to_state=JobState.PENDING,
                 note=f"booked; {format_usd(micros=hold)} held in escrow",
             )
+            # what the caller shows next is known: no need to read the job back
+            job_relations_known(job=job, gpu_models=models, events=[event], leases=[])
             dispatch.match_round_soon()  # after commit; the beat round runs anyway
     except InsufficientFunds as exc:
         shortfall = exc.shortfall_micros

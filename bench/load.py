@@ -1,18 +1,32 @@
 """Load test: `python -m bench.load` (PostgreSQL + Redis; defaults: database bench_h13, Redis db 13).
 
 Re-creates the database (--reuse keeps it), migrates, seeds the demo market (36 listed nodes), creates
-funded customers and API tokens, starts gunicorn (gthread, --workers/--threads) and a Celery worker on it,
-then runs bench/locustfile.py headless for --duration seconds at --rps requests per second: customers
-searching offers and booking (each booking asks for a matching round, run by the worker), node agents
-heartbeating, providers listing their nodes. Prints per-endpoint figures, the CPU time each party used
-(the load generator shares the machine's cores with the server), and, last,
-`p99_ms=… rps=… errors=…` where p99_ms is the worse of the booking and heartbeat p99.
+funded customers and API tokens and --heartbeat-nodes unlisted nodes with agent tokens, starts gunicorn
+(gthread, --workers/--threads, production settings: psycopg pool) and a Celery worker on it, then, in ONE run
+against the same server:
+
+1. **the floor**: `wrk` on `GET /healthz/live` (a trivial view behind the whole middleware stack) for
+   --floor-seconds: the web processes' CPU per request;
+2. **the mix**: bench/locustfile.py headless (Locust's FastHttpUser) for --duration seconds at --rps requests
+   per second: customers searching offers and booking (each booking asks for a matching round, run by the
+   worker), node agents heartbeating, providers listing their nodes. Each endpoint's web CPU per request is its
+   serving threads' CPU inside the middleware (the server's `rigshift_http_request_cpu_seconds`) plus the
+   floor's CPU outside it (gunicorn, WSGI), printed as a multiple of the floor; the mix's is the web processes'
+   CPU over all its requests;
+3. **heartbeats only**: `wrk` with bench/wrk_heartbeat.lua over the heartbeat nodes, stepping the requests in
+   flight (--heartbeat-steps) for --heartbeat-step-seconds each: the highest rate with p99 < 100 ms, no errors.
+
+A shared machine's load moves the absolute figures; the multiples come from the same run. `wrk` (C, one or two
+threads) leaves the cores to the server; without it (`apt-get install wrk`) phases 1 and 3 are skipped. Prints
+the per-endpoint figures, the CPU time each party used, and, last, `p99_ms=… rps=… errors=… mix_x_floor=…
+heartbeat_max_rps_p99_under_100ms=…` where p99_ms is the worse of the booking and heartbeat p99 in the mix.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import json
 import os
 import shutil
 import signal
@@ -70,8 +84,11 @@ def _recreate_database(database_url: str) -> None:
         conn.execute(f'CREATE DATABASE "{name}"')
 
 
-def _prepare(env: dict[str, str], credentials: Path) -> None:
-    """Migrate, seed, and write the locust credentials (runs in a child with DEBUG on, for the demo seed)."""
+def _prepare(env: dict[str, str], credentials: Path, heartbeat_nodes: int = 0) -> None:
+    """Migrate, seed, and write the locust credentials (runs in a child with DEBUG on, for the demo seed).
+
+    `heartbeat_nodes` more nodes (unlisted, online, one GPU) get agent tokens for the heartbeat-only scenario:
+    a fleet heartbeats through many node rows, and the per-node agent rate limit is never what stops it."""
     manage = str(ROOT / "manage.py")
     subprocess.run([PY, manage, "migrate", "--noinput", "-v0"], env=env, check=True, cwd=ROOT)
     subprocess.run([PY, manage, "seed_demo"], env=env, check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
@@ -94,7 +111,23 @@ for i in range({CUSTOMERS}):
     customers.append(api_token_create(user=user, name="load")[1])
 providers = [api_token_create(user=User.objects.get(username=p.username), name="load")[1] for p in PROVIDERS]
 nodes = [demo_node_token(node_name=n.name) for n in NODES]
-json.dump({{"customers": customers, "providers": providers, "nodes": nodes}}, open({str(credentials)!r}, "w"))
+from common.tokens import token_generate, token_hash
+from marketplace.models import GPUModel, Node, Provider
+provider = Provider.objects.order_by("pk").first()
+gpu = GPUModel.objects.order_by("pk").first()
+hb_nodes = [token_generate(prefix="rsn") for _ in range({heartbeat_nodes})]
+Node.objects.bulk_create(
+    [
+        Node(provider=provider, name=f"load-hb-{{i}}", region="eu", country="DE", gpu_model=gpu, gpu_count=1,
+             token_prefix=raw[:12], token_hash=token_hash(raw=raw), status="online", listed=False)
+        for i, raw in enumerate(hb_nodes)
+    ],
+    batch_size=1000,
+)
+json.dump(
+    {{"customers": customers, "providers": providers, "nodes": nodes, "heartbeat_nodes": hb_nodes}},
+    open({str(credentials)!r}, "w"),
+)
 """
     subprocess.run([PY, "-c", code], env=env, check=True, cwd=ROOT)
 
@@ -164,6 +197,107 @@ def _stats(prefix: str) -> dict[str, dict[str, Any]]:
         return {row["Name"]: row for row in csv.DictReader(handle)}
 
 
+def _wrk(base: str, *, path: str, connections: int, seconds: int, script: str, args: list[str]) -> dict[str, float]:
+    """Run wrk (closed loop: `connections` requests in flight) and return the figures its script prints."""
+    threads = max(1, min(2, connections))
+    command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "5s", "-s", script]
+    command += [base + path]
+    if args:
+        command += ["--", *args]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True)
+    figures: dict[str, float] = {}
+    for token in done.stdout.split():
+        name, sep, value = token.partition("=")
+        if sep and name.startswith("wrk_"):
+            figures[name[4:]] = float(value)
+    if "requests" not in figures:
+        raise SystemExit(f"wrk printed no figures: {done.stdout[-500:]} {done.stderr[-500:]}")
+    figures["rps"] = figures["requests"] / max(figures["duration_s"], 1e-9)
+    return figures
+
+
+def _view_cpu(base: str) -> dict[str, tuple[float, float]]:
+    """(requests, CPU seconds inside the middleware) per view, from the server's /metrics (shared through Redis)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    time.sleep(1.2)  # every worker's buffered counts reach Redis (flushed every 0.5 s)
+    with urllib.request.urlopen(f"{base}/metrics", timeout=30) as response:
+        text = response.read().decode()
+    counts: dict[str, float] = {}
+    cpu: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            view = sample.labels.get("view", "")
+            if sample.name == "rigshift_http_requests_total":
+                counts[view] = counts.get(view, 0.0) + sample.value
+            elif sample.name == "rigshift_http_request_cpu_seconds_total":
+                cpu[view] = sample.value
+    return {view: (counts.get(view, 0.0), cpu.get(view, 0.0)) for view in counts}
+
+
+def _delta(after: dict[str, tuple[float, float]], before: dict[str, tuple[float, float]], view: str) -> float:
+    """CPU seconds per request of `view` between two scrapes (0 when it served none)."""
+    n = after.get(view, (0.0, 0.0))[0] - before.get(view, (0.0, 0.0))[0]
+    cpu = after.get(view, (0.0, 0.0))[1] - before.get(view, (0.0, 0.0))[1]
+    return cpu / n if n > 0 else 0.0
+
+
+ENDPOINT_VIEWS = {
+    "offers search": "api-offers",
+    "job book": "api-jobs",
+    "agent heartbeat": "agent-heartbeat",
+    "provider nodes": "api-nodes",
+}
+
+
+def _floor_phase(base: str, web_pid: int, seconds: int) -> tuple[float, float, dict[str, float]]:
+    """The trivial view through the same stack and server: (web CPU s/request, middleware CPU s/request, wrk)."""
+    before, cpu0 = _view_cpu(base), _tree_cpu(web_pid)
+    figures = _wrk(base, path="/healthz/live", connections=4, seconds=seconds, script="bench/wrk_report.lua", args=[])
+    web = (_tree_cpu(web_pid) - cpu0) / max(figures["requests"], 1)
+    inside = _delta(_view_cpu(base), before, "healthz-live")
+    print(
+        f"floor (GET /healthz/live, wrk -c4 {seconds} s): rps={figures['rps']:.0f} p99={figures['p99_ms']:.1f} ms "
+        f"web_cpu_ms_per_request={web * 1000:.3f} (inside the middleware {inside * 1000:.3f})",
+        flush=True,
+    )
+    return web, inside, figures
+
+
+def _heartbeat_phase(base: str, web_pid: int, tokens: Path, seconds: int, steps: list[int]) -> float:
+    """Heartbeats only, stepping the requests in flight up; the highest rate with p99 < 100 ms and no errors."""
+    best = 0.0
+    misses = 0
+    for connections in steps:
+        cpu0 = _tree_cpu(web_pid)
+        seq_base = str(int(time.time() * 1_000_000))
+        figures = _wrk(
+            base,
+            path="/api/v1/agent/heartbeat",
+            connections=connections,
+            seconds=seconds,
+            script="bench/wrk_heartbeat.lua",
+            args=[str(tokens), seq_base],
+        )
+        errors = int(figures["non2xx"] + figures["socket_errors"])
+        web = (_tree_cpu(web_pid) - cpu0) / max(figures["requests"], 1)
+        ok = figures["p99_ms"] < 100 and errors == 0
+        print(
+            f"heartbeat-only c={connections:3d}: rps={figures['rps']:6.0f} p50={figures['p50_ms']:6.1f} "
+            f"p99={figures['p99_ms']:6.1f} ms errors={errors} web_cpu_ms_per_request={web * 1000:.3f}"
+            + ("" if ok else "  (over 100 ms or errors)"),
+            flush=True,
+        )
+        if ok:
+            best = max(best, figures["rps"])
+            misses = 0
+        else:
+            misses += 1
+            if misses >= 2:
+                break
+    return best
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/bench_h13")
@@ -175,6 +309,13 @@ def main() -> None:
     parser.add_argument("--celery-concurrency", type=int, default=1)
     parser.add_argument("--reuse", action="store_true", help="keep the database (skip drop/create and migrate)")
     parser.add_argument("--keep-logs", action="store_true")
+    parser.add_argument("--floor-seconds", type=int, default=10, help="the trivial-view floor phase (wrk)")
+    parser.add_argument("--heartbeat-nodes", type=int, default=2000, help="nodes of the heartbeat-only scenario")
+    parser.add_argument("--heartbeat-step-seconds", type=int, default=8)
+    parser.add_argument(
+        "--heartbeat-steps", default="2,4,8,16,32,64", help="requests in flight per heartbeat-only step (wrk -c)"
+    )
+    parser.add_argument("--skip-heartbeat-only", action="store_true")
     args = parser.parse_args()
 
     env = _env(args.database_url, args.redis_url, debug=False)
@@ -184,7 +325,7 @@ def main() -> None:
         _recreate_database(args.database_url)
     _flush_redis(args.redis_url)
     t0 = time.monotonic()
-    _prepare(_env(args.database_url, args.redis_url, debug=True), credentials)
+    _prepare(_env(args.database_url, args.redis_url, debug=True), credentials, heartbeat_nodes=args.heartbeat_nodes)
     print(f"setup: database ready in {time.monotonic() - t0:.1f} s", flush=True)
 
     port = _free_port()
@@ -239,6 +380,13 @@ def main() -> None:
             urllib.request.urlopen(f"{base}/api/v1/offers/?limit=5", timeout=10).read()
         database = args.database_url.rsplit("/", 1)[1]
         names = ("web", "worker", "locust", "postgres")
+        wrk = shutil.which("wrk") is not None
+        if wrk:
+            floor_web, floor_inside, _ = _floor_phase(base, web.pid, args.floor_seconds)
+        else:
+            print("wrk not found (apt-get install wrk): no floor and no heartbeat-only scenario", flush=True)
+            floor_web = floor_inside = 0.0
+        views_before = _view_cpu(base)
         prefix = str(tmp / "locust")
         locust_env = env | {"RIGSHIFT_LOAD_CREDENTIALS": str(credentials), "RIGSHIFT_LOAD_RPS": str(args.rps)}
         users = sum(_users(args.rps))
@@ -312,7 +460,27 @@ def main() -> None:
                 print(f"failure: {row['Method']} {row['Name']} x{row['Occurrences']}: {row['Error'][:200]}")
         agg = stats["Aggregated"]
         p99 = max(float(stats[n]["99%"]) for n in ("job book", "agent heartbeat") if n in stats)
-        print(f"p99_ms={p99:.0f} rps={float(agg['Requests/s']):.1f} errors={int(agg['Failure Count'])}")
+        mix_web = cpu["web"] / max(float(agg["Request Count"]), 1.0)
+        summary = f"p99_ms={p99:.0f} rps={float(agg['Requests/s']):.1f} errors={int(agg['Failure Count'])}"
+        if floor_web > 0:
+            views_after = _view_cpu(base)
+            outside = max(0.0, floor_web - floor_inside)  # per request, outside the middleware (gunicorn, WSGI)
+            print(
+                f"web CPU per request as a multiple of the floor ({floor_web * 1000:.3f} ms; same run, same server; "
+                f"endpoint = its CPU inside the middleware + the floor's {outside * 1000:.3f} ms outside it):"
+            )
+            for name, view in ENDPOINT_VIEWS.items():
+                each = _delta(views_after, views_before, view) + outside
+                print(f"  {name:16s} cpu_ms={each * 1000:7.3f} x_floor={each / floor_web:6.2f}")
+            print(f"  {'mix (all)':16s} cpu_ms={mix_web * 1000:7.3f} x_floor={mix_web / floor_web:6.2f}")
+            summary += f" mix_x_floor={mix_web / floor_web:.2f}"
+        if wrk and not args.skip_heartbeat_only:
+            tokens = tmp / "heartbeat_tokens.txt"
+            tokens.write_text("\n".join(json.loads(credentials.read_text())["heartbeat_nodes"]) + "\n")
+            steps = [int(s) for s in args.heartbeat_steps.split(",") if s.strip()]
+            best = _heartbeat_phase(base, web.pid, tokens, args.heartbeat_step_seconds, steps)
+            summary += f" heartbeat_max_rps_p99_under_100ms={best:.0f}"
+        print(summary)
     finally:
         _stop(worker)
         _stop(web)

@@ -47,6 +47,7 @@ def _key(name: str) -> str:
 
 
 _SEP = "\t"
+_CPU = "cpu" + _SEP  # the CPU-seconds sums share the latency sums' hash, under this prefix
 
 
 def _bucket_for(seconds: float) -> str:
@@ -72,10 +73,11 @@ class _LocalStore:
         self.buckets: dict[str, float] = defaultdict(float)
         self.dropped = 0
 
-    def observe(self, *, view: str, method: str, status: int, seconds: float) -> None:
+    def observe(self, *, view: str, method: str, status: int, seconds: float, cpu_seconds: float = 0.0) -> None:
         with self.lock:
             self.count[_SEP.join((view, method, str(status)))] += 1
             self.sums[view] += seconds
+            self.sums[_CPU + view] += cpu_seconds
             self.buckets[_SEP.join((view, _bucket_for(seconds)))] += 1
 
     def snapshot(self) -> tuple[dict[str, float], dict[str, float], dict[str, float], int]:
@@ -86,9 +88,10 @@ class _LocalStore:
 class _RedisStore:
     """Counters shared by every process through Redis hashes, written in batches.
 
-    A request adds to a per-process buffer; the buffer goes to Redis in one pipelined round trip at most
-    every `RIGSHIFT_METRICS_FLUSH_S` seconds (0.5 by default; the first observation of a process at once),
-    before a scrape this process answers, and at exit. A scrape by another process may lag by that much."""
+    A request adds to a per-process buffer; the buffer goes to Redis in one pipelined round trip every
+    `RIGSHIFT_METRICS_FLUSH_S` seconds (0.5 by default; a daemon thread, and the first observation of a
+    process at once), before a scrape this process answers, and at exit. A scrape by another process may
+    lag by that much."""
 
     def __init__(self, client: Any) -> None:
         self.client = client
@@ -96,18 +99,34 @@ class _RedisStore:
         self.lock = threading.Lock()
         self.pending: dict[tuple[str, str], float] = defaultdict(float)
         self.last_flush = float("-inf")
+        self.flusher_pid = 0
         atexit.register(self.flush)
+
+    def _start_flusher(self) -> None:
+        """A daemon thread per process flushes the buffer on time, so an idle process's counts are not held back
+        (started lazily: threads do not survive gunicorn's fork)."""
+        self.flusher_pid = os.getpid()
+
+        def run() -> None:
+            while True:
+                time.sleep(float(getattr(settings, "RIGSHIFT_METRICS_FLUSH_S", 0.5)))
+                self.flush()
+
+        threading.Thread(target=run, name="rigshift-metrics-flush", daemon=True).start()
 
     def reset(self) -> None:
         with self.lock:
             self.pending.clear()
         self.client.delete(*(_key(name) for name in ("count", "sum", "bucket", "dropped")))
 
-    def observe(self, *, view: str, method: str, status: int, seconds: float) -> None:
+    def observe(self, *, view: str, method: str, status: int, seconds: float, cpu_seconds: float = 0.0) -> None:
         with self.lock:
             self.pending[(_key("count"), _SEP.join((view, method, str(status))))] += 1
             self.pending[(_key("sum"), view)] += seconds
+            self.pending[(_key("sum"), _CPU + view)] += cpu_seconds
             self.pending[(_key("bucket"), _SEP.join((view, _bucket_for(seconds))))] += 1
+            if self.flusher_pid != os.getpid():
+                self._start_flusher()
             due = time.monotonic() - self.last_flush >= float(getattr(settings, "RIGSHIFT_METRICS_FLUSH_S", 0.5))
         if due:
             self.flush()
@@ -152,9 +171,9 @@ def request_store() -> _LocalStore | _RedisStore:
     return _store_for(getattr(settings, "REDIS_URL", "") or "")
 
 
-def request_observe(*, view: str, method: str, status: int, seconds: float) -> None:
-    """Called by `RequestContextMiddleware` once per request."""
-    request_store().observe(view=view, method=method, status=status, seconds=seconds)
+def request_observe(*, view: str, method: str, status: int, seconds: float, cpu_seconds: float = 0.0) -> None:
+    """Called by `RequestContextMiddleware` once per request (`cpu_seconds`: the serving thread's CPU time)."""
+    request_store().observe(view=view, method=method, status=status, seconds=seconds, cpu_seconds=cpu_seconds)
 
 
 def request_metrics_reset() -> None:
@@ -194,6 +213,15 @@ def _request_families() -> Iterator[Metric]:
             series.append((bound, cumulative))
         latency.add_metric([view], series, sum_value=sums.get(view, 0.0))
     yield latency
+    cpu = CounterMetricFamily(
+        "rigshift_http_request_cpu_seconds",
+        "CPU time of the threads serving requests, by view (inside the middleware stack)",
+        labels=["view"],
+    )
+    for key, value in sorted(sums.items()):
+        if key.startswith(_CPU):
+            cpu.add_metric([key[len(_CPU) :]], value)
+    yield cpu
     yield CounterMetricFamily(
         "rigshift_metrics_dropped", "Request observations lost (metrics store unreachable)", value=dropped
     )

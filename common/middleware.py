@@ -1,8 +1,9 @@
 """Cross-cutting middleware: request id + request metrics, and security headers (CSP).
 
 - `RequestContextMiddleware` (first in MIDDLEWARE): takes the caller's `X-Request-ID` (or makes one),
-  puts it in the logging context, echoes it in the response, and records the request's latency and
-  status per view in `common.metrics` (Redis-backed when REDIS_URL, so all web processes add up).
+  puts it in the logging context, echoes it in the response, and records the request's latency, CPU time
+  (of the serving thread) and status per view in `common.metrics` (Redis-backed when REDIS_URL, so all web
+  processes add up).
 - `SecurityHeadersMiddleware`: a Content-Security-Policy (Django 5.2 has none built in) and
   Permissions-Policy. X-Frame-Options, nosniff, Referrer-Policy and HSTS come from Django's own
   middleware and settings.
@@ -45,12 +46,14 @@ class RequestContextMiddleware:
         # Not reset on the way out: Django logs 4xx/5xx ("django.request") after the middleware chain
         # returns; the `request_finished` signal clears it (see `_request_finished`).
         request_id_var.set(request_id)
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.thread_time()
         response = self.get_response(request)
-        elapsed = time.perf_counter() - started
+        elapsed, cpu = time.perf_counter() - started, time.thread_time() - cpu_started
         response["X-Request-ID"] = request_id
         view = _view_label(request, response)
-        metrics.request_observe(view=view, method=request.method or "", status=response.status_code, seconds=elapsed)
+        metrics.request_observe(
+            view=view, method=request.method or "", status=response.status_code, seconds=elapsed, cpu_seconds=cpu
+        )
         return response
 
 

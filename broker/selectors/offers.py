@@ -248,13 +248,40 @@ def offer_from_node(node: Node) -> Offer:
     )
 
 
+# The columns an offer shows (`offer_from_node`): a page of offers loads no more (not the agent's JSON report).
+OFFER_COLUMNS = (
+    "name",
+    "gpu_count",
+    "region",
+    "country",
+    "reliability",
+    "verified",
+    "price_micros",
+    "min_bid_micros",
+    "dlperf",
+    "inet_down_mbps",
+    "inet_up_mbps",
+    "cpu_cores",
+    "ram_gb",
+    "disk_gb",
+    "available_until",
+    "storage_price_micros",
+    "egress_price_micros",
+    "gpu_model__name",
+    "gpu_model__slug",
+    "gpu_model__vram_gb",
+    "gpu_model__compute_capability",
+    "gpu_model__tier",
+)
+
+
 def offer_search(*, q: str = "", order: str | None = None, limit: int = 100) -> list[Offer]:
     """Offers matching query `q` (see offer_query), ordered by `order` (`-field` descending; default price)."""
     clauses = parse_offer_query(q=q or "")
     field, descending = parse_offer_order(order=order)
     limit = max(1, min(int(limit), MAX_LIMIT))
     qs = order_offers(apply_clauses(available_offers(), clauses), field=field, descending=descending)
-    return [offer_from_node(node) for node in qs[:limit]]
+    return [offer_from_node(node) for node in qs.only(*OFFER_COLUMNS)[:limit]]
 
 
 def offer_count(*, q: str = "") -> int:

@@ -210,3 +210,16 @@ def test_booking_answer_equals_the_job_read_back(market: list[Node], customer: A
     assert booked.status_code == 201, booked.content
     read = client.get(f"/api/v1/jobs/{booked.json()['id']}/")
     assert booked.json() == read.json()
+
+
+def test_offer_page_is_what_the_serializer_writes(market: list[Node]) -> None:
+    """The offer search writes its page without OfferOut instances: field for field the same output."""
+    from dataclasses import asdict, replace
+
+    from broker.api.offers import OfferOut, offers_data
+    from broker.selectors.offers import offer_search
+
+    Node.objects.filter(pk=market[0].pk).update(available_until=timezone.now() + timedelta(days=3), dlperf=81.25)
+    offers = offer_search(limit=50)
+    offers.append(replace(offers[0], compute_cap=None, dlperf=None, dlperf_per_dollar=None, available_until=None))
+    assert offers_data(offers) == OfferOut([asdict(o) for o in offers], many=True).data

@@ -261,6 +261,9 @@ RIGSHIFT_MAX_UPLOAD_BYTES = env.int("RIGSHIFT_MAX_UPLOAD_BYTES", default=1_000_0
 DATA_UPLOAD_MAX_MEMORY_SIZE = RIGSHIFT_MAX_UPLOAD_BYTES + 100_000
 FILE_UPLOAD_MAX_MEMORY_SIZE = RIGSHIFT_MAX_UPLOAD_BYTES + 100_000
 
+# Role rows loaded with an API token's user (one query: the role permissions then ask nothing more).
+RIGSHIFT_API_TOKEN_ROLES = ("user__provider", "user__customer", "user__lender")
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "common.auth.ApiTokenAuthentication",

@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 
 from broker.selectors.offer_query import FIELDS
 from broker.selectors.offers import MAX_LIMIT, Offer, offer_search
+from common.api import represent_many
 from common.api_schema import error_responses
 from common.errors import ValidationFailed
 from marketplace.services.reliability import RELIABILITY_MEANING
@@ -60,21 +61,10 @@ def offer_data(offer: Offer) -> dict[str, Any]:
     return dict(OfferOut(asdict(offer)).data)
 
 
-# OfferOut's fields, bound once: each is a plain field whose to_representation keeps no state, so a page of offers is
-# written field by field exactly as the serializer would, without a serializer (and its deep copies) per request.
-_OFFER_FIELDS = list(OfferOut().fields.items())
-
-
 def offers_data(offers: list[Offer]) -> list[dict[str, Any]]:
-    """What `OfferOut(many=True)` gives for `offers` (tests/broker/test_offers.py checks they are equal)."""
-    rows = []
-    for offer in offers:
-        row: dict[str, Any] = {}
-        for name, field in _OFFER_FIELDS:
-            value = getattr(offer, name)
-            row[name] = None if value is None else field.to_representation(value)
-        rows.append(row)
-    return rows
+    """What `OfferOut(many=True)` gives for `offers`, without a serializer per request (common.api.represent_many;
+    tests/broker/test_hot_paths.py checks they are equal)."""
+    return represent_many(OfferOut, offers)
 
 
 _Q_HELP = (

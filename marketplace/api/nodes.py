@@ -9,7 +9,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from common.api import IsProvider, Pagination
+from common.api import IsProvider, Pagination, represent_many
 from common.api_schema import paginated
 from common.money import from_micros, to_micros
 from marketplace.models import Node, Provider, Region
@@ -194,7 +194,7 @@ class NodeListCreateApi(APIView):
     def get(self, request: Request) -> Response:
         paginator = Pagination()
         page = paginator.paginate_queryset(node_list_for_provider(provider=_provider(request)), request, view=self)
-        return paginator.get_paginated_response(NodeOutput(page, many=True).data)
+        return paginator.get_paginated_response(represent_many(NodeOutput, page or []))
 
     @extend_schema(operation_id="nodes_register", request=NodeCreateInput, responses={201: NodeCreateOutput, **ERRORS})
     def post(self, request: Request) -> Response:

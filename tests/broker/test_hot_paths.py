@@ -7,6 +7,7 @@ run. The node token lookup of the heartbeat is cached (`common.cache`): a revoke
 refused at once.
 """
 
+import json
 from datetime import timedelta
 from typing import Any
 
@@ -240,3 +241,36 @@ def test_provider_node_page_is_what_the_serializer_writes(market: list[Node]) ->
     rows = body["results"] if isinstance(body, dict) else body
     nodes = Node.objects.filter(provider=provider).select_related("gpu_model").order_by("name", "id")
     assert rows == NodeOutput(nodes, many=True).data
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"seq": -1},
+        {"seq": "x", "gpus": [{"index": 99, "utilisation": 2}]},
+        [],
+        {},
+        {
+            "seq": 3,
+            "leases": [
+                {
+                    "lease_id": 1,
+                    "seq": 1,
+                    "gpu_seconds": 1,
+                    "interval_start": "2026-01-01T00:00:10Z",
+                    "interval_end": "2026-01-01T00:00:00Z",
+                },
+            ],
+        },
+    ],
+)
+def test_heartbeat_validation_errors_are_those_of_a_fresh_serializer(body: Any) -> None:
+    """The heartbeat validates with one shared serializer: its 400s say exactly what a new serializer would."""
+    from broker.api.agent_serializers import AgentHeartbeatInputSerializer
+
+    _, raw = agent_node()
+    response = agent_client(raw).post(HEARTBEAT, body, format="json")
+    fresh = AgentHeartbeatInputSerializer(data=body)
+    assert not fresh.is_valid()
+    assert response.status_code == 400
+    assert response.json()["errors"] == json.loads(json.dumps(fresh.errors))

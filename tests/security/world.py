@@ -21,6 +21,7 @@ from tests.factories import (
     AdvanceFactory,
     CustomerFactory,
     GPUModelFactory,
+    JobFactory,
     LenderFactory,
     NodeFactory,
     ProviderFactory,
@@ -97,7 +98,7 @@ def world_build() -> World:
     node_b: Any = NodeFactory(provider=provider_b)
     world.node_a, world.node_b = node_a, node_b
     world.tokens["node_a"] = node_token_rotate(node=node_a)
-    world.job_a = Job.objects.create(customer=customer_a, name="a-job", gpu_count=1, image="img", duration_seconds=600)
+    world.job_a = cast(Job, JobFactory(customer=customer_a, name="a-job", gpu_count=1, duration_seconds=600))
     gpu_model = GPUModelFactory()
     world.assessment_a = fleet_assess(provider=provider_a, lines=[("RTX 4090", 4), ("RX 580 8GB", 8)])
     now = timezone.now()

@@ -190,7 +190,7 @@ class FinanceYear:
             lender_preference_set(
                 lender_user=user,
                 mode=mode,
-                max_per_advance_micros=25_000 * MICROS if mode == "auto" else 0,
+                max_per_advance_micros=1_000 * MICROS if mode == "auto" else 0,
                 tiers=[],
                 max_payoff_months=24,
             )

@@ -56,6 +56,7 @@ class YearReport:
     contract_backed: int = 0
     repaid_advances: int = 0
     defaulted: int = 0
+    defaulted_contract: int = 0
     delinquent: int = 0
     defaulted_principal: int = 0
     principal_lost: int = 0
@@ -109,6 +110,7 @@ def year_report_build(*, now: datetime, ring_user: User | None) -> YearReport:
         r.delinquent += adv.status == AdvanceStatus.DELINQUENT
         if adv.status == AdvanceStatus.DEFAULTED:
             r.defaulted += 1
+            r.defaulted_contract += bool(adv.application.demand_id)
             r.defaulted_principal += adv.principal_micros
             r.principal_lost += max(0, adv.principal_micros - adv.repaid_micros)
         if ring_user is not None and adv.provider_id == ring_user.pk:
@@ -143,7 +145,8 @@ def year_report_lines(
         f"financing year: scenario {scenario}, {days} days in {weeks} weekly ticks, {jobs} jobs settled, "
         f"{wall_s:.1f} s",
         f"advances disbursed {r.advances} ({r.market_backed} market-backed, {r.contract_backed} contract-backed): "
-        f"repaid {r.repaid_advances}, defaulted {r.defaulted}, delinquent {r.delinquent}",
+        f"repaid {r.repaid_advances}, defaulted {r.defaulted} ({r.defaulted - r.defaulted_contract} market-backed, "
+        f"{r.defaulted_contract} contract-backed), delinquent {r.delinquent}",
         f"default rate {r.default_rate_pct}%  loss given default {r.lgd_pct}% of principal "
         f"({format_usd(micros=r.principal_lost)} of {format_usd(micros=r.defaulted_principal)})",
         f"applications declined for related-party earnings (D7): {r.declined_related}; declined otherwise: "

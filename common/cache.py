@@ -44,6 +44,11 @@ def redis_client() -> redis.Redis | None:
     return redis_client_for(url) if url else None
 
 
+def redis_key(*parts: str) -> str:
+    """A key of RigShift's own in Redis: RIGSHIFT_REDIS_KEY_PREFIX (each parallel test worker has its own) + parts."""
+    return str(getattr(settings, "RIGSHIFT_REDIS_KEY_PREFIX", "rigshift:")) + ":".join(parts)
+
+
 def token_cache_namespace_reset() -> None:
     """Forget every cached token lookup (tests: rolled-back rows must not be found through the cache)."""
     global _namespace
@@ -51,7 +56,7 @@ def token_cache_namespace_reset() -> None:
 
 
 def _key(kind: str, token_hash: str) -> str:
-    return f"rigshift:{_namespace}:{kind}:{token_hash}"
+    return redis_key(_namespace, kind, token_hash)
 
 
 def token_cache_get(*, kind: str, token_hash: str) -> str | None:

@@ -25,7 +25,7 @@ from django.http import HttpRequest, HttpResponse
 from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
 
-from common.cache import redis_client
+from common.cache import redis_client, redis_key
 
 _namespace = "rl1"
 
@@ -125,7 +125,7 @@ def hit(*, scope: str, ident: str, now: float | None = None) -> float | None:
     now = time.time() if now is None else now
     window = int(now // period)
     digest = hashlib.sha256(ident.encode()).hexdigest()[:32]
-    count = _count(f"rigshift:{_namespace}:{scope}:{digest}:{window}", period + 1)
+    count = _count(redis_key(_namespace, scope, digest, str(window)), period + 1)
     if count > limit:
         return max(1.0, (window + 1) * period - now)
     return None

@@ -97,19 +97,23 @@ def job_book_ex(
             job_relations_known(job=job, gpu_models=models, events=[event], leases=[])
             dispatch.match_round_soon()  # after commit; the beat round runs anyway
     except InsufficientFunds as exc:
-        shortfall = exc.shortfall_micros
-        limit, gpus, seconds = spec.price_limit_micros or 0, spec.requirements.gpu_count, spec.terms.duration_seconds
-        raise PaymentRequired(
-            f"Your wallet cannot cover this booking: it holds up to {format_usd(micros=hold)} "
-            f"({format_rate(micros=limit, unit='GPU-hour')} × {gpus} GPU(s) × "
-            f"{seconds or 0:,} s); you are short by {format_usd(micros=shortfall)}. Top up your wallet.",
-            details={
-                "shortfall": format(from_micros(micros=shortfall), "f"),
-                "shortfall_micros": shortfall,
-                "required": format(from_micros(micros=hold), "f"),
-            },
-        ) from None
+        raise _cannot_cover(spec=spec, hold=hold, shortfall=exc.shortfall_micros) from None
     return job, True
+
+
+def _cannot_cover(*, spec: JobSpec, hold: int, shortfall: int) -> PaymentRequired:
+    """The 402 of a booking the wallet cannot hold: what it holds, how, and the shortfall."""
+    limit, gpus, seconds = spec.price_limit_micros or 0, spec.requirements.gpu_count, spec.terms.duration_seconds
+    return PaymentRequired(
+        f"Your wallet cannot cover this booking: it holds up to {format_usd(micros=hold)} "
+        f"({format_rate(micros=limit, unit='GPU-hour')} × {gpus} GPU(s) × "
+        f"{seconds or 0:,} s); you are short by {format_usd(micros=shortfall)}. Top up your wallet.",
+        details={
+            "shortfall": format(from_micros(micros=shortfall), "f"),
+            "shortfall_micros": shortfall,
+            "required": format(from_micros(micros=hold), "f"),
+        },
+    )
 
 
 def job_book(*, customer: Customer, data: JobSpec | Mapping[str, Any], idempotency_key: str | None = None) -> Job:

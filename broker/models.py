@@ -110,6 +110,10 @@ class Lease(models.Model):
     node = models.ForeignKey(Node, on_delete=models.PROTECT, related_name="leases")
     gpu_slots = models.JSONField(default=list, help_text="GPU indices on the node")
     gpu_count = models.PositiveSmallIntegerField()
+    # Consumable node resources the lease holds for its period (GPUs × the job's per-GPU minimums).
+    cpu_cores = models.PositiveIntegerField(default=0, help_text="CPU cores of the node this lease holds")
+    ram_gb = models.PositiveIntegerField(default=0, help_text="RAM (GB) of the node this lease holds")
+    disk_gb = models.PositiveIntegerField(default=0, help_text="Disk (GB) of the node this lease holds")
     price_micros = models.BigIntegerField(help_text="Agreed price per GPU-hour, micro-USD")
     starts_at = models.DateTimeField()
     ends_at = models.DateTimeField()

@@ -69,6 +69,17 @@ class Assigner:
         self.end = jobs.end + (self.start - jobs.start)
         self.stats: dict[str, float | int | str] = {}
         self._packed: np.ndarray | None = None
+        # Consumable CPU cores, RAM and disk: (3, N) free per node, (3, J) each job's need.
+        self.res = nodes.resources_free()
+        self.need = jobs.resources_need()
+        self.needs_res: BoolA = np.asarray((self.need > 0).any(axis=0), dtype=bool)
+
+    def _res_ok(self, j: int, cand: IntA) -> BoolA:
+        """Which candidate nodes have the job's CPU, RAM and disk free."""
+        if not self.needs_res[j]:
+            return np.ones(len(cand), dtype=bool)
+        ok: BoolA = np.asarray((self.res[:, cand] >= self.need[:, j : j + 1]).all(axis=0), dtype=bool)
+        return ok
 
     # -- greedy --------------------------------------------------------------------------------
     def _score(self, j: int, cand: IntA, free: IntA) -> FloatA:
@@ -98,6 +109,8 @@ class Assigner:
             self.slots_of[j] = _take_slots(row, start, float(self.end[j]), g)
             self.free_now[n] = int((row <= self.now).sum())
         self.node_of[j] = n
+        if self.needs_res[j]:
+            self.res[:, n] -= self.need[:, j]
 
     def _try_greedy(self, j: int) -> bool:
         cand = np.flatnonzero(self.feas[j])
@@ -108,7 +121,7 @@ class Assigner:
             free = self.free_now[cand]
         else:
             free = (self.slot_free_at[cand] <= self.start[j]).sum(axis=1)
-        ok = free >= g
+        ok = (free >= g) & self._res_ok(j, cand)
         if not ok.any():
             return False
         cand, free = cand[ok], free[ok]
@@ -142,10 +155,11 @@ class Assigner:
             row = self.feas[j]
             pref = int(jobs.pref_region[j])
             n = -1
+            need = self.need[:, j] if self.needs_res[j] else None
             if pref >= 0:
-                ptr[0], n = _scan(by_region.get(pref, empty), ptr[0], row, free)
+                ptr[0], n = _scan(by_region.get(pref, empty), ptr[0], row, free, self.res, need)
             if n < 0:
-                ptr[1], n = _scan(global_order, ptr[1], row, free)
+                ptr[1], n = _scan(global_order, ptr[1], row, free, self.res, need)
             if n >= 0:
                 self._place(j, n)
 
@@ -181,7 +195,8 @@ class Assigner:
     # -- max-flow augmentation for single-GPU jobs ------------------------------------------------
     def augment_singles(self) -> None:
         jobs = self.jobs
-        single = np.flatnonzero((jobs.gpu_count == 1) & (self.start <= self.now))
+        # Jobs that consume CPU/RAM/disk stay where greedy put them (moving them could overcommit a node).
+        single = np.flatnonzero((jobs.gpu_count == 1) & (self.start <= self.now) & ~self.needs_res)
         unplaced = single[self.node_of[single] < 0]
         if len(unplaced) == 0 or not self.feas[unplaced].any():
             self.stats["augment"] = "not needed"
@@ -310,15 +325,20 @@ class Assigner:
                 free = int(self.free_now[n])
                 chosen: list[int] = []
                 cost = 0.0
+                res = self.res[:, n].copy()
+                need = self.need[:, j]
                 for k in by_node[n]:
-                    if free >= g:
+                    if free >= g and (res >= need).all():
                         break
                     if k in taken:
                         continue
                     chosen.append(k)
                     free += int(pre.gpu_count[k])
                     cost += float(pre.bid[k])
-                if free >= g and chosen and (best is None or (cost, len(chosen)) < (best[0], len(best[2]))):
+                    if pre.resources is not None:
+                        res += pre.resources[:, k]
+                fits = free >= g and bool((res >= need).all())
+                if fits and chosen and (best is None or (cost, len(chosen)) < (best[0], len(best[2]))):
                     best = (cost, n, chosen)
             if best is None:
                 continue
@@ -327,20 +347,27 @@ class Assigner:
                 taken.add(k)
                 for sl in pre.slots[k]:
                     self.slot_free_at[n, sl] = self.now
+                if pre.resources is not None:
+                    self.res[:, n] += pre.resources[:, k]
             self.free_now[n] = int((self.slot_free_at[n] <= self.now).sum())
             self._place(j, n)
             out[j] = [int(pre.lease_ids[k]) for k in chosen]
         return out
 
 
-def _scan(order: IntA, p: int, row: BoolA, free: IntA, block: int = 64) -> tuple[int, int]:
-    """First node at or after position p of `order` that the job row allows and that has a free GPU.
-    Returns (new pointer, node) or (len, -1). Nodes before the pointer are full or infeasible for the
-    class, and stay so within a greedy pass (slots are only taken), so the pointer never moves back."""
+def _scan(
+    order: IntA, p: int, row: BoolA, free: IntA, res: FloatA, need: FloatA | None, block: int = 64
+) -> tuple[int, int]:
+    """First node at or after position p of `order` that the job row allows and that has a free GPU (and
+    the job's `need` of CPU/RAM/disk free in `res`, when it has one). Returns (new pointer, node) or
+    (len, -1). Nodes before the pointer are full or infeasible for the class, and stay so within a greedy
+    pass (slots and resources are only taken), so the pointer never moves back."""
     n = len(order)
     while p < n:
         blk = order[p : p + block]
         ok = row[blk] & (free[blk] > 0)
+        if need is not None:
+            ok &= (res[:, blk] >= need[:, None]).all(axis=0)
         k = int(ok.argmax())
         if ok[k]:
             return p + k, int(blk[k])

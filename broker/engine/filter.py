@@ -50,9 +50,10 @@ def _steps(
     yield "verified", (lambda: nodes.verified[None, :] | ~vo[:, None]) if vo.any() else None
     yield "reliability", threshold(nodes.reliability, jobs.min_reliability[rows])
     yield "inet", threshold(nodes.inet, jobs.min_inet[rows])
-    yield "cpu", threshold(nodes.cpu_per_gpu, jobs.min_cpu_per_gpu[rows])
-    yield "ram", threshold(nodes.ram_per_gpu, jobs.min_ram_per_gpu[rows])
-    yield "disk", threshold(nodes.disk_per_gpu, jobs.min_disk_per_gpu[rows])
+    # CPU, RAM and disk are consumable: the node's free total must cover GPUs × the per-GPU minimum.
+    yield "cpu", threshold(nodes.cpu_free, g * jobs.min_cpu_per_gpu[rows])
+    yield "ram", threshold(nodes.ram_free, g * jobs.min_ram_per_gpu[rows])
+    yield "disk", threshold(nodes.disk_free, g * jobs.min_disk_per_gpu[rows])
     start = np.maximum(jobs.start[rows], now)
     end = jobs.end[rows] + (start - jobs.start[rows])
     windowed = bool(np.isfinite(nodes.avail_from).any() or np.isfinite(nodes.avail_until).any())
@@ -93,7 +94,8 @@ def _and_rows(acc: BoolA, rows: IntA, mask: BoolA) -> None:
 
 
 def feasible(jobs: Jobs, nodes: Nodes, models: Models, *, now: float, with_capacity: bool = True) -> BoolA:
-    """The (J × N) matrix of job/node pairs meeting every hard constraint (and, by default, free capacity).
+    """The (J × N) matrix of job/node pairs meeting every hard constraint (and, by default, free capacity:
+    free GPU slots and free CPU cores, RAM and disk).
 
     Fast path: catalog constraints and region are folded into one (job × model·region) table and
     gathered once per node; threshold constraints only touch the rows of jobs that set them."""
@@ -121,13 +123,14 @@ def feasible(jobs: Jobs, nodes: Nodes, models: Models, *, now: float, with_capac
             vo = jobs.verified_only[rows]
             if vo.any():
                 acc &= nodes.verified[None, :] | ~vo[:, None]
-        for node_vals, job_vals in (
-            (nodes.reliability, jobs.min_reliability[rows]),
-            (nodes.inet, jobs.min_inet[rows]),
-            (nodes.cpu_per_gpu, jobs.min_cpu_per_gpu[rows]),
-            (nodes.ram_per_gpu, jobs.min_ram_per_gpu[rows]),
-            (nodes.disk_per_gpu, jobs.min_disk_per_gpu[rows]),
-        ):
+        thresholds = [(nodes.reliability, jobs.min_reliability[rows]), (nodes.inet, jobs.min_inet[rows])]
+        if with_capacity:  # consumable CPU/RAM/disk are capacity (preemption may free them)
+            thresholds += [
+                (nodes.cpu_free, g * jobs.min_cpu_per_gpu[rows]),
+                (nodes.ram_free, g * jobs.min_ram_per_gpu[rows]),
+                (nodes.disk_free, g * jobs.min_disk_per_gpu[rows]),
+            ]
+        for node_vals, job_vals in thresholds:
             sub = np.flatnonzero(job_vals > 0)
             if len(sub) * 4 > len(rows):  # many rows: one full pass (a 0 requirement passes every node)
                 acc &= node_vals[None, :] >= np.where(job_vals > 0, job_vals, -np.inf)[:, None]

@@ -58,7 +58,9 @@ class Models:
 class Nodes:
     """Free capacity: one row per listed node. `slot_free_at[n, s]` is the epoch second from which
     GPU slot s of node n is free (the end of its last holding; -inf if free; +inf if the slot does
-    not exist). Times are epoch seconds (floats)."""
+    not exist). Times are epoch seconds (floats). `cpu_free`, `ram_free`, `disk_free` are the node's
+    CPU cores, RAM (GB) and disk (GB) not consumed by leases that have not ended (consumable totals:
+    a lease takes GPUs × the job's per-GPU minimum of each)."""
 
     ids: IntA
     model: IntA
@@ -66,9 +68,9 @@ class Nodes:
     reliability: FloatA
     verified: BoolA
     inet: FloatA
-    cpu_per_gpu: FloatA
-    ram_per_gpu: FloatA
-    disk_per_gpu: FloatA
+    cpu_free: FloatA
+    ram_free: FloatA
+    disk_free: FloatA
     ask: FloatA  # on-demand ask per GPU-hour, micro-USD
     min_bid: FloatA
     dlperf: FloatA  # measured TFLOPS per GPU (model fp16 when not measured)
@@ -80,6 +82,10 @@ class Nodes:
     @property
     def count(self) -> int:
         return len(self.ids)
+
+    def resources_free(self) -> FloatA:
+        """(3, N): free CPU cores, RAM and disk per node."""
+        return np.stack([self.cpu_free, self.ram_free, self.disk_free]).astype(float)
 
 
 @dataclass
@@ -111,6 +117,11 @@ class Jobs:
     def count(self) -> int:
         return len(self.ids)
 
+    def resources_need(self) -> FloatA:
+        """(3, J): CPU cores, RAM and disk each job consumes on its node (GPUs × per-GPU minimum)."""
+        g = self.gpu_count.astype(float)
+        return np.stack([g * self.min_cpu_per_gpu, g * self.min_ram_per_gpu, g * self.min_disk_per_gpu])
+
 
 @dataclass
 class Preemptible:
@@ -121,6 +132,7 @@ class Preemptible:
     bid: FloatA
     gpu_count: IntA
     slots: list[list[int]]
+    resources: FloatA | None = None  # (3, L) CPU cores, RAM, disk each lease frees; None = nothing
 
 
 @dataclass

@@ -5,8 +5,7 @@ import math
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Count, F, FloatField, Max, Q, QuerySet
-from django.db.models.functions import Cast
+from django.db.models import Count, Max, Q, QuerySet
 
 from broker.jobspec import JobSpec
 from broker.models import JobMode
@@ -35,12 +34,14 @@ def spec_hardware_q(spec: JobSpec) -> Q:
         q &= Q(region__in=req.regions)
     if req.min_inet_down is not None:
         q &= Q(inet_down_mbps__gte=req.min_inet_down)
+    # CPU, RAM and disk are consumable node totals: a lease takes GPUs × the per-GPU minimum.
+    g = req.gpu_count
     if req.min_cpu_cores_per_gpu:
-        q &= Q(cpu_cores__gte=F("gpu_count") * req.min_cpu_cores_per_gpu)
+        q &= Q(cpu_cores__gte=g * req.min_cpu_cores_per_gpu)
     if req.min_ram_gb_per_gpu:
-        q &= Q(ram_gb__gte=F("gpu_count") * req.min_ram_gb_per_gpu)
+        q &= Q(ram_gb__gte=g * req.min_ram_gb_per_gpu)
     if req.min_disk_gb_per_gpu:
-        q &= Q(disk_gb__gte=F("gpu_count") * req.min_disk_gb_per_gpu)
+        q &= Q(disk_gb__gte=g * req.min_disk_gb_per_gpu)
     return q
 
 
@@ -80,9 +81,9 @@ def requirements_check_possible(*, spec: JobSpec) -> None:
         "cc": Max("gpu_model__compute_capability"),
         "tier": Max("tier_rank"),
         "inet": Max("inet_down_mbps"),
-        "cpu": Max(Cast("cpu_cores", FloatField()) / Cast("gpu_count", FloatField())),
-        "ram": Max(Cast("ram_gb", FloatField()) / Cast("gpu_count", FloatField())),
-        "disk": Max(Cast("disk_gb", FloatField()) / Cast("gpu_count", FloatField())),
+        "cpu": Max("cpu_cores"),
+        "ram": Max("ram_gb"),
+        "disk": Max("disk_gb"),
         "together": Max("gpu_count", filter=spec_hardware_q(spec)),
     }
     if req.gpu_models:
@@ -122,14 +123,19 @@ def requirements_check_possible(*, spec: JobSpec) -> None:
             top["inet"],
         )
     for name, key, unit in (
-        ("min_cpu_cores_per_gpu", "cpu", "CPU cores per GPU"),
-        ("min_ram_gb_per_gpu", "ram", "GB RAM per GPU"),
-        ("min_disk_gb_per_gpu", "disk", "GB disk per GPU"),
+        ("min_cpu_cores_per_gpu", "cpu", "CPU cores"),
+        ("min_ram_gb_per_gpu", "ram", "GB RAM"),
+        ("min_disk_gb_per_gpu", "disk", "GB disk"),
     ):
         wanted = getattr(req, name)
-        if wanted and wanted > (top[key] or 0):
+        if wanted and wanted * req.gpu_count > (top[key] or 0):
             most = math.floor(top[key] or 0)
-            refuse(name, f"{name} {wanted} exceeds the most any listed node offers ({most} {unit}).", most)
+            refuse(
+                name,
+                f"{name} {wanted} × {req.gpu_count} GPU(s) = {wanted * req.gpu_count} {unit} exceeds the most "
+                f"any listed node has ({most} {unit}).",
+                most,
+            )
     if req.gpu_models and not top["models_listed"]:
         available = sorted(set(listed.values_list("gpu_model__slug", flat=True)))
         refuse(

@@ -19,6 +19,7 @@ import numpy as np
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
+from django.db.models import Sum
 from django.utils import timezone
 
 from broker import engine
@@ -27,7 +28,13 @@ from broker.jobspec import SNAPSHOT_COLUMNS
 from broker.locks import shard_lock
 from broker.models import Job, JobEvent, JobMode, JobState, Lease, LeaseSlot, MatchRound
 from broker.services.jobs_state import job_transition
-from broker.services.leases import HOLDING_STATES, LeasePlan, lease_preempt, leases_create_bulk
+from broker.services.leases import (
+    HOLDING_STATES,
+    LeasePlan,
+    lease_preempt,
+    leases_create_bulk,
+    leases_fit_node_resources,
+)
 from common.money import format_rate
 from marketplace.models import TIER_RANK, ChallengeState, GPUModel, Node, NodeStatus, Region
 
@@ -52,9 +59,9 @@ REASON_TEXT = {
     "verified": "No verified node meets the requirements.",
     "reliability": "No node meeting the requirements is reliable enough.",
     "inet": "No node meeting the requirements has enough download bandwidth.",
-    "cpu": "No node meeting the requirements has enough CPU cores per GPU.",
-    "ram": "No node meeting the requirements has enough RAM per GPU.",
-    "disk": "No node meeting the requirements has enough disk per GPU.",
+    "cpu": "No node meeting the requirements has enough CPU cores free (GPUs × cores per GPU).",
+    "ram": "No node meeting the requirements has enough RAM free (GPUs × RAM per GPU).",
+    "disk": "No node meeting the requirements has enough disk free (GPUs × disk per GPU).",
     "availability_window": "No node meeting the requirements is listed for the whole period.",
     "price": "Nodes meet the requirements but ask more than the price limit.",
     "capacity": "Nodes fit but their GPUs are leased for the period.",
@@ -120,6 +127,23 @@ def _reserved_slots_hold(
         used[node_id] = used.get(node_id, 0) + count
 
 
+def _resources_free(*, node_rows: list[Any], pos: dict[int, int], now: datetime) -> np.ndarray:
+    """(3, N) CPU cores, RAM and disk of each node not held by a lease that has not ended (conservative: a
+    lease starting later counts from now)."""
+    free = np.array([[r[6], r[7], r[8]] for r in node_rows], dtype=float).reshape(-1, 3).T.copy()
+    held = (
+        Lease.objects.filter(state__in=HOLDING_STATES, ends_at__gt=now)
+        .values("node_id")
+        .annotate(cpu=Sum("cpu_cores"), ram=Sum("ram_gb"), disk=Sum("disk_gb"))
+        .values_list("node_id", "cpu", "ram", "disk")
+    )
+    for node_id, cpu, ram, disk in held:
+        i = pos.get(node_id)
+        if i is not None and (cpu or ram or disk):
+            free[:, i] -= (cpu or 0, ram or 0, disk or 0)
+    return free
+
+
 def snapshot_take(*, now: datetime, job_limit: int | None = None, job_ids: list[int] | None = None) -> Snapshot:
     """Read pending jobs, free capacity and fair-share usage into engine arrays."""
     models, model_index = _models_table()
@@ -165,7 +189,7 @@ def snapshot_take(*, now: datetime, job_limit: int | None = None, job_ids: list[
             slot_free_at[i, slot] = t
         holdings[(i, slot)] = max(holdings.get((i, slot), -np.inf), t)
     _reserved_slots_hold(slot_free_at=slot_free_at, pos=pos, gpu_count=gpu_count, now=now)
-    gpu = np.maximum(gpu_count, 1)
+    res_free = _resources_free(node_rows=node_rows, pos=pos, now=now)
     fp16 = models.fp16[[model_index[r[1]] for r in node_rows]] if n else np.zeros(0)
     nodes = engine.Nodes(
         ids=np.array(node_ids, dtype=np.int64),
@@ -174,9 +198,9 @@ def snapshot_take(*, now: datetime, job_limit: int | None = None, job_ids: list[
         reliability=np.array([r[3] for r in node_rows], dtype=float),
         verified=np.array([r[4] for r in node_rows], dtype=bool),
         inet=np.array([r[5] for r in node_rows], dtype=float),
-        cpu_per_gpu=np.array([r[6] for r in node_rows], dtype=float) / gpu,
-        ram_per_gpu=np.array([r[7] for r in node_rows], dtype=float) / gpu,
-        disk_per_gpu=np.array([r[8] for r in node_rows], dtype=float) / gpu,
+        cpu_free=res_free[0],
+        ram_free=res_free[1],
+        disk_free=res_free[2],
         gpu_count=gpu_count,
         ask=np.array([r[10] for r in node_rows], dtype=float),
         min_bid=np.array([r[11] for r in node_rows], dtype=float),
@@ -191,7 +215,7 @@ def snapshot_take(*, now: datetime, job_limit: int | None = None, job_ids: list[
     pre_rows = list(
         Lease.objects.filter(
             state__in=HOLDING_STATES, job__mode=JobMode.INTERRUPTIBLE, starts_at__lte=now, ends_at__gt=now
-        ).values_list("pk", "node_id", "price_micros", "gpu_slots", "ends_at")
+        ).values_list("pk", "node_id", "price_micros", "gpu_slots", "ends_at", "cpu_cores", "ram_gb", "disk_gb")
     )
     pre = [
         r
@@ -204,6 +228,7 @@ def snapshot_take(*, now: datetime, job_limit: int | None = None, job_ids: list[
         bid=np.array([r[2] for r in pre], dtype=float),
         gpu_count=np.array([len(r[3]) for r in pre], dtype=np.int64),
         slots=[list(r[3]) for r in pre],
+        resources=np.array([r[5:8] for r in pre], dtype=float).reshape(-1, 3).T,
     )
     # Jobs: the requirements and terms columns JobSpec names, read column-wise.
     qs = Job.objects.filter(state=JobState.PENDING).order_by("created_at", "pk")
@@ -418,6 +443,7 @@ def _commit(*, snap: Snapshot, result: engine.Result, phases: dict[str, float]) 
             Node.objects.filter(listed=True, cordoned=False, status=NodeStatus.ONLINE).values_list("pk", flat=True)
         )
         on_live_nodes = [p for p in placements if snap.node_ids[p.node_idx] in ok_nodes]
+        on_live_nodes = _fit_resources(snap=snap, placements=on_live_nodes)
         still = _jobs_claim(job_ids=sorted(snap.job_ids[p.job_idx] for p in on_live_nodes), now=now)
         lap("nodes_check_jobs_claim")
         keep = [p for p in on_live_nodes if snap.job_ids[p.job_idx] in still]
@@ -426,20 +452,8 @@ def _commit(*, snap: Snapshot, result: engine.Result, phases: dict[str, float]) 
         for p in keep:
             for lease_id in p.preempts:
                 preempted += int(lease_preempt(lease_id=lease_id, reason="preempted by on-demand work"))
-        plans = []
-        for p in keep:
-            start = max(float(snap.jobs.start[p.job_idx]), nowf)
-            end = start + float(snap.jobs.end[p.job_idx] - snap.jobs.start[p.job_idx])
-            plans.append(
-                LeasePlan(
-                    job_id=snap.job_ids[p.job_idx],
-                    node_id=snap.node_ids[p.node_idx],
-                    gpu_slots=p.slots,
-                    price_micros=p.price,
-                    starts_at=datetime.fromtimestamp(start, tz=UTC),
-                    ends_at=datetime.fromtimestamp(end, tz=UTC),
-                )
-            )
+        needs = snap.jobs.resources_need()
+        plans = [_plan(snap=snap, p=p, nowf=nowf, needs=needs) for p in keep]
         lap("preempt_plan")
         leases_create_bulk(plans=plans, timings=phases)
         lap("leases_slots")
@@ -467,6 +481,41 @@ def _commit(*, snap: Snapshot, result: engine.Result, phases: dict[str, float]) 
         lap("pending_reasons")
     lap("transaction_commit")
     return len(plans), preempted, dropped
+
+
+def _plan(*, snap: Snapshot, p: engine.Placement, nowf: float, needs: np.ndarray) -> LeasePlan:
+    start = max(float(snap.jobs.start[p.job_idx]), nowf)
+    end = start + float(snap.jobs.end[p.job_idx] - snap.jobs.start[p.job_idx])
+    need = needs[:, p.job_idx]
+    return LeasePlan(
+        job_id=snap.job_ids[p.job_idx],
+        node_id=snap.node_ids[p.node_idx],
+        gpu_slots=p.slots,
+        price_micros=p.price,
+        starts_at=datetime.fromtimestamp(start, tz=UTC),
+        ends_at=datetime.fromtimestamp(end, tz=UTC),
+        cpu_cores=int(need[0]),
+        ram_gb=int(need[1]),
+        disk_gb=int(need[2]),
+    )
+
+
+def _fit_resources(*, snap: Snapshot, placements: list[engine.Placement]) -> list[engine.Placement]:
+    """The database-side resource check: placements whose node no longer has their CPU, RAM or disk free
+    (a manual assignment since the snapshot) are dropped; their jobs stay pending for the next round."""
+    nowf = snap.now.timestamp()
+    needs = snap.jobs.resources_need()
+    needy = np.asarray((needs > 0).any(axis=0), dtype=bool)
+    plans = [_plan(snap=snap, p=p, nowf=nowf, needs=needs) for p in placements if needy[p.job_idx]]
+    if not plans:
+        return placements
+    ignore = [lease_id for p in placements for lease_id in p.preempts]
+    _kept, refused = leases_fit_node_resources(plans=plans, ignore_lease_ids=ignore)
+    if not refused:
+        return placements
+    dropped = {pl.job_id for pl in refused}
+    log.warning("match round: %d placement(s) dropped, node resources taken since the snapshot", len(dropped))
+    return [p for p in placements if snap.job_ids[p.job_idx] not in dropped]
 
 
 def _jobs_claim(*, job_ids: list[int], now: datetime) -> set[int]:

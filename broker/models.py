@@ -24,6 +24,14 @@ class JobMode(models.TextChoices):
     RESERVED = "reserved", "Reserved"
 
 
+class Placement(models.TextChoices):
+    """Which feasible offer an on-demand or reserved job takes (never above its max price)."""
+
+    CHEAPEST = "cheapest", "Cheapest offer"
+    PERF_PER_DOLLAR = "perf_per_dollar", "Best performance per dollar"
+    RELIABLE = "reliable", "Most reliable"
+
+
 class Job(models.Model):
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="jobs")
     name = models.CharField(max_length=200)
@@ -41,6 +49,15 @@ class Job(models.Model):
     min_cpu_cores_per_gpu = models.PositiveIntegerField(null=True, blank=True)
     min_ram_gb_per_gpu = models.PositiveIntegerField(null=True, blank=True)
     min_disk_gb_per_gpu = models.PositiveIntegerField(null=True, blank=True)
+    node = models.ForeignKey(
+        Node,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="The node the job was booked on from an offer (it takes that node or none)",
+    )
+    placement = models.CharField(max_length=16, choices=Placement.choices, default=Placement.CHEAPEST)
     # Workload.
     image = models.CharField(max_length=300)
     command = models.TextField(blank=True)
@@ -121,6 +138,7 @@ class Lease(models.Model):
     activated_at = models.DateTimeField(null=True, blank=True)
     ended_at = models.DateTimeField(null=True, blank=True)
     end_reason = models.CharField(max_length=200, blank=True)
+    placement_note = models.CharField(max_length=300, blank=True, help_text="Why the job was placed on this node")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

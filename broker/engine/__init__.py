@@ -18,6 +18,9 @@ from broker.engine.types import (
     MODE_INTERRUPTIBLE,
     MODE_ON_DEMAND,
     MODE_RESERVED,
+    PLACE_CHEAPEST,
+    PLACE_PERF_PER_DOLLAR,
+    PLACE_RELIABLE,
     REASONS,
     Jobs,
     Models,
@@ -32,6 +35,9 @@ __all__ = [
     "MODE_INTERRUPTIBLE",
     "MODE_ON_DEMAND",
     "MODE_RESERVED",
+    "PLACE_CHEAPEST",
+    "PLACE_PERF_PER_DOLLAR",
+    "PLACE_RELIABLE",
     "REASONS",
     "Jobs",
     "Models",
@@ -88,7 +94,8 @@ def match(
     for j in np.flatnonzero(assigner.node_of >= 0).tolist():
         n = int(assigner.node_of[j])
         price = int(jobs.price_limit[j]) if jobs.mode[j] == MODE_INTERRUPTIBLE else int(nodes.ask[n])
-        placements.append(Placement(j, n, assigner.slots_of[j], price, preempts.get(j, [])))
+        why = "preempt" if j in preempts else assigner.why_of(j)
+        placements.append(Placement(j, n, assigner.slots_of[j], price, preempts.get(j, []), why))
     unplaced = np.flatnonzero(assigner.node_of < 0)
     reasons = dict(zip((int(j) for j in unplaced), first_reasons(jobs, nodes, models, unplaced, now=now), strict=True))
     t["reasons"] = (time.perf_counter() - t4) * 1000
@@ -119,6 +126,8 @@ def requirement_classes(jobs: Jobs, nodes: Nodes, *, now: float) -> tuple[np.nda
         start,
         end,
         jobs.pref_region,
+        jobs.prefer,
+        jobs.pin,
     ]
     key = np.column_stack([np.asarray(c, dtype=float) for c in cols] + [jobs.allowed_models, jobs.allowed_regions])
     key = np.ascontiguousarray(key, dtype=np.float64) + 0.0  # normalise -0.0

@@ -19,7 +19,22 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import maximum_flow
 
-from broker.engine.types import MODE_INTERRUPTIBLE, BoolA, FloatA, IntA, Jobs, Nodes, Preemptible, Weights
+from broker.engine.types import (
+    MODE_INTERRUPTIBLE,
+    PLACE_CHEAPEST,
+    PLACE_PERF_PER_DOLLAR,
+    PLACE_RELIABLE,
+    BoolA,
+    FloatA,
+    IntA,
+    Jobs,
+    Nodes,
+    Preemptible,
+    Weights,
+)
+
+BID = -1  # the preference group of interruptible jobs: scores only (they pay their bid anywhere)
+WHY = {BID: "bid", PLACE_CHEAPEST: "cheapest", PLACE_PERF_PER_DOLLAR: "perf_per_dollar", PLACE_RELIABLE: "reliable"}
 
 MAX_FLOW_EDGES = 4_000_000
 
@@ -33,6 +48,25 @@ def node_base_score(nodes: Nodes, weights: Weights) -> FloatA:
     ppd = nodes.dlperf / ask
     ppd = ppd / ppd.max() if ppd.max() > 0 else ppd
     return weights.price * price + weights.perf_per_dollar * ppd + weights.reliability * nodes.reliability
+
+
+def preference_keys(nodes: Nodes) -> dict[int, tuple[FloatA, ...]]:
+    """Per placement preference, the node keys that decide first (most significant first; higher is better),
+    before the scores break ties: cheapest = lowest ask; best performance per dollar = measured TFLOPS per
+    dollar, then lowest ask; most reliable = reliability, then lowest ask."""
+    ask = np.maximum(nodes.ask, 1.0)
+    return {
+        BID: (),
+        PLACE_CHEAPEST: (-nodes.ask,),
+        PLACE_PERF_PER_DOLLAR: (nodes.dlperf / ask, -nodes.ask),
+        PLACE_RELIABLE: (nodes.reliability, -nodes.ask),
+    }
+
+
+def _best_order(keys: tuple[FloatA, ...], score: FloatA) -> IntA:
+    """Indices ordered best first: by `keys` lexicographically, then `score` (all higher = better)."""
+    order: IntA = np.lexsort((score, *reversed(keys)))[::-1]
+    return order
 
 
 def _take_slots(free_at_row: FloatA, start: float, end: float, g: int) -> list[int]:
@@ -62,6 +96,9 @@ class Assigner:
         self.slot_free_at = slot_free_at  # mutated as slots are taken
         self.free_now: IntA = (slot_free_at <= now).sum(axis=1)
         self.base = node_base_score(nodes, weights)
+        self.keys = preference_keys(nodes)
+        self.group = np.where(jobs.mode == MODE_INTERRUPTIBLE, BID, jobs.prefer).astype(np.int64)
+        self.rerouted: set[int] = set()
         self.max_slots = max(int(nodes.gpu_count.max()) if nodes.count else 1, 1)
         self.node_of = np.full(jobs.count, -1, dtype=np.int64)
         self.slots_of: dict[int, list[int]] = {}
@@ -73,6 +110,14 @@ class Assigner:
         self.res = nodes.resources_free()
         self.need = jobs.resources_need()
         self.needs_res: BoolA = np.asarray((self.need > 0).any(axis=0), dtype=bool)
+
+    def why_of(self, j: int) -> str:
+        """How job j's node was chosen (for the job page)."""
+        if self.jobs.pin[j] >= 0:
+            return "pinned"
+        if j in self.rerouted:
+            return "rerouted"
+        return WHY.get(int(self.group[j]), "cheapest")
 
     def _res_ok(self, j: int, cand: IntA) -> BoolA:
         """Which candidate nodes have the job's CPU, RAM and disk free."""
@@ -125,7 +170,8 @@ class Assigner:
         if not ok.any():
             return False
         cand, free = cand[ok], free[ok]
-        self._place(j, int(cand[np.argmax(self._score(j, cand, free))]))
+        keys = tuple(k[cand] for k in self.keys[int(self.group[j])])
+        self._place(j, int(cand[_best_order(keys, self._score(j, cand, free))[0]]))
         return True
 
     def greedy(self, order: IntA) -> None:
@@ -138,10 +184,11 @@ class Assigner:
         cls = self._single_classes(np.flatnonzero(single & (self.node_of < 0)))
         free = self.free_now
         key = self.base + self.w.packing * (-(free - 1) / self.max_slots + 0.5 * (free == 1))
-        global_order = np.argsort(-key, kind="stable")
-        by_region = {
-            int(r): global_order[self.nodes.region[global_order] == r] for r in np.unique(self.nodes.region).tolist()
-        }
+        regions = np.unique(self.nodes.region).tolist()
+        orders: dict[int, tuple[IntA, dict[int, IntA]]] = {}
+        for grp in np.unique(self.group[order]).tolist() if len(order) else []:
+            go = _best_order(self.keys[grp], key)
+            orders[grp] = (go, {int(r): go[self.nodes.region[go] == r] for r in regions})
         empty = np.zeros(0, dtype=np.int64)
         pointers: dict[int, list[int]] = {}  # class -> [pointer into its region list, pointer into global]
         for j in order.tolist():
@@ -152,6 +199,7 @@ class Assigner:
                 self._try_greedy(j)
                 continue
             ptr = pointers.setdefault(c, [0, 0])
+            global_order, by_region = orders[int(self.group[j])]
             row = self.feas[j]
             pref = int(jobs.pref_region[j])
             n = -1
@@ -189,6 +237,7 @@ class Assigner:
         with np.errstate(over="ignore"):
             h = (words * mult[None, :]).sum(axis=1, dtype=np.uint64)
             h = h * np.uint64(1_000_003) + (self.jobs.pref_region[rows] + 1).astype(np.uint64)
+            h = h * np.uint64(1_000_033) + (self.group[rows] + 2).astype(np.uint64)
         _, inverse = np.unique(h, return_inverse=True)
         return dict(zip(rows.tolist(), inverse.ravel().tolist(), strict=True))
 
@@ -283,9 +332,9 @@ class Assigner:
                     self.slot_free_at[n, sl] = -np.inf
                 self.node_of[j] = -1
                 self.free_now[n] = int((self.slot_free_at[n] <= self.now).sum())
-        # Nodes per class, best score first.
+        # Nodes per class, cheapest first (then best score).
         members: dict[int, list[int]] = {}
-        for n in np.argsort(-self.base, kind="stable"):
+        for n in _best_order(self.keys[PLACE_CHEAPEST], self.base):
             c = int(ncls[n])
             if c >= 0 and node_left[n] > 0:
                 members.setdefault(c, []).append(int(n))
@@ -303,6 +352,7 @@ class Assigner:
             node_left[n] -= 1
             quota[jc, c] -= 1
             self._place(j, n)
+            self.rerouted.add(j)
 
     # -- preemption -------------------------------------------------------------------------------
     def preempt(self, pre: Preemptible, feas_static: BoolA) -> dict[int, list[int]]:

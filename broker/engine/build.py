@@ -48,6 +48,8 @@ JOB_DEFAULTS: dict[str, Any] = {
     "price_limit": np.inf,
     "start": 0.0,
     "duration": 3600.0,
+    "placement": 0,  # PLACE_CHEAPEST
+    "pin": -1,  # node index, -1 = none
 }
 
 
@@ -133,4 +135,6 @@ def make_jobs(specs: Sequence[dict[str, Any]], *, n_models: int, n_regions: int,
         start=start,
         end=start + col("duration"),
         order=np.array(list(order) if order else range(n), dtype=np.int64),
+        prefer=col("placement", np.int64),
+        pin=col("pin", np.int64),
     )

@@ -75,7 +75,16 @@ def _steps(
         return ask_ok
 
     yield "price", price
+    pin = jobs.pin[rows]
+    yield "pinned_node", (lambda: _pin_mask(pin, nodes.count)) if (pin != -1).any() else None
     yield "capacity", lambda: free_at(nodes, start) >= g[:, None]
+
+
+def _pin_mask(pin: IntA, n_nodes: int) -> BoolA:
+    """Rows × nodes: a job booked on a node (pin >= 0) may only take that node; pin -2 (its node is gone)
+    none; pin -1 any."""
+    mask: BoolA = (pin[:, None] == -1) | (np.arange(n_nodes)[None, :] == pin[:, None])
+    return mask
 
 
 def free_at(nodes: Nodes, start: np.ndarray) -> IntA:
@@ -145,6 +154,9 @@ def feasible(jobs: Jobs, nodes: Nodes, models: Models, *, now: float, with_capac
             acc &= nodes.ask[None, :] <= np.where(interruptible, np.inf, limit)[:, None]
         if interruptible.any():
             acc &= nodes.min_bid[None, :] <= np.where(interruptible, limit, np.inf)[:, None]
+        pin = jobs.pin[rows]
+        if (pin != -1).any():
+            acc &= _pin_mask(pin, n_nodes)
         if with_capacity:
             uniq, inverse = np.unique(start, return_inverse=True)
             inverse = inverse.ravel()

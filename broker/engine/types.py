@@ -17,6 +17,13 @@ MODE_RESERVED = 2
 
 INF = float("inf")
 
+# Placement preferences (a job's `placement`, the engine's `prefer`): among the feasible nodes with free GPUs, on-demand and
+# reserved jobs take the cheapest ask (default), the most measured performance per dollar, or the most
+# reliable node; ties go to the other scores (Weights). Interruptible jobs pay their bid and use the scores.
+PLACE_CHEAPEST = 0
+PLACE_PERF_PER_DOLLAR = 1
+PLACE_RELIABLE = 2
+
 # Reason codes, in the order the filter applies them: the first one that empties a job's candidate
 # set is the job's reason. `capacity` = nodes fit but their GPUs are leased over the period;
 # `contention` = GPUs were free at the snapshot but went to higher-priority jobs in this round.
@@ -35,6 +42,7 @@ REASONS = (
     "disk",
     "availability_window",
     "price",
+    "pinned_node",
     "capacity",
     "contention",
 )
@@ -112,6 +120,8 @@ class Jobs:
     start: FloatA
     end: FloatA
     order: IntA
+    prefer: IntA  # PLACE_* placement preference
+    pin: IntA  # node index the job was booked on (-1: none; -2: that node is not in the snapshot)
 
     @property
     def count(self) -> int:
@@ -142,6 +152,7 @@ class Placement:
     slots: list[int]
     price: int  # micro-USD per GPU-hour
     preempts: list[int] = field(default_factory=list)  # lease ids to preempt first
+    why: str = ""  # how the node was chosen: pinned, cheapest, perf_per_dollar, reliable, bid, rerouted, preempt
 
 
 @dataclass

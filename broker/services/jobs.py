@@ -13,7 +13,7 @@ from broker import dispatch
 from broker.jobspec import JobSpec
 from broker.models import TERMINAL_JOB_STATES, Job, JobEvent, JobState, Lease, LeaseState
 from broker.selectors.jobs import job_cost_so_far
-from broker.selectors.requirements import requirements_check_possible
+from broker.selectors.requirements import pinned_node_check, requirements_check_possible
 from broker.services.jobs_state import job_transition
 from broker.services.leases import lease_end
 from common.errors import Conflict, NotFound, PaymentRequired, ValidationFailed
@@ -59,6 +59,7 @@ def job_book_ex(
         if existing is not None:
             return existing, False
     requirements_check_possible(spec=spec)
+    pinned_node_check(spec=spec)
     hold = spec.max_cost_micros
     assert hold is not None  # a booking always has a price limit and a duration
     user = customer.user

@@ -49,6 +49,7 @@ class LeasePlan:
     cpu_cores: int = 0  # consumable node resources the lease holds (GPUs × the job's per-GPU minimums)
     ram_gb: int = 0
     disk_gb: int = 0
+    placement_note: str = ""  # why the job went to this node (the job page shows it)
 
     @property
     def resources(self) -> tuple[int, int, int]:
@@ -144,6 +145,7 @@ def leases_create_bulk(
                     cpu_cores=p.cpu_cores,
                     ram_gb=p.ram_gb,
                     disk_gb=p.disk_gb,
+                    placement_note=p.placement_note[:300],
                     price_micros=p.price_micros,
                     starts_at=p.starts_at,
                     ends_at=p.ends_at,
@@ -185,7 +187,7 @@ def _copy_leases(*, plans: Sequence[LeasePlan], now: datetime) -> list[int]:
         raw = cursor.cursor  # the psycopg cursor
         with raw.copy(
             "COPY broker_lease (id, job_id, node_id, gpu_slots, gpu_count, cpu_cores, ram_gb, disk_gb, "
-            "price_micros, starts_at, ends_at, state, end_reason, created_at) FROM STDIN"
+            "placement_note, price_micros, starts_at, ends_at, state, end_reason, created_at) FROM STDIN"
         ) as copy:
             for lease_id, p in zip(ids, plans, strict=True):
                 copy.write_row(
@@ -198,6 +200,7 @@ def _copy_leases(*, plans: Sequence[LeasePlan], now: datetime) -> list[int]:
                         p.cpu_cores,
                         p.ram_gb,
                         p.disk_gb,
+                        p.placement_note[:300],
                         p.price_micros,
                         p.starts_at,
                         p.ends_at,

@@ -26,7 +26,7 @@ from broker import engine
 from broker.engine.fairshare import decayed_usage, priority_order
 from broker.jobspec import SNAPSHOT_COLUMNS
 from broker.locks import shard_lock
-from broker.models import Job, JobEvent, JobMode, JobState, Lease, LeaseSlot, MatchRound
+from broker.models import Job, JobEvent, JobMode, JobState, Lease, LeaseSlot, MatchRound, Placement
 from broker.services.jobs_state import job_transition
 from broker.services.leases import (
     HOLDING_STATES,
@@ -49,6 +49,23 @@ MODE_CODE: dict[str, int] = {
     JobMode.RESERVED: engine.MODE_RESERVED,
 }
 
+PLACEMENT_CODE: dict[str, int] = {
+    Placement.CHEAPEST: engine.PLACE_CHEAPEST,
+    Placement.PERF_PER_DOLLAR: engine.PLACE_PERF_PER_DOLLAR,
+    Placement.RELIABLE: engine.PLACE_RELIABLE,
+}
+
+# Why a job went to its node (engine.Placement.why → the lease's placement note on the job page).
+WHY_TEXT = {
+    "pinned": "The node you booked from offer search.",
+    "cheapest": "The cheapest offer with free GPUs that met your requirements in this round.",
+    "perf_per_dollar": "The fitting offer with the most measured performance per dollar (your placement preference).",
+    "reliable": "The most reliable fitting offer (your placement preference).",
+    "bid": "Interruptible: you pay your bid on any node whose minimum bid it meets; this one scored best.",
+    "rerouted": "Placed by the round's optimisation step, which moves jobs so that more of them fit.",
+    "preempt": "GPUs freed by preempting lower-bid interruptible work on this node.",
+}
+
 REASON_TEXT = {
     "no_node_with_gpu_count": "No listed node has that many GPUs in one machine.",
     "gpu_model": "No available node has one of the allowed GPU models.",
@@ -64,6 +81,7 @@ REASON_TEXT = {
     "disk": "No node meeting the requirements has enough disk free (GPUs × disk per GPU).",
     "availability_window": "No node meeting the requirements is listed for the whole period.",
     "price": "Nodes meet the requirements but ask more than the price limit.",
+    "pinned_node": "The node you booked from search cannot take the job now (taken, offline or no longer fits).",
     "capacity": "Nodes fit but their GPUs are leased for the period.",
     "contention": "GPUs that fit went to higher-priority jobs in this round.",
 }
@@ -238,12 +256,17 @@ def snapshot_take(*, now: datetime, job_limit: int | None = None, job_ids: list[
     job_rows = list((qs[:job_limit] if job_limit else qs).values_list(*names))
     col: dict[str, list[Any]] = {name: [r[i] for r in job_rows] for i, name in enumerate(names)}
     job_ids = col["pk"]
-    jobs = _jobs_table(col=col, now=now, models=models, model_index=model_index)
+    jobs = _jobs_table(col=col, now=now, models=models, model_index=model_index, node_pos=pos)
     return Snapshot(now, jobs, nodes, models, preemptible, job_ids, node_ids)
 
 
 def _jobs_table(
-    *, col: dict[str, list[Any]], now: datetime, models: engine.Models, model_index: dict[int, int]
+    *,
+    col: dict[str, list[Any]],
+    now: datetime,
+    models: engine.Models,
+    model_index: dict[int, int],
+    node_pos: dict[int, int],
 ) -> engine.Jobs:
     """The engine's job arrays from the snapshot's columns (one entry per pending job, in submission order)."""
     nowf = now.timestamp()
@@ -310,6 +333,8 @@ def _jobs_table(
         start=start,
         end=start + duration,
         order=order,
+        prefer=np.array([PLACEMENT_CODE.get(p, 0) for p in col["placement"]], dtype=np.int64),
+        pin=np.array([-1 if n is None else node_pos.get(n, -2) for n in col["node_id"]], dtype=np.int64),
     )
 
 
@@ -461,8 +486,7 @@ def _commit(*, snap: Snapshot, result: engine.Result, phases: dict[str, float]) 
             rows=[
                 (
                     pl.job_id,
-                    f"matched: {len(pl.gpu_slots)} GPU(s) on node {pl.node_id} at "
-                    f"{format_rate(micros=pl.price_micros, unit='GPU-hour')}",
+                    f"matched: {len(pl.gpu_slots)} GPU(s) on node {pl.node_id}. {pl.placement_note}",
                 )
                 for pl in plans
             ],
@@ -497,7 +521,18 @@ def _plan(*, snap: Snapshot, p: engine.Placement, nowf: float, needs: np.ndarray
         cpu_cores=int(need[0]),
         ram_gb=int(need[1]),
         disk_gb=int(need[2]),
+        placement_note=_placement_note(snap=snap, p=p),
     )
+
+
+def _placement_note(*, snap: Snapshot, p: engine.Placement) -> str:
+    text = WHY_TEXT.get(p.why, "")
+    limit = float(snap.jobs.price_limit[p.job_idx])
+    price = format_rate(micros=p.price, unit="GPU-hour")
+    if snap.jobs.mode[p.job_idx] == engine.MODE_INTERRUPTIBLE:
+        return f"{text} Price {price} (your bid)."
+    cap = f"; your max {format_rate(micros=int(limit), unit='GPU-hour')}" if np.isfinite(limit) else ""
+    return f"{text} Price {price}{cap}."
 
 
 def _fit_resources(*, snap: Snapshot, placements: list[engine.Placement]) -> list[engine.Placement]:

@@ -17,9 +17,10 @@ MODE_RESERVED = 2
 
 INF = float("inf")
 
-# Placement preferences (a job's `placement`, the engine's `prefer`): among the feasible nodes with free GPUs, on-demand and
-# reserved jobs take the cheapest ask (default), the most measured performance per dollar, or the most
-# reliable node; ties go to the other scores (Weights). Interruptible jobs pay their bid and use the scores.
+# Placement preferences (a job's `placement`, the engine's `prefer`): among the feasible nodes with free
+# GPUs, on-demand and reserved jobs take the cheapest ask (default), the most measured performance per
+# dollar, or the most reliable node; ties go to the other scores (Weights). Interruptible jobs pay their
+# bid and use the scores.
 PLACE_CHEAPEST = 0
 PLACE_PERF_PER_DOLLAR = 1
 PLACE_RELIABLE = 2

@@ -8,6 +8,7 @@ fairshare.py (priority order) and optimal.py (the upper bound the benchmark comp
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import numpy as np
@@ -69,6 +70,8 @@ def match(
     feas = feasible(_subset(jobs, reps), nodes, models, now=now)[req_class]
     t["filter"] = (time.perf_counter() - t0) * 1000
     t1 = time.perf_counter()
+    if nodes.gap_until is not None:
+        nodes = dataclasses.replace(nodes, gap_until=nodes.gap_until.copy())  # the round uses gaps up
     assigner = Assigner(
         jobs, nodes, feas, now=now, weights=w, slot_free_at=nodes.slot_free_at.copy(), req_class=req_class
     )
@@ -80,6 +83,16 @@ def match(
         assigner.augment_singles()
         assigner.greedy(order)  # leftovers (multi-GPU) after re-routing
     t["optimise"] = (time.perf_counter() - t2) * 1000
+    tb = time.perf_counter()
+    gap = nodes.gap_until
+    if gap is not None and np.isfinite(gap).any():
+        waiting = np.flatnonzero((assigner.node_of < 0) & (assigner.start <= now))
+        if len(waiting):
+            static = np.zeros_like(feas)
+            static[waiting] = feasible(_subset(jobs, waiting), nodes, models, now=now, with_capacity=False)
+            waiting = waiting[np.argsort(jobs.order[waiting], kind="stable")]
+            assigner.stats["backfilled"] = assigner.backfill(waiting, static)
+    t["backfill"] = (time.perf_counter() - tb) * 1000
     t3 = time.perf_counter()
     preempts: dict[int, list[int]] = {}
     if preemptible is not None and len(preemptible.lease_ids):

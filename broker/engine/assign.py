@@ -99,6 +99,7 @@ class Assigner:
         self.keys = preference_keys(nodes)
         self.group = np.where(jobs.mode == MODE_INTERRUPTIBLE, BID, jobs.prefer).astype(np.int64)
         self.rerouted: set[int] = set()
+        self.backfilled: set[int] = set()
         self.max_slots = max(int(nodes.gpu_count.max()) if nodes.count else 1, 1)
         self.node_of = np.full(jobs.count, -1, dtype=np.int64)
         self.slots_of: dict[int, list[int]] = {}
@@ -117,6 +118,8 @@ class Assigner:
             return "pinned"
         if j in self.rerouted:
             return "rerouted"
+        if j in self.backfilled:
+            return "backfill"
         return WHY.get(int(self.group[j]), "cheapest")
 
     def _res_ok(self, j: int, cand: IntA) -> BoolA:
@@ -353,6 +356,48 @@ class Assigner:
             quota[jc, c] -= 1
             self._place(j, n)
             self.rerouted.add(j)
+
+    # -- backfill ---------------------------------------------------------------------------------
+    def backfill(self, order: IntA, static: BoolA) -> int:
+        """Short work in the gaps before later holdings (as Slurm's backfill): a job starting now that is
+        still unplaced may take a slot that is free now until a later lease starts, when it ends by then.
+        `static`: feasibility without capacity. Each gap is used once. Returns the jobs placed."""
+        gap = self.nodes.gap_until
+        if gap is None:
+            return 0
+        placed = 0
+        for j in order.tolist():
+            if self.node_of[j] >= 0 or self.start[j] > self.now:
+                continue
+            cand = np.flatnonzero(static[j])
+            if len(cand) == 0:
+                continue
+            end = float(self.end[j])
+            g = int(self.jobs.gpu_count[j])
+            usable = (self.slot_free_at[cand] <= self.now) | (gap[cand] >= end)
+            ok = (usable.sum(axis=1) >= g) & self._res_ok(j, cand)
+            if not ok.any():
+                continue
+            cand = cand[ok]
+            keys = tuple(k[cand] for k in self.keys[int(self.group[j])])
+            n = int(cand[_best_order(keys, self._score(j, cand, usable[ok].sum(axis=1)))[0]])
+            # Tightest gaps first, then slots free for good.
+            gaps = np.where(gap[n] >= end, gap[n], np.inf)
+            slots = np.flatnonzero((self.slot_free_at[n] <= self.now) | (gap[n] >= end))
+            chosen = sorted(int(s) for s in slots[np.argsort(gaps[slots], kind="stable")[:g]])
+            for s in chosen:
+                if gap[n, s] >= end:
+                    gap[n, s] = -np.inf
+                else:
+                    self.slot_free_at[n, s] = end
+            self.free_now[n] = int((self.slot_free_at[n] <= self.now).sum())
+            self.slots_of[j] = chosen
+            self.node_of[j] = n
+            if self.needs_res[j]:
+                self.res[:, n] -= self.need[:, j]
+            self.backfilled.add(j)
+            placed += 1
+        return placed
 
     # -- preemption -------------------------------------------------------------------------------
     def preempt(self, pre: Preemptible, feas_static: BoolA) -> dict[int, list[int]]:

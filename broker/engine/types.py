@@ -87,6 +87,9 @@ class Nodes:
     avail_until: FloatA
     gpu_count: IntA
     slot_free_at: FloatA  # (N, S)
+    # Backfill: (N, S) the time until which a slot that is free now stays free before a later holding
+    # starts (-inf: no such gap; the slot is free from slot_free_at on). None: no gaps anywhere.
+    gap_until: FloatA | None = None
 
     @property
     def count(self) -> int:

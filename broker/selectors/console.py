@@ -280,7 +280,11 @@ class AssignmentCheck:
 
 
 def _node_rows(nodes: engine.Nodes, idx: np.ndarray) -> engine.Nodes:
-    return engine.Nodes(**{name: getattr(nodes, name)[idx] for name in nodes.__dataclass_fields__})
+    rows: dict[str, Any] = {}
+    for name in nodes.__dataclass_fields__:
+        col = getattr(nodes, name)
+        rows[name] = None if col is None else col[idx]
+    return engine.Nodes(**rows)
 
 
 def _job_row(jobs: engine.Jobs, j: int) -> engine.Jobs:

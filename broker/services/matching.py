@@ -64,6 +64,7 @@ WHY_TEXT = {
     "bid": "Interruptible: you pay your bid on any node whose minimum bid it meets; this one scored best.",
     "rerouted": "Placed by the round's optimisation step, which moves jobs so that more of them fit.",
     "preempt": "GPUs freed by preempting lower-bid interruptible work on this node.",
+    "backfill": "Backfill: the GPUs are idle until a later reservation starts, and your job ends before it.",
 }
 
 REASON_TEXT = {
@@ -131,9 +132,15 @@ def _models_table() -> tuple[engine.Models, dict[int, int]]:
 
 
 def _reserved_slots_hold(
-    *, slot_free_at: np.ndarray, pos: dict[int, int], gpu_count: np.ndarray, now: datetime
+    *,
+    slot_free_at: np.ndarray,
+    pos: dict[int, int],
+    gpu_count: np.ndarray,
+    now: datetime,
+    held_now: set[tuple[int, int]] | None = None,
 ) -> None:
-    """Reserved contracts hold the node's highest slots until their term ends (broker/services/reserved.py)."""
+    """Reserved contracts hold the node's highest slots until their term ends (broker/services/reserved.py).
+    `held_now` collects the (node index, slot) pairs they hold."""
     from broker.services.reserved import reserved_holds
 
     used: dict[int, int] = {}
@@ -142,7 +149,34 @@ def _reserved_slots_hold(
         top = int(gpu_count[i]) - used.get(node_id, 0)
         for slot in range(max(0, top - count), top):
             slot_free_at[i, slot] = max(slot_free_at[i, slot], ends_at.timestamp())
+            if held_now is not None:
+                held_now.add((i, slot))
         used[node_id] = used.get(node_id, 0) + count
+
+
+def _slot_gaps(
+    *, shape: tuple[int, ...], pos: dict[int, int], now: datetime, held_now: set[tuple[int, int]]
+) -> np.ndarray | None:
+    """Backfill gaps: for each slot free now whose next holding starts later, that start (-inf elsewhere);
+    None when no slot has a later holding (the usual case: one cheap query)."""
+    future = list(
+        LeaseSlot.objects.filter(starts_at__gt=now, ends_at__gt=now).values_list("node_id", "slot", "starts_at")
+    )
+    if not future:
+        return None
+    gap = np.full(shape, -np.inf)
+    for node_id, slot, starts_at in future:
+        i = pos.get(node_id)
+        if i is not None and slot < shape[1]:
+            t = starts_at.timestamp()
+            gap[i, slot] = t if gap[i, slot] == -np.inf else min(gap[i, slot], t)
+    busy = LeaseSlot.objects.filter(
+        node_id__in=sorted({f[0] for f in future}), starts_at__lte=now, ends_at__gt=now
+    ).values_list("node_id", "slot")
+    for i, slot in [*((pos.get(nid), s) for nid, s in busy), *held_now]:
+        if i is not None and slot < shape[1]:
+            gap[i, slot] = -np.inf
+    return gap
 
 
 def _resources_free(*, node_rows: list[Any], pos: dict[int, int], now: datetime) -> np.ndarray:
@@ -206,7 +240,9 @@ def snapshot_take(*, now: datetime, job_limit: int | None = None, job_ids: list[
         if t > slot_free_at[i, slot]:
             slot_free_at[i, slot] = t
         holdings[(i, slot)] = max(holdings.get((i, slot), -np.inf), t)
-    _reserved_slots_hold(slot_free_at=slot_free_at, pos=pos, gpu_count=gpu_count, now=now)
+    contract_held: set[tuple[int, int]] = set()
+    _reserved_slots_hold(slot_free_at=slot_free_at, pos=pos, gpu_count=gpu_count, now=now, held_now=contract_held)
+    gap_until = _slot_gaps(shape=slot_free_at.shape, pos=pos, now=now, held_now=contract_held)
     res_free = _resources_free(node_rows=node_rows, pos=pos, now=now)
     fp16 = models.fp16[[model_index[r[1]] for r in node_rows]] if n else np.zeros(0)
     nodes = engine.Nodes(
@@ -226,6 +262,7 @@ def snapshot_take(*, now: datetime, job_limit: int | None = None, job_ids: list[
         avail_from=np.array([_epoch(r[13], -np.inf) for r in node_rows], dtype=float),
         avail_until=np.array([_epoch(r[14], np.inf) for r in node_rows], dtype=float),
         slot_free_at=slot_free_at,
+        gap_until=gap_until,
     )
     if n:
         nodes.dlperf = np.where(np.isnan(nodes.dlperf), fp16, nodes.dlperf)

@@ -15,6 +15,7 @@ import numpy as np
 
 from broker.engine.assign import Assigner, _row_classes
 from broker.engine.filter import feasible, first_reasons
+from broker.engine.scarcity import scarcity_cost
 from broker.engine.types import (
     MODE_INTERRUPTIBLE,
     MODE_ON_DEMAND,
@@ -60,6 +61,7 @@ def match(
     preemptible: Preemptible | None = None,
     weights: Weights | None = None,
     optimise: bool = True,
+    forecast: np.ndarray | None = None,
 ) -> Result:
     """Assign pending jobs to free GPU slots. Never oversubscribes a slot; every placement meets
     every hard constraint. Returns placements (with slots and price) and a reason per unplaced job."""
@@ -67,13 +69,28 @@ def match(
     t: dict[str, float] = {}
     t0 = time.perf_counter()
     req_class, reps = requirement_classes(jobs, nodes, now=now)
-    feas = feasible(_subset(jobs, reps), nodes, models, now=now)[req_class]
+    feas_reps = feasible(_subset(jobs, reps), nodes, models, now=now)
+    feas = feas_reps[req_class]
     t["filter"] = (time.perf_counter() - t0) * 1000
+    ts = time.perf_counter()
+    scarcity = None
+    if w.scarcity:
+        scarcity = scarcity_cost(
+            jobs=jobs, nodes=nodes, feas_reps=feas_reps, req_class=req_class, now=now, forecast=forecast
+        )
+    t["scarcity"] = (time.perf_counter() - ts) * 1000
     t1 = time.perf_counter()
     if nodes.gap_until is not None:
         nodes = dataclasses.replace(nodes, gap_until=nodes.gap_until.copy())  # the round uses gaps up
     assigner = Assigner(
-        jobs, nodes, feas, now=now, weights=w, slot_free_at=nodes.slot_free_at.copy(), req_class=req_class
+        jobs,
+        nodes,
+        feas,
+        now=now,
+        weights=w,
+        slot_free_at=nodes.slot_free_at.copy(),
+        req_class=req_class,
+        scarcity=scarcity,
     )
     order = np.argsort(jobs.order, kind="stable")
     assigner.greedy(order)

@@ -88,6 +88,7 @@ class Assigner:
         weights: Weights,
         slot_free_at: FloatA,
         req_class: IntA | None = None,
+        scarcity: FloatA | None = None,
     ) -> None:
         """`req_class` (optional): jobs with the same value have identical feasibility rows and preferred
         region (broker.engine.requirement_classes); without it classes are found by hashing rows."""
@@ -96,6 +97,8 @@ class Assigner:
         self.slot_free_at = slot_free_at  # mutated as slots are taken
         self.free_now: IntA = (slot_free_at <= now).sum(axis=1)
         self.base = node_base_score(nodes, weights)
+        if scarcity is not None:
+            self.base = self.base - weights.scarcity * scarcity
         self.keys = preference_keys(nodes)
         self.group = np.where(jobs.mode == MODE_INTERRUPTIBLE, BID, jobs.prefer).astype(np.int64)
         self.rerouted: set[int] = set()

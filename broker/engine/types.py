@@ -174,3 +174,4 @@ class Weights:
     reliability: float = 0.5
     locality: float = 0.3
     packing: float = 0.8
+    scarcity: float = 2.0  # broker/engine/scarcity.py: taking GPUs that constrained demand needs

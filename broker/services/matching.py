@@ -24,6 +24,7 @@ from django.utils import timezone
 
 from broker import engine
 from broker.engine.fairshare import decayed_usage, priority_order
+from broker.engine.scarcity import forecast_groups
 from broker.jobspec import SNAPSHOT_COLUMNS
 from broker.locks import shard_lock
 from broker.models import Job, JobEvent, JobMode, JobState, Lease, LeaseSlot, MatchRound, Placement
@@ -397,6 +398,41 @@ def _priority(
     )
 
 
+def constrained_forecast(*, nodes: engine.Nodes, n_models: int, now: datetime) -> np.ndarray | None:
+    """The scarcity forecast (broker/engine/scarcity.py): GPUs of model- or region-constrained bookings in
+    the last `RIGSHIFT_SCARCITY_WINDOW_S` (default 1 h), each spread evenly over the (model, region) groups
+    it allows, smoothed towards each group's share of the listed GPUs, scaled to the next
+    `RIGSHIFT_SCARCITY_HORIZON_S` (default 1 h). None when nothing constrained was booked."""
+    window = float(getattr(settings, "RIGSHIFT_SCARCITY_WINDOW_S", 3600))
+    horizon = float(getattr(settings, "RIGSHIFT_SCARCITY_HORIZON_S", 3600))
+    since = now - timedelta(seconds=window)
+    recent = list(Job.objects.filter(created_at__gte=since).values_list("pk", "gpu_count", "regions"))
+    if not recent or nodes.count == 0:
+        return None
+    model_pks = list(GPUModel.objects.order_by("pk").values_list("pk", flat=True))
+    index = {pk: i for i, pk in enumerate(model_pks)}
+    allowed: dict[int, list[int]] = {}
+    through = Job.gpu_models.through
+    for job_id, model_id in through.objects.filter(job__created_at__gte=since).values_list("job_id", "gpumodel_id"):
+        if model_id in index:
+            allowed.setdefault(job_id, []).append(index[model_id])
+    region_index = {r: i for i, r in enumerate(REGIONS)}
+    out = np.zeros((max(n_models, 1), len(REGIONS)))
+    for pk, gpus, regions in recent:
+        wanted = [region_index[r] for r in (regions or []) if r in region_index]
+        if pk not in allowed and not wanted:
+            continue  # unconstrained
+        models = allowed.get(pk) or list(range(n_models))
+        cells = [(m, r) for m in models for r in (wanted or range(len(REGIONS)))]
+        for m, r in cells:
+            out[m, r] += gpus / len(cells)
+    if not out.any():
+        return None
+    group_gpus = np.zeros_like(out)
+    np.add.at(group_gpus, (nodes.model, np.minimum(nodes.region, len(REGIONS) - 1)), nodes.gpu_count)
+    return forecast_groups(out, group_gpus) * (horizon / window)
+
+
 def _expire_pending(*, now: datetime) -> int:
     """Pending jobs whose start window has passed fail (their escrow is released by the booking side's
     cancel rules are not ours: we release the whole hold, as nothing ran)."""
@@ -451,7 +487,12 @@ def _round(*, shard: str, now: datetime | None) -> MatchRound:
     snap = snapshot_take(now=now)
     t1 = time.perf_counter()
     result = engine.match(
-        jobs=snap.jobs, nodes=snap.nodes, models=snap.models, now=now.timestamp(), preemptible=snap.preemptible
+        jobs=snap.jobs,
+        nodes=snap.nodes,
+        models=snap.models,
+        now=now.timestamp(),
+        preemptible=snap.preemptible,
+        forecast=constrained_forecast(nodes=snap.nodes, n_models=snap.models.count, now=now),
     )
     t2 = time.perf_counter()
     commit_phases: dict[str, float] = {}

@@ -24,6 +24,7 @@ from broker.engine.types import (
     PLACE_PERF_PER_DOLLAR,
     PLACE_RELIABLE,
     REASONS,
+    ClassRows,
     Jobs,
     Models,
     Nodes,
@@ -70,7 +71,7 @@ def match(
     t0 = time.perf_counter()
     req_class, reps = requirement_classes(jobs, nodes, now=now)
     feas_reps = feasible(_subset(jobs, reps), nodes, models, now=now)
-    feas = feas_reps[req_class]
+    feas = ClassRows(feas_reps, req_class)  # per class: never a jobs × nodes matrix
     t["filter"] = (time.perf_counter() - t0) * 1000
     ts = time.perf_counter()
     scarcity = None
@@ -105,8 +106,7 @@ def match(
     if gap is not None and np.isfinite(gap).any():
         waiting = np.flatnonzero((assigner.node_of < 0) & (assigner.start <= now))
         if len(waiting):
-            static = np.zeros_like(feas)
-            static[waiting] = feasible(_subset(jobs, waiting), nodes, models, now=now, with_capacity=False)
+            static = _static_rows(jobs, nodes, models, now, req_class, reps, waiting)
             waiting = waiting[np.argsort(jobs.order[waiting], kind="stable")]
             assigner.stats["backfilled"] = assigner.backfill(waiting, static)
     t["backfill"] = (time.perf_counter() - tb) * 1000
@@ -115,8 +115,7 @@ def match(
     if preemptible is not None and len(preemptible.lease_ids):
         unplaced_od = np.flatnonzero((assigner.node_of < 0) & (jobs.mode != MODE_INTERRUPTIBLE))
         if len(unplaced_od):
-            static = np.zeros_like(feas)
-            static[unplaced_od] = feasible(_subset(jobs, unplaced_od), nodes, models, now=now, with_capacity=False)
+            static = _static_rows(jobs, nodes, models, now, req_class, reps, unplaced_od)
             preempts = assigner.preempt(preemptible, static)
     t["preempt"] = (time.perf_counter() - t3) * 1000
     t4 = time.perf_counter()
@@ -127,9 +126,33 @@ def match(
         why = "preempt" if j in preempts else assigner.why_of(j)
         placements.append(Placement(j, n, assigner.slots_of[j], price, preempts.get(j, []), why))
     unplaced = np.flatnonzero(assigner.node_of < 0)
-    reasons = dict(zip((int(j) for j in unplaced), first_reasons(jobs, nodes, models, unplaced, now=now), strict=True))
+    reasons = _reasons(jobs, nodes, models, now, req_class, reps, unplaced)
     t["reasons"] = (time.perf_counter() - t4) * 1000
     return Result(placements=placements, reasons=reasons, timings_ms=t, stats=assigner.stats)
+
+
+def _static_rows(
+    jobs: Jobs, nodes: Nodes, models: Models, now: float, req_class: np.ndarray, reps: np.ndarray, rows: np.ndarray
+) -> ClassRows:
+    """Feasibility without capacity for the jobs `rows` (filtered once per requirement class; other jobs'
+    rows are not meaningful)."""
+    classes = np.unique(req_class[rows])
+    matrix = feasible(_subset(jobs, reps[classes]), nodes, models, now=now, with_capacity=False)
+    lookup = np.zeros(len(reps), dtype=np.int64)
+    lookup[classes] = np.arange(len(classes))
+    return ClassRows(matrix, lookup[req_class])
+
+
+def _reasons(
+    jobs: Jobs, nodes: Nodes, models: Models, now: float, req_class: np.ndarray, reps: np.ndarray, rows: np.ndarray
+) -> dict[int, str]:
+    """The first constraint that empties each unplaced job's candidates: computed once per requirement
+    class (jobs of a class have the same filter inputs)."""
+    if len(rows) == 0:
+        return {}
+    classes, inverse = np.unique(req_class[rows], return_inverse=True)
+    per_class = first_reasons(jobs, nodes, models, reps[classes], now=now)
+    return {int(j): per_class[int(k)] for j, k in zip(rows.tolist(), inverse.ravel().tolist(), strict=True)}
 
 
 def requirement_classes(jobs: Jobs, nodes: Nodes, *, now: float) -> tuple[np.ndarray, np.ndarray]:

@@ -25,6 +25,7 @@ from broker.engine.types import (
     PLACE_PERF_PER_DOLLAR,
     PLACE_RELIABLE,
     BoolA,
+    ClassRows,
     FloatA,
     IntA,
     Jobs,
@@ -82,7 +83,7 @@ class Assigner:
         self,
         jobs: Jobs,
         nodes: Nodes,
-        feas: BoolA,
+        feas: BoolA | ClassRows,
         *,
         now: float,
         weights: Weights,
@@ -219,7 +220,7 @@ class Assigner:
 
     def _packed_rows(self) -> np.ndarray:
         if self._packed is None:
-            self._packed = np.packbits(self.feas, axis=1)
+            self._packed = np.packbits(self.feas[np.arange(self.jobs.count)], axis=1)
         return self._packed
 
     def _single_classes(self, rows: IntA) -> dict[int, int]:
@@ -361,7 +362,7 @@ class Assigner:
             self.rerouted.add(j)
 
     # -- backfill ---------------------------------------------------------------------------------
-    def backfill(self, order: IntA, static: BoolA) -> int:
+    def backfill(self, order: IntA, static: BoolA | ClassRows) -> int:
         """Short work in the gaps before later holdings (as Slurm's backfill): a job starting now that is
         still unplaced may take a slot that is free now until a later lease starts, when it ends by then.
         `static`: feasibility without capacity. Each gap is used once. Returns the jobs placed."""
@@ -403,7 +404,7 @@ class Assigner:
         return placed
 
     # -- preemption -------------------------------------------------------------------------------
-    def preempt(self, pre: Preemptible, feas_static: BoolA) -> dict[int, list[int]]:
+    def preempt(self, pre: Preemptible, feas_static: BoolA | ClassRows) -> dict[int, list[int]]:
         """Unplaced on-demand jobs may displace the lowest-bid interruptible leases on one node."""
         out: dict[int, list[int]] = {}
         if len(pre.lease_ids) == 0:

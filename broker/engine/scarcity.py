@@ -83,11 +83,11 @@ def _pending_demand(jobs: Jobs, feas_reps: BoolA, req_class: IntA, free: FloatA)
     if not jobs.count or not len(feas_reps) or total <= 0:
         return out
     demand = np.bincount(req_class, weights=jobs.gpu_count.astype(float), minlength=len(feas_reps))
-    for lo in range(0, len(feas_reps), CHUNK):
-        rows = feas_reps[lo : lo + CHUNK]
-        cap = rows.astype(float) @ free
-        constrained = (cap > 0) & (cap < CONSTRAINED_SHARE * total)
-        if constrained.any():
-            ratio = demand[lo : lo + CHUNK][constrained] / cap[constrained]
-            out += (ratio @ rows[constrained].astype(float)) * free
+    ratio = np.zeros(len(free))
+    for c in np.flatnonzero(demand > 0).tolist():
+        idx = np.flatnonzero(feas_reps[c])
+        cap = float(free[idx].sum())
+        if 0 < cap < CONSTRAINED_SHARE * total:
+            ratio[idx] += demand[c] / cap
+    out += ratio * free
     return out

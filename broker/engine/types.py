@@ -137,6 +137,22 @@ class Jobs:
         return np.stack([g * self.min_cpu_per_gpu, g * self.min_ram_per_gpu, g * self.min_disk_per_gpu])
 
 
+class ClassRows:
+    """Feasibility rows per job without a jobs × nodes matrix: job j's row is its requirement class's row
+    (`reps[cls[j]]`). Indexing with a job index or an index array gives what the full matrix would."""
+
+    def __init__(self, reps: BoolA, cls: IntA) -> None:
+        self.reps, self.cls = reps, cls
+
+    def __getitem__(self, idx: int | IntA) -> BoolA:
+        rows: BoolA = self.reps[self.cls[idx]]
+        return rows
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (len(self.cls), self.reps.shape[1])
+
+
 @dataclass
 class Preemptible:
     """Interruptible leases that on-demand work may displace (their slots hold nothing after them)."""

@@ -8,6 +8,7 @@ round or a re-run cannot double-book.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections import Counter
@@ -604,10 +605,15 @@ def _plan(*, snap: Snapshot, p: engine.Placement, nowf: float, needs: np.ndarray
 
 
 def _placement_note(*, snap: Snapshot, p: engine.Placement) -> str:
-    text = WHY_TEXT.get(p.why, "")
-    limit = float(snap.jobs.price_limit[p.job_idx])
-    price = format_rate(micros=p.price, unit="GPU-hour")
-    if snap.jobs.mode[p.job_idx] == engine.MODE_INTERRUPTIBLE:
+    j = p.job_idx
+    return _note(p.why, p.price, float(snap.jobs.price_limit[j]), bool(snap.jobs.mode[j] == engine.MODE_INTERRUPTIBLE))
+
+
+@functools.lru_cache(maxsize=4096)
+def _note(why: str, price_micros: int, limit: float, interruptible: bool) -> str:
+    text = WHY_TEXT.get(why, "")
+    price = format_rate(micros=price_micros, unit="GPU-hour")
+    if interruptible:
         return f"{text} Price {price} (your bid)."
     cap = f"; your max {format_rate(micros=int(limit), unit='GPU-hour')}" if np.isfinite(limit) else ""
     return f"{text} Price {price}{cap}."

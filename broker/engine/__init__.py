@@ -74,24 +74,18 @@ def match(
     feas = ClassRows(feas_reps, req_class)  # per class: never a jobs × nodes matrix
     t["filter"] = (time.perf_counter() - t0) * 1000
     ts = time.perf_counter()
-    scarcity = None
-    if w.scarcity:
-        scarcity = scarcity_cost(
-            jobs=jobs, nodes=nodes, feas_reps=feas_reps, req_class=req_class, now=now, forecast=forecast
-        )
+    scarcity = (
+        scarcity_cost(jobs=jobs, nodes=nodes, feas_reps=feas_reps, req_class=req_class, now=now, forecast=forecast)
+        if w.scarcity
+        else None
+    )
     t["scarcity"] = (time.perf_counter() - ts) * 1000
     t1 = time.perf_counter()
     if nodes.gap_until is not None:
         nodes = dataclasses.replace(nodes, gap_until=nodes.gap_until.copy())  # the round uses gaps up
+    free_at = nodes.slot_free_at.copy()
     assigner = Assigner(
-        jobs,
-        nodes,
-        feas,
-        now=now,
-        weights=w,
-        slot_free_at=nodes.slot_free_at.copy(),
-        req_class=req_class,
-        scarcity=scarcity,
+        jobs, nodes, feas, now=now, weights=w, slot_free_at=free_at, req_class=req_class, scarcity=scarcity
     )
     order = np.argsort(jobs.order, kind="stable")
     assigner.greedy(order)
@@ -102,21 +96,10 @@ def match(
         assigner.greedy(order)  # leftovers (multi-GPU) after re-routing
     t["optimise"] = (time.perf_counter() - t2) * 1000
     tb = time.perf_counter()
-    gap = nodes.gap_until
-    if gap is not None and np.isfinite(gap).any():
-        waiting = np.flatnonzero((assigner.node_of < 0) & (assigner.start <= now))
-        if len(waiting):
-            static = _static_rows(jobs, nodes, models, now, req_class, reps, waiting)
-            waiting = waiting[np.argsort(jobs.order[waiting], kind="stable")]
-            assigner.stats["backfilled"] = assigner.backfill(waiting, static)
+    _backfill(assigner, jobs, nodes, models, now, req_class, reps)
     t["backfill"] = (time.perf_counter() - tb) * 1000
     t3 = time.perf_counter()
-    preempts: dict[int, list[int]] = {}
-    if preemptible is not None and len(preemptible.lease_ids):
-        unplaced_od = np.flatnonzero((assigner.node_of < 0) & (jobs.mode != MODE_INTERRUPTIBLE))
-        if len(unplaced_od):
-            static = _static_rows(jobs, nodes, models, now, req_class, reps, unplaced_od)
-            preempts = assigner.preempt(preemptible, static)
+    preempts = _preempt(assigner, jobs, nodes, models, now, req_class, reps, preemptible)
     t["preempt"] = (time.perf_counter() - t3) * 1000
     t4 = time.perf_counter()
     placements = []
@@ -129,6 +112,40 @@ def match(
     reasons = _reasons(jobs, nodes, models, now, req_class, reps, unplaced)
     t["reasons"] = (time.perf_counter() - t4) * 1000
     return Result(placements=placements, reasons=reasons, timings_ms=t, stats=assigner.stats)
+
+
+def _backfill(
+    assigner: Assigner, jobs: Jobs, nodes: Nodes, models: Models, now: float, req_class: np.ndarray, reps: np.ndarray
+) -> None:
+    """Jobs starting now that are still unplaced may use the gaps before later holdings (backfill)."""
+    gap = nodes.gap_until
+    if gap is None or not np.isfinite(gap).any():
+        return
+    waiting = np.flatnonzero((assigner.node_of < 0) & (assigner.start <= now))
+    if len(waiting):
+        static = _static_rows(jobs, nodes, models, now, req_class, reps, waiting)
+        waiting = waiting[np.argsort(jobs.order[waiting], kind="stable")]
+        assigner.stats["backfilled"] = assigner.backfill(waiting, static)
+
+
+def _preempt(
+    assigner: Assigner,
+    jobs: Jobs,
+    nodes: Nodes,
+    models: Models,
+    now: float,
+    req_class: np.ndarray,
+    reps: np.ndarray,
+    preemptible: Preemptible | None,
+) -> dict[int, list[int]]:
+    """On-demand jobs still blocked may preempt the lowest-bid interruptible leases on a node."""
+    if preemptible is None or not len(preemptible.lease_ids):
+        return {}
+    unplaced_od = np.flatnonzero((assigner.node_of < 0) & (jobs.mode != MODE_INTERRUPTIBLE))
+    if not len(unplaced_od):
+        return {}
+    static = _static_rows(jobs, nodes, models, now, req_class, reps, unplaced_od)
+    return assigner.preempt(preemptible, static)
 
 
 def _static_rows(

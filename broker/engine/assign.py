@@ -7,7 +7,8 @@
    merged into classes, jobs with identical rows into classes, and the greedy placement is
    augmented to a maximum flow on the class graph (scipy max-flow on the residual network).
    Augmenting paths never start or end at an already placed job, so every job greedy placed stays
-   placed (priority holds); jobs may move to other nodes. The result places the maximum number of
+   placed (priority holds); jobs may move to other nodes. Jobs that consume CPU/RAM/disk stay where greedy
+   put them (moving them could overcommit a node). The result places the maximum number of
    single-GPU jobs possible given the multi-GPU placements.
 3. Leftover multi-GPU jobs get one more greedy pass; then on-demand jobs still blocked by capacity
    may preempt the lowest-bid interruptible leases on a node.
@@ -251,7 +252,6 @@ class Assigner:
     # -- max-flow augmentation for single-GPU jobs ------------------------------------------------
     def augment_singles(self) -> None:
         jobs = self.jobs
-        # Jobs that consume CPU/RAM/disk stay where greedy put them (moving them could overcommit a node).
         single = np.flatnonzero((jobs.gpu_count == 1) & (self.start <= self.now) & ~self.needs_res)
         unplaced = single[self.node_of[single] < 0]
         if len(unplaced) == 0 or not self.feas[unplaced].any():
@@ -313,7 +313,7 @@ class Assigner:
         self._realise(single, jcls, ncls, x + net, cap)
         self.stats["augment"] = "max-flow"
 
-    def _realise(self, single: IntA, jcls: IntA, ncls: IntA, quota: np.ndarray, cap: IntA) -> None:
+    def _realise(self, single: IntA, jcls: IntA, ncls: IntA, quota: np.ndarray, cap: IntA) -> None:  # noqa: C901 — to split into named steps
         """Turn class-level flow into job → node placements, keeping greedy's nodes where possible."""
         quota = quota.copy()
         # Release the singles' slots; re-take them below.
@@ -404,7 +404,9 @@ class Assigner:
         return placed
 
     # -- preemption -------------------------------------------------------------------------------
-    def preempt(self, pre: Preemptible, feas_static: BoolA | ClassRows) -> dict[int, list[int]]:
+    def preempt(  # noqa: C901 — to split into named steps
+        self, pre: Preemptible, feas_static: BoolA | ClassRows
+    ) -> dict[int, list[int]]:
         """Unplaced on-demand jobs may displace the lowest-bid interruptible leases on one node."""
         out: dict[int, list[int]] = {}
         if len(pre.lease_ids) == 0:

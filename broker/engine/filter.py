@@ -102,7 +102,24 @@ def _and_rows(acc: BoolA, rows: IntA, mask: BoolA) -> None:
     acc[rows] &= mask
 
 
-def feasible(jobs: Jobs, nodes: Nodes, models: Models, *, now: float, with_capacity: bool = True) -> BoolA:
+def _thresholds(
+    jobs: Jobs, nodes: Nodes, rows: IntA, g: IntA, *, with_capacity: bool
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(node values, job minimums) pairs of the threshold constraints; the consumable CPU/RAM/disk only with
+    capacity (preemption may free them)."""
+    out = [(nodes.reliability, jobs.min_reliability[rows]), (nodes.inet, jobs.min_inet[rows])]
+    if with_capacity:
+        out += [
+            (nodes.cpu_free, g * jobs.min_cpu_per_gpu[rows]),
+            (nodes.ram_free, g * jobs.min_ram_per_gpu[rows]),
+            (nodes.disk_free, g * jobs.min_disk_per_gpu[rows]),
+        ]
+    return out
+
+
+def feasible(  # noqa: C901 — to split into named steps
+    jobs: Jobs, nodes: Nodes, models: Models, *, now: float, with_capacity: bool = True
+) -> BoolA:
     """The (J × N) matrix of job/node pairs meeting every hard constraint (and, by default, free capacity:
     free GPU slots and free CPU cores, RAM and disk).
 
@@ -132,14 +149,7 @@ def feasible(jobs: Jobs, nodes: Nodes, models: Models, *, now: float, with_capac
             vo = jobs.verified_only[rows]
             if vo.any():
                 acc &= nodes.verified[None, :] | ~vo[:, None]
-        thresholds = [(nodes.reliability, jobs.min_reliability[rows]), (nodes.inet, jobs.min_inet[rows])]
-        if with_capacity:  # consumable CPU/RAM/disk are capacity (preemption may free them)
-            thresholds += [
-                (nodes.cpu_free, g * jobs.min_cpu_per_gpu[rows]),
-                (nodes.ram_free, g * jobs.min_ram_per_gpu[rows]),
-                (nodes.disk_free, g * jobs.min_disk_per_gpu[rows]),
-            ]
-        for node_vals, job_vals in thresholds:
+        for node_vals, job_vals in _thresholds(jobs, nodes, rows, g, with_capacity=with_capacity):
             sub = np.flatnonzero(job_vals > 0)
             if len(sub) * 4 > len(rows):  # many rows: one full pass (a 0 requirement passes every node)
                 acc &= node_vals[None, :] >= np.where(job_vals > 0, job_vals, -np.inf)[:, None]

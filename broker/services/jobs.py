@@ -45,6 +45,12 @@ def _replay(*, customer: Customer, key: str, fingerprint: str) -> Job | None:
     return existing
 
 
+def _market_checks(spec: JobSpec) -> None:
+    """Requirements some listed node can meet (400), and a booked-from-offer node still free (409)."""
+    requirements_check_possible(spec=spec)
+    pinned_node_check(spec=spec)
+
+
 def job_book_ex(
     *, customer: Customer, data: JobSpec | Mapping[str, Any], idempotency_key: str | None = None
 ) -> tuple[Job, bool]:
@@ -58,8 +64,7 @@ def job_book_ex(
         existing = _replay(customer=customer, key=key, fingerprint=fingerprint)
         if existing is not None:
             return existing, False
-    requirements_check_possible(spec=spec)
-    pinned_node_check(spec=spec)
+    _market_checks(spec)
     hold = spec.max_cost_micros
     assert hold is not None  # a booking always has a price limit and a duration
     user = customer.user

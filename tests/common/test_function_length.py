@@ -24,7 +24,6 @@ TO_SPLIT = {
     "financing/services/contract_underwriting.py::underwrite_contract": 74,
     "broker/engine/assign.py::augment_singles": 62,
     "broker/engine/filter.py::feasible": 62,
-    "broker/services/matching.py::_commit": 68,
     "simulator/report.py::report_build": 93,
     "simulator/run.py::_finance": 65,
     "agent/rigshift_cli/main.py::build_parser": 78,

@@ -23,14 +23,15 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from billing.services.metering import DEFAULT_EGRESS_BYTES_PER_S
 from billing.services.settlement import lease_account_open, lease_settle_final
 from billing.services.sla import sla_credit_for_failed_lease
 from broker import dispatch
 from broker.models import Job, JobState, Lease, LeaseSlot, LeaseState
 from broker.services.jobs_state import job_transition
 from common.errors import Conflict
-from marketplace.models import Node
 from common.money import prorate
+from marketplace.models import Node
 
 log = logging.getLogger(__name__)
 
@@ -202,16 +203,25 @@ def _close(*, lease_id: int, to_state: LeaseState, reason: str, now: datetime) -
     return Lease.objects.select_related("job", "job__customer__user", "node__provider__user").get(pk=lease_id)
 
 
-def lease_activate(*, lease_id: int) -> bool:
-    """reserved → active on the agent's first usage report; the job matched → running."""
-    now = timezone.now()
+def lease_activate(*, lease_id: int, now: datetime | None = None) -> bool:
+    """reserved → active on the agent's first usage report; the job matched → running.
+
+    Activation starts the broker clock billing meters (billing/services/metering.py, THE RULE): never before the
+    lease's scheduled start. The billing account carries the job's escrow hold, which bounds all its charges.
+    """
+    now = now or timezone.now()
     with transaction.atomic():
+        starts_at = Lease.objects.filter(pk=lease_id).values_list("starts_at", flat=True).first()
+        if starts_at is None:
+            return False
+        active_from = max(now, starts_at)
         updated = Lease.objects.filter(pk=lease_id, state=LeaseState.RESERVED).update(
-            state=LeaseState.ACTIVE, activated_at=now
+            state=LeaseState.ACTIVE, activated_at=active_from
         )
         if not updated:
             return False
         lease = Lease.objects.select_related("job__customer__user", "node__provider__user").get(pk=lease_id)
+        node = lease.node
         job_transition(
             job_id=lease.job_id, from_states=[JobState.MATCHED], to_state=JobState.RUNNING, note="agent started"
         )
@@ -223,17 +233,24 @@ def lease_activate(*, lease_id: int) -> bool:
             node_id=lease.node_id,
             price_micros=lease.price_micros,
             gpu_count=lease.gpu_count,
-            hold_micros=0,
-            storage_price_micros=lease.node.storage_price_micros,
-            egress_price_micros=lease.node.egress_price_micros,
+            hold_micros=lease.job.held_micros,
+            active_from=active_from,
+            period_end=lease.ends_at,
+            storage_price_micros=node.storage_price_micros,
+            egress_price_micros=node.egress_price_micros,
+            storage_gb_cap=node.disk_gb,
+            egress_bytes_per_s_cap=node.inet_up_mbps * 125_000 or DEFAULT_EGRESS_BYTES_PER_S,
         )
     return True
 
 
-def lease_end(*, lease_id: int, reason: str = "completed", complete_job: bool = False) -> bool:
+def lease_end(
+    *, lease_id: int, reason: str = "completed", complete_job: bool = False, billed_until: datetime | None = None
+) -> bool:
     """reserved/active → ended; the GPUs free up from now. With `complete_job` (lease expiry, workload
     finished) the job moves matched/running → completed and its unused escrow is released; without it
-    (e.g. the booking service ending leases of a job it is cancelling) the caller owns the job's state."""
+    (e.g. the booking service ending leases of a job it is cancelling) the caller owns the job's state.
+    `billed_until` (the agent's exit report) may stop the billing clock earlier than now, never later."""
     now = timezone.now()
     with transaction.atomic():
         lease = _close(lease_id=lease_id, to_state=LeaseState.ENDED, reason=reason, now=now)
@@ -243,7 +260,8 @@ def lease_end(*, lease_id: int, reason: str = "completed", complete_job: bool = 
             job_id=lease.job_id, from_states=LIVE_JOB_STATES, to_state=JobState.COMPLETED, note=f"lease ended: {reason}"
         )
         if completed:  # without complete_job the caller (e.g. job_cancel) owns the job's state and its money
-            _lease_close_money(lease=lease, job_terminal=True, failed=False)
+            ended_at = min(billed_until, now) if billed_until is not None else now
+            _lease_close_money(lease=lease, job_terminal=True, failed=False, ended_at=ended_at)
     return True
 
 
@@ -316,7 +334,7 @@ def lease_cost_so_far(*, lease: Lease, now: datetime | None = None) -> int:
 # ---------------------------------------------------------------------------------------------
 # MONEY HOOK — billing takes this over. Everything money-related a lease close does is here.
 # ---------------------------------------------------------------------------------------------
-def _lease_close_money(*, lease: Lease, job_terminal: bool, failed: bool) -> None:
+def _lease_close_money(*, lease: Lease, job_terminal: bool, failed: bool, ended_at: datetime | None = None) -> None:
     """Close the lease's money.
 
     - A lease that ran (activated) has a billing account: `billing.services.settlement.lease_settle_final`
@@ -338,6 +356,7 @@ def _lease_close_money(*, lease: Lease, job_terminal: bool, failed: bool) -> Non
                 customer_user=job.customer.user,
                 release_unused_hold_micros=release_hold,
                 failed=failed,
+                ended_at=ended_at or lease.ended_at,
             )
         except Exception:  # a missing account must not block failover; fall through to the plain release
             log.exception("lease_settle_final failed for lease %s", lease.pk)

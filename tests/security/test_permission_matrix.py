@@ -209,6 +209,8 @@ MATRIX: list[tuple[str, ...]] = [
     ("console:supply",                 "POST", "login", "403",   "403",   "403",   "403",   "403",   "login", "405"),
     ("console:supply_table",           "GET",  "login", "403",   "403",   "403",   "403",   "403",   "login", "2xx"),
     ("console:supply_table",           "POST", "login", "403",   "403",   "403",   "403",   "403",   "login", "405"),
+    ("console:flags",                  "GET",  "login", "403",   "403",   "403",   "403",   "403",   "login", "2xx"),
+    ("console:flags",                  "POST", "login", "403",   "403",   "403",   "403",   "403",   "login", "405"),
     ("console:rounds",                 "GET",  "login", "403",   "403",   "403",   "403",   "403",   "login", "2xx"),
     ("console:rounds",                 "POST", "login", "403",   "403",   "403",   "403",   "403",   "login", "405"),
     ("console:rounds_table",           "GET",  "login", "403",   "403",   "403",   "403",   "403",   "login", "2xx"),

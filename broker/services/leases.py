@@ -27,7 +27,7 @@ from billing.services.metering import DEFAULT_EGRESS_BYTES_PER_S
 from billing.services.settlement import lease_account_open, lease_settle_final
 from billing.services.sla import sla_credit_for_failed_lease
 from broker import dispatch
-from broker.models import Job, JobState, Lease, LeaseSlot, LeaseState
+from broker.models import Job, JobMode, JobState, Lease, LeaseSlot, LeaseState, PriceOffer
 from broker.services.jobs_state import job_transition
 from common.errors import Conflict
 from common.money import prorate
@@ -57,7 +57,11 @@ def lease_slots_conflicting(*, node_id: int, slots: Sequence[int], starts_at: da
 
 
 def leases_create_bulk(
-    *, plans: Sequence[LeasePlan], check_overlap: bool | None = None, timings: dict[str, float] | None = None
+    *,
+    plans: Sequence[LeasePlan],
+    check_overlap: bool | None = None,
+    timings: dict[str, float] | None = None,
+    check_price: bool = True,
 ) -> list[int]:
     """Insert reserved leases and their slots (call inside the round's transaction); returns lease ids in
     plan order. On PostgreSQL the exclusion constraint is the guard (an overlap raises IntegrityError and
@@ -65,6 +69,8 @@ def leases_create_bulk(
     slots first (Conflict on overlap) and rows go in with bulk_create."""
     if not plans:
         return []
+    if check_price:  # price consent: never below the provider's ask / min bid (lease_create checks its own)
+        _check_prices(plans)
     connection = transaction.get_connection()
     if check_overlap is None:
         check_overlap = connection.vendor != "postgresql"
@@ -148,6 +154,33 @@ def _copy_leases(*, plans: Sequence[LeasePlan], now: datetime) -> list[int]:
     return ids
 
 
+def price_floor(*, mode: str, ask_micros: int, min_bid_micros: int) -> int:
+    """The lowest price per GPU-hour the provider consented to by listing: its ask, or for interruptible work its
+    minimum bid (issue 12 point 5). Below it a lease needs the provider's acceptance of a PriceOffer."""
+    return min_bid_micros if mode == JobMode.INTERRUPTIBLE else ask_micros
+
+
+def _check_prices(plans: Sequence[LeasePlan]) -> None:
+    """Price consent: refuse (409 `below_ask`) a plan priced below its node's floor (two queries)."""
+    modes = dict(Job.objects.filter(pk__in={p.job_id for p in plans}).values_list("pk", "mode"))
+    floors = {
+        pk: (ask, min_bid)
+        for pk, ask, min_bid in Node.objects.filter(pk__in={p.node_id for p in plans}).values_list(
+            "pk", "price_micros", "min_bid_micros"
+        )
+    }
+    for p in plans:
+        ask, min_bid = floors[p.node_id]
+        floor = price_floor(mode=modes[p.job_id], ask_micros=ask, min_bid_micros=min_bid)
+        if p.price_micros < floor:
+            raise Conflict(
+                f"Job {p.job_id} cannot be leased on node {p.node_id} at {p.price_micros} micro-USD per GPU-hour: the "
+                f"provider's {'minimum bid' if modes[p.job_id] == JobMode.INTERRUPTIBLE else 'ask'} is {floor}. "
+                "A lower price needs the provider's acceptance of a price offer.",
+                code="below_ask",
+            )
+
+
 def _check_overlaps(plans: Sequence[LeasePlan]) -> None:
     """Overlap re-check for databases without the exclusion constraint: against the database and within the batch."""
     seen: dict[tuple[int, int], list[tuple[datetime, datetime]]] = {}
@@ -166,10 +199,26 @@ def _check_overlaps(plans: Sequence[LeasePlan]) -> None:
 
 
 def lease_create(
-    *, job_id: int, node_id: int, gpu_slots: Sequence[int], price_micros: int, starts_at: datetime, ends_at: datetime
+    *,
+    job_id: int,
+    node_id: int,
+    gpu_slots: Sequence[int],
+    price_micros: int,
+    starts_at: datetime,
+    ends_at: datetime,
+    consented_offer_id: int | None = None,
 ) -> Lease:
-    """One lease for a pending job (manual assignment, tests): job pending → matched, slots held."""
+    """One lease for a pending job (manual assignment, tests): job pending → matched, slots held.
+
+    Never below the provider's floor (409 `below_ask`) unless `consented_offer_id` names the PriceOffer the
+    provider accepted at this price (services/price_offers.py)."""
     plan = LeasePlan(job_id, node_id, sorted(gpu_slots), price_micros, starts_at, ends_at)
+    if consented_offer_id is None:
+        _check_prices([plan])
+    elif not PriceOffer.objects.filter(
+        pk=consented_offer_id, job_id=job_id, node_id=node_id, price_micros=price_micros
+    ).exists():
+        raise Conflict("The price offer does not match this lease.", code="below_ask")
     with transaction.atomic():
         # Two assignments to one node wait here, one after the other: without the row lock their
         # concurrent slot inserts can deadlock inside PostgreSQL's exclusion-constraint check.
@@ -183,7 +232,7 @@ def lease_create(
         ):
             raise Conflict(f"Job {job_id} is not pending; it cannot be leased.")
         _check_overlaps([plan])  # on PostgreSQL the constraint would catch it too; a clear 409 is nicer
-        lease_id = leases_create_bulk(plans=[plan], check_overlap=False)[0]
+        lease_id = leases_create_bulk(plans=[plan], check_overlap=False, check_price=False)[0]
         return Lease.objects.get(pk=lease_id)
 
 

@@ -163,6 +163,13 @@ def test_over_reporting_agent_is_billed_only_what_the_broker_observed(live_serve
     assert (mine.available_micros, mine.held_micros) == (20_000_000 - 60_000 - 135_000, 0)
     theirs = wallet_balance(user=other_customer.user)
     assert (theirs.available_micros, theirs.held_micros) == (20_000_000 - 135_000, 0)
+    # the flags count against the cheat (underwriting, console), never against the honest provider
+    assert UsageAnomaly.objects.filter(provider=honest.node.provider.user).count() == 0
+    assert set(UsageAnomaly.objects.filter(provider=cheat.node.provider.user).values_list("kind", flat=True)) == {
+        UsageAnomalyKind.REFUSED_REPORT,
+        UsageAnomalyKind.OVER_HOLD,
+        UsageAnomalyKind.OVER_CLOCK,
+    }
     out = io.StringIO()
     call_command("ledger_check", stdout=out)
     text = out.getvalue()

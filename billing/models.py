@@ -179,6 +179,10 @@ class LeaseAccount(models.Model):
             models.CheckConstraint(condition=models.Q(price_micros__gte=0), name="lease_account_price_non_negative"),
             models.CheckConstraint(condition=models.Q(gpu_count__gte=1), name="lease_account_gpus_positive"),
         ]
+        # settlement looks for open leases whose claims ran ahead of the broker clock (services.settlement)
+        indexes = [
+            models.Index(fields=["lease_ref"], condition=models.Q(status="open"), name="lease_account_open_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"lease {self.lease_ref} ({self.status})"

@@ -83,4 +83,8 @@ class Migration(migrations.Migration):
             },
         ),
         migrations.RunPython(backfill_clock, migrations.RunPython.noop),
+        migrations.AddIndex(
+            model_name="leaseaccount",
+            index=models.Index(condition=models.Q(("status", "open")), fields=["lease_ref"], name="lease_account_open_idx"),
+        ),
     ]

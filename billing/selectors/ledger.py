@@ -81,11 +81,8 @@ class LedgerReport:
             self.violations.append("… more violations not listed")
 
 
-def ledger_verify() -> LedgerReport:
-    """Recompute every balance from entries and check the ledger's and billing's invariants."""
-    report = LedgerReport()
-
-    # 1. Every transaction has ≥ 2 entries summing to zero, in one currency.
+def _verify_transactions(report: LedgerReport) -> None:
+    """Every transaction has ≥ 2 entries summing to zero, in one currency."""
     report.transactions = LedgerTransaction.objects.count()
     report.entries = Entry.objects.count()
     bad = LedgerTransaction.objects.annotate(
@@ -100,7 +97,9 @@ def ledger_verify() -> LedgerReport:
         )
     report.checks.append(f"{report.transactions} transactions sum to zero with ≥2 entries ({report.entries} entries)")
 
-    # 2. Cached balances equal the recomputed ones; guarded accounts are not negative.
+
+def _verify_balances(report: LedgerReport) -> None:
+    """Cached balances equal the recomputed ones; guarded accounts are not negative."""
     sums = dict(Entry.objects.values_list("account_id").annotate(s=Sum("amount")).values_list("account_id", "s"))
     for pk, kind, owner_key, balance, guarded in Account.objects.values_list(
         "pk", "kind", "owner_key", "balance", "guarded"
@@ -113,8 +112,17 @@ def ledger_verify() -> LedgerReport:
             report.violate(f"guarded account {kind}:{owner_key} is negative ({recomputed})")
     report.checks.append(f"{report.accounts} account balances recomputed from entries; guarded ones non-negative")
 
-    # 3. Each lease's charges split exactly into fee + reserve + provider share and match its settlements,
-    #    whose ledger transactions move exactly those amounts.
+
+def _verify_leases(report: LedgerReport) -> None:
+    """Each lease's charges split exactly into fee + reserve + provider share and match its settlements, whose
+    ledger transactions move exactly those amounts."""
+    _verify_lease_charges(report)
+    _verify_metering(report)
+    _verify_settlement_legs(report)
+
+
+def _verify_lease_charges(report: LedgerReport) -> None:
+    """Charges = fee + reserve + provider share = the lease's settlements; rated usage = the lease's totals."""
     report.lease_accounts = LeaseAccount.objects.count()
     for ref in LeaseAccount.objects.exclude(
         charged_micros=F("fee_micros") + F("reserve_micros") + F("provider_micros")
@@ -133,23 +141,11 @@ def ledger_verify() -> LedgerReport:
         .annotate(ms=Sum("gpu_ms"), gb_ms=Sum("storage_gb_ms"), egress=Sum("egress_bytes"))
         .values_list("lease_ref", "ms", "gb_ms", "egress")
     }
-    holds: dict[int, int] = {}
-    job_charged: dict[int, int] = defaultdict(int)
-    unbilled_ms = 0
     for acct in LeaseAccount.objects.values(
         "pk",
         "lease_ref",
-        "job_ref",
-        "hold_micros",
-        "price_micros",
-        "gpu_count",
-        "active_from",
-        "seen_until",
-        "period_end",
         "claimed_gpu_ms",
         "charged_micros",
-        "charged_storage_micros",
-        "charged_egress_micros",
         "fee_micros",
         "reserve_micros",
         "provider_micros",
@@ -166,6 +162,28 @@ def ledger_verify() -> LedgerReport:
             report.violate(f"lease {acct['lease_ref']}: rated usage records ≠ claimed GPU-ms")
         if usage[1] < acct["rated_storage_gb_ms"] or usage[2] < acct["rated_egress_bytes"]:
             report.violate(f"lease {acct['lease_ref']}: billed storage GB-ms / egress bytes beyond the rated records")
+
+
+def _verify_metering(report: LedgerReport) -> None:
+    """THE RULE (services/metering.py): no lease billed beyond its observed time, no job beyond its hold."""
+    holds: dict[int, int] = {}
+    job_charged: dict[int, int] = defaultdict(int)
+    unbilled_ms = 0
+    for acct in LeaseAccount.objects.values(
+        "lease_ref",
+        "job_ref",
+        "hold_micros",
+        "price_micros",
+        "gpu_count",
+        "active_from",
+        "seen_until",
+        "period_end",
+        "claimed_gpu_ms",
+        "rated_gpu_ms",
+        "charged_micros",
+        "charged_storage_micros",
+        "charged_egress_micros",
+    ):
         _check_broker_clock(report=report, acct=acct)
         holds[acct["job_ref"]] = max(holds.get(acct["job_ref"], 0), acct["hold_micros"])
         job_charged[acct["job_ref"]] += acct["charged_micros"]
@@ -174,7 +192,7 @@ def ledger_verify() -> LedgerReport:
         if charged > holds[job_ref]:
             report.violate(f"job {job_ref}: its leases were charged {charged}, beyond its escrow hold {holds[job_ref]}")
     report.checks.append(
-        f"{report.lease_accounts} leases charged within their job's hold and the broker-observed time; "
+        f"{len(holds)} jobs' leases charged within their job's hold and the broker-observed time; "
         f"{unbilled_ms / 1000:.3f} claimed GPU-s beyond the observed time were not charged"
     )
     capped = UsageAnomaly.objects.filter(kind=UsageAnomalyKind.OVER_HOLD).aggregate(
@@ -185,6 +203,10 @@ def ledger_verify() -> LedgerReport:
         f"not charged (kept in the customers' escrow or returned to their wallets); "
         f"{UsageAnomaly.objects.filter(kind=UsageAnomalyKind.REFUSED_REPORT).count()} usage reports refused"
     )
+
+
+def _verify_settlement_legs(report: LedgerReport) -> None:
+    """Each settlement's ledger transaction moves exactly its charge, fee and reserve."""
     report.settlements = Settlement.objects.count()
     legs = (
         Entry.objects.filter(transaction__settlement__isnull=False)
@@ -211,12 +233,16 @@ def ledger_verify() -> LedgerReport:
         f"{report.settlements} settlements match their ledger transactions"
     )
 
-    # 4. Usage: recorded once (the unique key), nothing rated twice.
+
+def _verify_usage(report: LedgerReport) -> None:
+    """Usage: recorded once (the unique key), nothing rated twice."""
     report.usage_records = UsageRecord.objects.count()
     pending = UsageRecord.objects.filter(status=UsageStatus.PENDING).count()
     report.checks.append(f"{report.usage_records} usage records ({pending} pending rating)")
 
-    # 5. Payouts: sent ones debited payable; failed ones were returned.
+
+def _verify_payouts(report: LedgerReport) -> None:
+    """Payouts: sent ones debited payable; failed ones were returned."""
     report.payouts = Payout.objects.count()
     for p in Payout.objects.filter(
         Q(status__in=[PayoutStatus.IN_TRANSIT, PayoutStatus.PAID], ledger_transaction=None)
@@ -225,10 +251,26 @@ def ledger_verify() -> LedgerReport:
         report.violate(f"payout {p}: status and ledger disagree")
     report.checks.append(f"{report.payouts} payouts agree with the ledger")
 
-    # 6. The checks apps above billing registered (financing: advances, fundings and repayments).
+
+def _verify_registered(report: LedgerReport) -> None:
+    """The checks apps above billing registered (financing: advances, fundings and repayments)."""
     for check in list(_extra_checks.values()):
         checks, violations = check()
         report.checks += checks
         for violation in violations:
             report.violate(violation)
+
+
+def ledger_verify() -> LedgerReport:
+    """Recompute every balance from entries and check the ledger's and billing's invariants."""
+    report = LedgerReport()
+    for verify in (
+        _verify_transactions,
+        _verify_balances,
+        _verify_leases,
+        _verify_usage,
+        _verify_payouts,
+        _verify_registered,
+    ):
+        verify(report)
     return report

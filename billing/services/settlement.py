@@ -30,7 +30,7 @@ settler killed midway leaves nothing behind (its transaction rolls back; the ret
 
 import logging
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from fractions import Fraction
 from typing import Any
@@ -146,12 +146,9 @@ def lease_account_open(
 ) -> LeaseAccount:
     """Open billing's account of a lease (idempotent on `lease_ref`); usage already recorded for it gets rated.
 
-    `hold_micros` is the JOB's escrow hold: the job's leases together are never charged more. `active_from`
-    (default now) starts the broker clock and `period_end` bounds it (services.metering, THE RULE).
-    `storage_price_micros` (per GB-month) and `egress_price_micros` (per GB) are the listing's storage and
-    egress prices at lease time; 0 means storage/egress reported for the lease is not charged. `storage_gb_cap`
-    and `egress_bytes_per_s_cap` are what the listing makes possible (None: no bound beyond the clock).
-    """
+    `hold_micros`: the JOB's escrow hold, never exceeded by the job's leases together. `active_from` (default now)
+    starts the broker clock, `period_end` bounds it (services.metering). Storage (per GB-month) and egress (per GB)
+    prices are the listing's (0: not charged); the caps are what the listing makes possible (None: no bound)."""
     if price_micros < 0 or gpu_count < 1 or hold_micros < 0 or storage_price_micros < 0 or egress_price_micros < 0:
         raise ValidationFailed("a lease has non-negative prices and hold and at least one GPU")
     active_from = active_from or timezone.now()
@@ -192,21 +189,44 @@ def lease_account_open(
     return account
 
 
-def _settle_locked(accounts: list[LeaseAccount]) -> list[Settlement]:
-    """Rate and settle the pending usage of `accounts`, whose rows the caller holds locked (pk order)."""
-    if not accounts:
-        return []
-    by_ref = {a.lease_ref: a for a in accounts}
-    # Withholding hooks lock what they need for this batch's providers now, in one global order, so that withholding
-    # (provider_share_split, lease by lease) never takes locks in an order another settler could reverse.
-    withholding_lock(provider_ids={a.provider_id for a in accounts})
+@dataclass
+class _PendingUsage:
+    """The chargeable pending usage of a batch, per lease: record ids and summed GPU-ms, storage GB-ms, bytes."""
+
+    pks: dict[int, list[int]] = field(default_factory=lambda: defaultdict(list))
+    gpu_ms: dict[int, int] = field(default_factory=lambda: defaultdict(int))
+    gb_ms: dict[int, int] = field(default_factory=lambda: defaultdict(int))
+    egress_bytes: dict[int, int] = field(default_factory=lambda: defaultdict(int))
+
+
+class _SystemAccounts:
+    """Ledger accounts a batch's transfers move money between, each looked up once per batch."""
+
+    def __init__(self) -> None:
+        self._system: list[Account] = []
+        self._escrows: dict[int, Account] = {}
+
+    def system(self) -> tuple[Account, Account]:
+        """(platform revenue, reserve fund)."""
+        if not self._system:
+            self._system += [account_get(kind=AccountKind.PLATFORM_REVENUE), account_get(kind=AccountKind.RESERVE_FUND)]
+        return self._system[0], self._system[1]
+
+    def escrow(self, account: LeaseAccount) -> Account:
+        if account.customer_id not in self._escrows:
+            self._escrows[account.customer_id] = account_get(kind=AccountKind.CUSTOMER_ESCROW, user=account.customer)
+        return self._escrows[account.customer_id]
+
+
+_Plan = tuple[LeaseAccount, Settlement, Transfer | None]
+
+
+def _pending_usage_sort(by_ref: dict[int, LeaseAccount]) -> _PendingUsage:
+    """Sum the chargeable pending usage of the leases; mark the rest (wrong node, failed interval) excluded."""
     rows = UsageRecord.objects.filter(lease_ref__in=list(by_ref), status=UsageStatus.PENDING).values_list(
         "pk", "lease_ref", "node_id", "gpu_ms", "storage_gb_ms", "egress_bytes", "state"
     )
-    good: dict[int, list[int]] = defaultdict(list)
-    good_ms: dict[int, int] = defaultdict(int)
-    good_gb_ms: dict[int, int] = defaultdict(int)
-    good_bytes: dict[int, int] = defaultdict(int)
+    usage = _PendingUsage()
     excluded: dict[str, list[int]] = defaultdict(list)
     for pk, ref, node_id, gpu_ms, gb_ms, egress, state in rows:
         account = by_ref[ref]
@@ -215,130 +235,132 @@ def _settle_locked(accounts: list[LeaseAccount]) -> list[Settlement]:
         elif state in FAILED_STATES:
             excluded[f"interval reported as {state}: not charged"].append(pk)
         else:
-            good[ref].append(pk)
-            good_ms[ref] += gpu_ms
-            good_gb_ms[ref] += gb_ms
-            good_bytes[ref] += egress
+            usage.pks[ref].append(pk)
+            usage.gpu_ms[ref] += gpu_ms
+            usage.gb_ms[ref] += gb_ms
+            usage.egress_bytes[ref] += egress
     for reason, pks in excluded.items():
         UsageRecord.objects.filter(pk__in=pks).update(status=UsageStatus.EXCLUDED, exclusion_reason=reason)
+    return usage
 
-    plans: list[tuple[LeaseAccount, Settlement, Transfer | None]] = []
-    system_accounts: list[Account] = []  # revenue, reserve: looked up once per batch
-    escrows: dict[int, Account] = {}
-    job_room = _job_room(accounts)
-    claimed: dict[int, int] = {}
-    anomalies: list[dict[str, Any]] = []
-    for ref in sorted(by_ref):
-        account = by_ref[ref]
-        claimed[ref] = account.claimed_gpu_ms + good_ms[ref]
-        due = _due(account=account, new_gb_ms=good_gb_ms[ref], new_bytes=good_bytes[ref], claimed_ms=claimed[ref])
-        upto, upto_gb_ms, upto_bytes = due.upto_gpu_ms, due.upto_gb_ms, due.upto_bytes
-        storage_due, egress_due = due.storage, due.egress
-        delta = due.gpu + due.storage + due.egress
-        if (upto, upto_gb_ms, upto_bytes) == (
-            account.rated_gpu_ms,
-            account.rated_storage_gb_ms,
-            account.rated_egress_bytes,
-        ):
-            continue  # nothing new is billable yet (claims ahead of the clock): the usage is kept as evidence
-        # Per-job escrow: the job's leases together never draw more than the job's own hold. The excess is capped
-        # (it stays in escrow and goes back with the hold) and flagged to staff; it never blocks other usage.
-        room = max(0, job_room[account.job_ref])
-        if delta > room:
-            anomalies.append(
-                {
-                    "kind": UsageAnomalyKind.OVER_HOLD,
-                    "lease_ref": ref,
-                    "job_ref": account.job_ref,
-                    "node_id": account.node_id,
-                    "provider_id": account.provider_id,
-                    "customer_id": account.customer_id,
-                    "claimed_micros": delta,
-                    "charged_micros": room,
-                    "detail": f"usage of lease {ref} worth {format_usd(micros=delta)} exceeds the "
-                    f"{format_usd(micros=room)} left of job {account.job_ref}'s escrow hold; capped",
-                }
-            )
-            delta = room
-            storage_due = min(storage_due, delta)
-            egress_due = min(egress_due, delta - storage_due)
-        job_room[account.job_ref] -= delta
-        fee, reserve, share = charge_split(amount_micros=delta)
-        # The idempotency key names the cumulative usage; leases without storage/egress keep the GPU-only key.
-        key = (
-            f"settle:{ref}:{upto}"
-            if not (upto_gb_ms or upto_bytes)
-            else f"settle:{ref}:{upto}:{upto_gb_ms}:{upto_bytes}"
+
+@dataclass
+class _Batch:
+    """What a settlement batch tracks across its leases: each job's escrow left, claims, anomalies to flag."""
+
+    job_room: dict[int, int]
+    claimed: dict[int, int] = field(default_factory=dict)
+    anomalies: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _cap_at_job_hold(account: LeaseAccount, *, due: "_Due", batch: _Batch) -> tuple[int, int, int]:
+    """Per-job escrow: the job's leases together never draw more than the job's own hold. The excess is capped (it
+    stays in escrow and goes back with the hold) and flagged to staff; it never blocks other usage."""
+    delta, storage_due, egress_due = due.gpu + due.storage + due.egress, due.storage, due.egress
+    room = max(0, batch.job_room[account.job_ref])
+    if delta > room:
+        batch.anomalies.append(
+            {
+                "kind": UsageAnomalyKind.OVER_HOLD,
+                "lease_ref": account.lease_ref,
+                "job_ref": account.job_ref,
+                "node_id": account.node_id,
+                "provider_id": account.provider_id,
+                "customer_id": account.customer_id,
+                "claimed_micros": delta,
+                "charged_micros": room,
+                "detail": f"usage of lease {account.lease_ref} worth {format_usd(micros=delta)} exceeds the "
+                f"{format_usd(micros=room)} left of job {account.job_ref}'s escrow hold; capped",
+            }
         )
-        settlement = Settlement(
-            lease_account=account,
-            gpu_ms=upto - account.rated_gpu_ms,
-            upto_gpu_ms=upto,
-            upto_storage_gb_ms=upto_gb_ms,
-            upto_egress_bytes=upto_bytes,
-            storage_micros=storage_due,
-            egress_micros=egress_due,
-            charged_micros=delta,
-            fee_micros=fee,
-            reserve_micros=reserve,
-            provider_micros=share,
-        )
-        transfer = None
-        if delta > 0:
-            if not system_accounts:
-                system_accounts += [
-                    account_get(kind=AccountKind.PLATFORM_REVENUE),
-                    account_get(kind=AccountKind.RESERVE_FUND),
-                ]
-            if account.customer_id not in escrows:
-                escrows[account.customer_id] = account_get(kind=AccountKind.CUSTOMER_ESCROW, user=account.customer)
-            legs: list[tuple[Account, int]] = [
-                (escrows[account.customer_id], -delta),
-                (system_accounts[0], fee),
-                (system_accounts[1], reserve),
-            ]
-            legs += provider_share_split(
-                provider_user=account.provider, amount_micros=share, source_key=key, lease_ref=ref
-            )
-            transfer = Transfer(
-                key=key,
-                kind="usage_settlement",
-                legs=[(a, amt) for a, amt in legs if amt],
-                memo=f"Usage of lease {ref}: {(upto - account.rated_gpu_ms) / 1000:.3f} GPU-s",
-                metadata={
-                    "lease_ref": ref,
-                    "job_ref": account.job_ref,
-                    "upto_gpu_ms": upto,
-                    "upto_storage_gb_ms": upto_gb_ms,
-                    "upto_egress_bytes": upto_bytes,
-                    "storage_micros": storage_due,
-                    "egress_micros": egress_due,
-                },
-            )
-        plans.append((account, settlement, transfer))
-    transfers = [t for _, _, t in plans if t is not None]
-    try:
-        with transaction.atomic():
-            txns = iter(ledger_transfer_many(transfers=transfers))
-    except InsufficientFunds:
-        # A customer's escrow cannot cover its usage (its holds were released meanwhile): settle the others, leave
-        # that lease pending. Withholding planned for the unwritten transactions is undone first.
-        withholding_discard(source_keys=[t.key for t in transfers])
-        if len(plans) == 1:
-            logger.warning("escrow cannot cover usage of lease %s; left pending", plans[0][0].lease_ref)
-            return []
-        settled: list[Settlement] = []
-        for account, _, _ in plans:
-            settled += _settle_locked([account])
-        return settled
-    for _, settlement, transfer in plans:
-        if transfer is not None:
-            settlement.ledger_transaction = next(txns)
-    for anomaly in anomalies:  # one flag per lease and kind: a lease capped at every settlement is one anomaly
+        delta = room
+        storage_due = min(storage_due, delta)  # what the hold cannot cover is cut from GPU time, egress, storage
+        egress_due = min(egress_due, delta - storage_due)
+    batch.job_room[account.job_ref] -= delta
+    return delta, storage_due, egress_due
+
+
+def _settlement_plan(
+    account: LeaseAccount, *, usage: _PendingUsage, ledger: _SystemAccounts, batch: _Batch
+) -> _Plan | None:
+    """The settlement of one lease up to what THE RULE lets it bill now and the ledger transfer that pays it (None
+    when nothing is due); None when nothing new is billable (the claims are ahead of the broker clock)."""
+    ref = account.lease_ref
+    batch.claimed[ref] = account.claimed_gpu_ms + usage.gpu_ms[ref]
+    due = _due(
+        account=account, new_gb_ms=usage.gb_ms[ref], new_bytes=usage.egress_bytes[ref], claimed_ms=batch.claimed[ref]
+    )
+    upto, upto_gb_ms, upto_bytes = due.upto_gpu_ms, due.upto_gb_ms, due.upto_bytes
+    if (upto, upto_gb_ms, upto_bytes) == (
+        account.rated_gpu_ms,
+        account.rated_storage_gb_ms,
+        account.rated_egress_bytes,
+    ):
+        return None  # the usage is kept as evidence (rated, no settlement)
+    delta, storage_due, egress_due = _cap_at_job_hold(account, due=due, batch=batch)
+    fee, reserve, share = charge_split(amount_micros=delta)
+    # The idempotency key names the cumulative usage; leases without storage/egress keep the GPU-only key.
+    key = f"settle:{ref}:{upto}" if not (upto_gb_ms or upto_bytes) else f"settle:{ref}:{upto}:{upto_gb_ms}:{upto_bytes}"
+    settlement = Settlement(
+        lease_account=account,
+        gpu_ms=upto - account.rated_gpu_ms,
+        upto_gpu_ms=upto,
+        upto_storage_gb_ms=upto_gb_ms,
+        upto_egress_bytes=upto_bytes,
+        storage_micros=storage_due,
+        egress_micros=egress_due,
+        charged_micros=delta,
+        fee_micros=fee,
+        reserve_micros=reserve,
+        provider_micros=share,
+    )
+    if delta <= 0:
+        return account, settlement, None
+    revenue, reserve_fund = ledger.system()
+    legs: list[tuple[Account, int]] = [(ledger.escrow(account), -delta), (revenue, fee), (reserve_fund, reserve)]
+    legs += provider_share_split(provider_user=account.provider, amount_micros=share, source_key=key, lease_ref=ref)
+    transfer = Transfer(
+        key=key,
+        kind="usage_settlement",
+        legs=[(a, amt) for a, amt in legs if amt],
+        memo=f"Usage of lease {ref}: {(upto - account.rated_gpu_ms) / 1000:.3f} GPU-s",
+        metadata={
+            "lease_ref": ref,
+            "job_ref": account.job_ref,
+            "upto_gpu_ms": upto,
+            "upto_storage_gb_ms": upto_gb_ms,
+            "upto_egress_bytes": upto_bytes,
+            "storage_micros": storage_due,
+            "egress_micros": egress_due,
+        },
+    )
+    return account, settlement, transfer
+
+
+_ACCOUNT_TOTALS = [
+    "rated_gpu_ms",
+    "claimed_gpu_ms",
+    "rated_storage_gb_ms",
+    "rated_egress_bytes",
+    "charged_micros",
+    "charged_storage_micros",
+    "charged_egress_micros",
+    "fee_micros",
+    "reserve_micros",
+    "provider_micros",
+]
+
+
+def _settlements_record(
+    plans: list[_Plan], *, usage: _PendingUsage, by_ref: dict[int, LeaseAccount], batch: _Batch
+) -> list[Settlement]:
+    """Write the settled plans (ledger transactions already written): settlements, rated usage, account totals
+    (claims of every lease of the batch), and the anomalies flagged (one per lease and kind)."""
+    for anomaly in batch.anomalies:
         if not UsageAnomaly.objects.filter(kind=anomaly["kind"], lease_ref=anomaly["lease_ref"]).exists():
             usage_anomaly_record(**anomaly)
     settlements = Settlement.objects.bulk_create([s for _, s, _ in plans])
-    all_good = [pk for ref in good for pk in good[ref]]
+    all_good = [pk for ref in usage.pks for pk in usage.pks[ref]]
     if all_good:
         UsageRecord.objects.filter(pk__in=all_good).update(
             status=UsageStatus.RATED,
@@ -359,23 +381,43 @@ def _settle_locked(accounts: list[LeaseAccount]) -> list[Settlement]:
         account.reserve_micros += settlement.reserve_micros
         account.provider_micros += settlement.provider_micros
     for ref, account in by_ref.items():
-        account.claimed_gpu_ms = claimed[ref]
-    LeaseAccount.objects.bulk_update(
-        list(by_ref.values()),
-        [
-            "rated_gpu_ms",
-            "claimed_gpu_ms",
-            "rated_storage_gb_ms",
-            "rated_egress_bytes",
-            "charged_micros",
-            "charged_storage_micros",
-            "charged_egress_micros",
-            "fee_micros",
-            "reserve_micros",
-            "provider_micros",
-        ],
-    )
+        account.claimed_gpu_ms = batch.claimed[ref]
+    LeaseAccount.objects.bulk_update(list(by_ref.values()), _ACCOUNT_TOTALS)
     return settlements
+
+
+def _settle_locked(accounts: list[LeaseAccount]) -> list[Settlement]:
+    """Rate and settle the pending usage of `accounts`, whose rows the caller holds locked (pk order)."""
+    if not accounts:
+        return []
+    by_ref = {a.lease_ref: a for a in accounts}
+    # Withholding hooks lock what they need for this batch's providers now, in one global order, so that withholding
+    # (provider_share_split, lease by lease) never takes locks in an order another settler could reverse.
+    withholding_lock(provider_ids={a.provider_id for a in accounts})
+    usage = _pending_usage_sort(by_ref)
+    ledger = _SystemAccounts()
+    batch = _Batch(job_room=_job_room(accounts))
+    planned = [_settlement_plan(by_ref[ref], usage=usage, ledger=ledger, batch=batch) for ref in sorted(by_ref)]
+    plans = [plan for plan in planned if plan is not None]
+    transfers = [t for _, _, t in plans if t is not None]
+    try:
+        with transaction.atomic():
+            txns = iter(ledger_transfer_many(transfers=transfers))
+    except InsufficientFunds:
+        # A customer's escrow cannot cover its usage (its holds were released meanwhile): settle the others, leave
+        # that lease pending. Withholding planned for the unwritten transactions is undone first.
+        withholding_discard(source_keys=[t.key for t in transfers])
+        if len(plans) == 1:
+            logger.warning("escrow cannot cover usage of lease %s; left pending", plans[0][0].lease_ref)
+            return []
+        settled: list[Settlement] = []
+        for account, _, _ in plans:
+            settled += _settle_locked([account])
+        return settled
+    for _, settlement, transfer in plans:
+        if transfer is not None:
+            settlement.ledger_transaction = next(txns)
+    return _settlements_record(plans, usage=usage, by_ref=by_ref, batch=batch)
 
 
 @dataclass(frozen=True)
@@ -534,27 +576,7 @@ def lease_settle_final(
         UsageRecord.objects.filter(lease_ref=lease_ref, status=UsageStatus.PENDING).update(
             status=UsageStatus.EXCLUDED, exclusion_reason="escrow could not cover it at close: not charged"
         )
-        # Job-level: what the job's leases were charged and what billing already returned for the job
-        # come out of the hold first, so a failed-over job's earlier leases are not released twice.
-        hold = release_unused_hold_micros  # 0 while the job goes on (failover): nothing is released yet
-        job_totals = LeaseAccount.objects.filter(job_ref=account.job_ref).aggregate(
-            charged=Sum("charged_micros"), released=Sum("released_micros")
-        )
-        release = max(0, hold - (job_totals["charged"] or 0) - (job_totals["released"] or 0))
-        if release:
-            escrow = account_get(kind=AccountKind.CUSTOMER_ESCROW, user=account.customer)
-            escrow.refresh_from_db(fields=["balance"])
-            release = min(release, escrow.balance)
-        if release:
-            wallet = account_get(kind=AccountKind.CUSTOMER_WALLET, user=account.customer)
-            ledger_transfer(
-                key=f"release:{lease_ref}",
-                kind="escrow_release",
-                legs=[(escrow, -release), (wallet, release)],
-                memo=f"Unused hold of lease {lease_ref}",
-                metadata={"lease_ref": lease_ref, "job_ref": job_ref},
-            )
-        account.released_micros = release
+        account.released_micros = _release_unused_hold(account=account, hold=release_unused_hold_micros)
         account.status = LeaseAccountStatus.CLOSED
         account.failed = failed
         account.closed_at = timezone.now()
@@ -564,6 +586,32 @@ def lease_settle_final(
 
             sla_credit_for_failed_lease(lease_ref=lease_ref)
         return account
+
+
+def _release_unused_hold(*, account: LeaseAccount, hold: int) -> int:
+    """Return the job's unused hold to the wallet; `hold` is 0 while the job goes on (failover): nothing yet.
+
+    Job-level: what the job's leases were charged and what billing already returned for the job come out of the
+    hold first, so a failed-over job's earlier leases are not released twice. Returns what was released."""
+    job_totals = LeaseAccount.objects.filter(job_ref=account.job_ref).aggregate(
+        charged=Sum("charged_micros"), released=Sum("released_micros")
+    )
+    release = max(0, hold - (job_totals["charged"] or 0) - (job_totals["released"] or 0))
+    if not release:
+        return 0
+    escrow = account_get(kind=AccountKind.CUSTOMER_ESCROW, user=account.customer)
+    escrow.refresh_from_db(fields=["balance"])
+    release = min(release, escrow.balance)
+    if release:
+        wallet = account_get(kind=AccountKind.CUSTOMER_WALLET, user=account.customer)
+        ledger_transfer(
+            key=f"release:{account.lease_ref}",
+            kind="escrow_release",
+            legs=[(escrow, -release), (wallet, release)],
+            memo=f"Unused hold of lease {account.lease_ref}",
+            metadata={"lease_ref": account.lease_ref, "job_ref": account.job_ref},
+        )
+    return release
 
 
 def _flag_claims_beyond_clock(*, account: LeaseAccount) -> None:

@@ -127,6 +127,42 @@ def _check_reports(
             raise _Refused(message=message, code=code, lease_id=report["lease_id"], job_id=lease.job_id)
 
 
+def _apply_reports(
+    *, node: Node, leases: Sequence[dict[str, Any]], now: datetime
+) -> tuple[list[int], list[int], list[dict[str, Any]]]:
+    """Inside the heartbeat's transaction: check the node's own reports (raises _Refused), activate the leases
+    they start, record the usage, end the leases whose workload exited. Returns (activated, ended, ignored)."""
+    owned = agent_node_leases(node=node, lease_ids=[report["lease_id"] for report in leases])
+    own_reports = [report for report in leases if report["lease_id"] in owned]
+    _check_reports(node=node, reports=own_reports, owned=owned, now=now)
+    ignored = [
+        {"lease_id": report["lease_id"], "seq": report["seq"], "reason": "not a lease of this node"}
+        for report in leases
+        if report["lease_id"] not in owned
+    ]
+    # a lease starts on a report of it running or of usage; a zero-usage "exited" report is the agent
+    # closing a lease it never started (e.g. withdrawn before it began): that must not activate it
+    started = {r["lease_id"] for r in own_reports if r["state"] == "running" or r["gpu_seconds"] > 0}
+    activated = [
+        lease_id
+        for lease_id in sorted(started)
+        if owned[lease_id].state == LeaseState.RESERVED and lease_activate(lease_id=lease_id, now=now)
+    ]
+    if own_reports:
+        usage_ingest(node_id=node.pk, reports=own_reports)
+    exit_at = {r["lease_id"]: r["interval_end"] for r in own_reports if r["state"] == "exited"}
+    # the workload is over: free the GPUs now and settle, so no capacity is held after it closed; the exit
+    # report may only shorten the billed time (the broker clock stops at its end)
+    ended = [
+        lease_id
+        for lease_id in sorted(exit_at)
+        if lease_end(
+            lease_id=lease_id, reason="workload exited", complete_job=True, billed_until=min(exit_at[lease_id], now)
+        )
+    ]
+    return activated, ended, ignored
+
+
 def agent_heartbeat(
     *,
     node: Node,
@@ -154,38 +190,7 @@ def agent_heartbeat(
             # the broker clock of the node's running leases (billing/services/metering.py, THE RULE)
             lease_clock_advance(node_id=node.pk, seen_at=seen_at, previous=previous)
             added = node_uptime_add(node_id=node.pk, previous=previous, now=now)
-            activated: list[int] = []
-            ended: list[int] = []
-            ignored: list[dict[str, Any]] = []
-            if leases:
-                owned = agent_node_leases(node=node, lease_ids=[report["lease_id"] for report in leases])
-                own_reports = [report for report in leases if report["lease_id"] in owned]
-                _check_reports(node=node, reports=own_reports, owned=owned, now=now)
-                ignored = [
-                    {"lease_id": report["lease_id"], "seq": report["seq"], "reason": "not a lease of this node"}
-                    for report in leases
-                    if report["lease_id"] not in owned
-                ]
-                # a lease starts on a report of it running or of usage; a zero-usage "exited" report is the agent
-                # closing a lease it never started (e.g. withdrawn before it began): that must not activate it
-                started = {r["lease_id"] for r in own_reports if r["state"] == "running" or r["gpu_seconds"] > 0}
-                for lease_id in sorted(started):
-                    if owned[lease_id].state == LeaseState.RESERVED and lease_activate(lease_id=lease_id, now=now):
-                        activated.append(lease_id)
-                if own_reports:
-                    usage_ingest(node_id=node.pk, reports=own_reports)
-                finished = sorted({r["lease_id"] for r in own_reports if r["state"] == "exited"})
-                exit_at = {r["lease_id"]: r["interval_end"] for r in own_reports if r["state"] == "exited"}
-                for lease_id in finished:
-                    # the workload is over: free the GPUs now and settle, so no capacity is held after it closed;
-                    # the exit report may only shorten the billed time (the broker clock stops at its end)
-                    if lease_end(
-                        lease_id=lease_id,
-                        reason="workload exited",
-                        complete_job=True,
-                        billed_until=min(exit_at[lease_id], now),
-                    ):
-                        ended.append(lease_id)
+            activated, ended, ignored = _apply_reports(node=node, leases=leases, now=now) if leases else ([], [], [])
     except _Refused as refused:
         # the heartbeat rolled back (nothing recorded, not even liveness); the refusal is flagged for staff
         usage_anomaly_record(

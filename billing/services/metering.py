@@ -296,6 +296,13 @@ def lease_clock_advance(*, node_id: int, seen_at: datetime, previous: datetime |
     ).update(seen_until=capped)
 
 
+def lease_clock_replay(*, lease_ref: int, until: datetime) -> int:
+    """History replay only (broker/services/replay.py writes months of simulated market history in a few calls): the
+    broker is taken to have seen the lease's node heartbeat up to `until`, as `lease_clock_advance` would have on
+    each heartbeat. Never called on an agent's word."""
+    return LeaseAccount.objects.filter(lease_ref=lease_ref, status=LeaseAccountStatus.OPEN).update(seen_until=until)
+
+
 def observed_wall_ms(*, account: LeaseAccount) -> int:
     """Milliseconds the broker observed the lease running: active_from → min(seen_until, period_end)."""
     if account.active_from is None or account.seen_until is None:

@@ -24,6 +24,14 @@ class JobMode(models.TextChoices):
     RESERVED = "reserved", "Reserved"
 
 
+class Placement(models.TextChoices):
+    """Which feasible offer an on-demand or reserved job takes (never above its max price)."""
+
+    CHEAPEST = "cheapest", "Cheapest offer"
+    PERF_PER_DOLLAR = "perf_per_dollar", "Best performance per dollar"
+    RELIABLE = "reliable", "Most reliable"
+
+
 class Job(models.Model):
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="jobs")
     name = models.CharField(max_length=200)
@@ -41,6 +49,15 @@ class Job(models.Model):
     min_cpu_cores_per_gpu = models.PositiveIntegerField(null=True, blank=True)
     min_ram_gb_per_gpu = models.PositiveIntegerField(null=True, blank=True)
     min_disk_gb_per_gpu = models.PositiveIntegerField(null=True, blank=True)
+    node = models.ForeignKey(
+        Node,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="The node the job was booked on from an offer (it takes that node or none)",
+    )
+    placement = models.CharField(max_length=16, choices=Placement.choices, default=Placement.CHEAPEST)
     # Workload.
     image = models.CharField(max_length=300)
     command = models.TextField(blank=True)
@@ -110,6 +127,10 @@ class Lease(models.Model):
     node = models.ForeignKey(Node, on_delete=models.PROTECT, related_name="leases")
     gpu_slots = models.JSONField(default=list, help_text="GPU indices on the node")
     gpu_count = models.PositiveSmallIntegerField()
+    # Consumable node resources the lease holds for its period (GPUs × the job's per-GPU minimums).
+    cpu_cores = models.PositiveIntegerField(default=0, help_text="CPU cores of the node this lease holds")
+    ram_gb = models.PositiveIntegerField(default=0, help_text="RAM (GB) of the node this lease holds")
+    disk_gb = models.PositiveIntegerField(default=0, help_text="Disk (GB) of the node this lease holds")
     price_micros = models.BigIntegerField(help_text="Agreed price per GPU-hour, micro-USD")
     starts_at = models.DateTimeField()
     ends_at = models.DateTimeField()
@@ -117,6 +138,7 @@ class Lease(models.Model):
     activated_at = models.DateTimeField(null=True, blank=True)
     ended_at = models.DateTimeField(null=True, blank=True)
     end_reason = models.CharField(max_length=200, blank=True)
+    placement_note = models.CharField(max_length=300, blank=True, help_text="Why the job was placed on this node")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

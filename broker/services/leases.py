@@ -46,6 +46,67 @@ class LeasePlan:
     price_micros: int
     starts_at: datetime
     ends_at: datetime
+    cpu_cores: int = 0  # consumable node resources the lease holds (GPUs × the job's per-GPU minimums)
+    ram_gb: int = 0
+    disk_gb: int = 0
+    placement_note: str = ""  # why the job went to this node (the job page shows it)
+
+    @property
+    def resources(self) -> tuple[int, int, int]:
+        return (self.cpu_cores, self.ram_gb, self.disk_gb)
+
+
+def job_resources(*, job: Job, gpus: int) -> tuple[int, int, int]:
+    """CPU cores, RAM and disk a lease of `gpus` GPUs for the job consumes on its node."""
+    return (
+        gpus * (job.min_cpu_cores_per_gpu or 0),
+        gpus * (job.min_ram_gb_per_gpu or 0),
+        gpus * (job.min_disk_gb_per_gpu or 0),
+    )
+
+
+def leases_fit_node_resources(
+    *, plans: Sequence[LeasePlan], ignore_lease_ids: Sequence[int] = ()
+) -> tuple[list[LeasePlan], list[LeasePlan]]:
+    """The database-side check that no node's CPU, RAM or disk is overcommitted (call inside the writing
+    transaction): locks the plans' node rows in id order, then accepts each plan (in the given order) whose
+    needs fit in the node's totals minus every holding lease overlapping its period (and the plans accepted
+    before it). Summing every overlapping lease over-counts (never under-counts) the load at any instant.
+    `ignore_lease_ids`: leases about to be preempted in the same transaction. Returns (kept, refused)."""
+    needy = [p for p in plans if any(p.resources)]
+    if not needy:
+        return list(plans), []
+    node_ids = sorted({p.node_id for p in needy})
+    totals = {
+        pk: (cpu, ram, disk)
+        for pk, cpu, ram, disk in Node.objects.select_for_update()
+        .filter(pk__in=node_ids)
+        .order_by("pk")
+        .values_list("pk", "cpu_cores", "ram_gb", "disk_gb")
+    }
+    lo = min(p.starts_at for p in needy)
+    held: dict[int, list[tuple[datetime, datetime, tuple[int, int, int]]]] = {}
+    for node_id, s, e, cpu, ram, disk in (
+        Lease.objects.filter(node_id__in=node_ids, state__in=HOLDING_STATES, ends_at__gt=lo)
+        .exclude(pk__in=list(ignore_lease_ids))
+        .values_list("node_id", "starts_at", "ends_at", "cpu_cores", "ram_gb", "disk_gb")
+    ):
+        held.setdefault(node_id, []).append((s, e, (cpu, ram, disk)))
+    kept: list[LeasePlan] = []
+    refused: list[LeasePlan] = []
+    for p in plans:
+        if not any(p.resources):
+            kept.append(p)
+            continue
+        periods = held.setdefault(p.node_id, [])
+        load = [sum(r[k] for s, e, r in periods if s < p.ends_at and e > p.starts_at) for k in range(3)]
+        total = totals.get(p.node_id, (0, 0, 0))
+        if all(load[k] + p.resources[k] <= total[k] for k in range(3)):
+            kept.append(p)
+            periods.append((p.starts_at, p.ends_at, p.resources))
+        else:
+            refused.append(p)
+    return kept, refused
 
 
 def lease_slots_conflicting(*, node_id: int, slots: Sequence[int], starts_at: datetime, ends_at: datetime) -> bool:
@@ -81,6 +142,10 @@ def leases_create_bulk(
                     node_id=p.node_id,
                     gpu_slots=list(p.gpu_slots),
                     gpu_count=len(p.gpu_slots),
+                    cpu_cores=p.cpu_cores,
+                    ram_gb=p.ram_gb,
+                    disk_gb=p.disk_gb,
+                    placement_note=p.placement_note[:300],
                     price_micros=p.price_micros,
                     starts_at=p.starts_at,
                     ends_at=p.ends_at,
@@ -121,8 +186,8 @@ def _copy_leases(*, plans: Sequence[LeasePlan], now: datetime) -> list[int]:
         ids = [row[0] for row in cursor.fetchall()]
         raw = cursor.cursor  # the psycopg cursor
         with raw.copy(
-            "COPY broker_lease (id, job_id, node_id, gpu_slots, gpu_count, price_micros, starts_at, ends_at, "
-            "state, end_reason, created_at) FROM STDIN"
+            "COPY broker_lease (id, job_id, node_id, gpu_slots, gpu_count, cpu_cores, ram_gb, disk_gb, "
+            "placement_note, price_micros, starts_at, ends_at, state, end_reason, created_at) FROM STDIN"
         ) as copy:
             for lease_id, p in zip(ids, plans, strict=True):
                 copy.write_row(
@@ -132,6 +197,10 @@ def _copy_leases(*, plans: Sequence[LeasePlan], now: datetime) -> list[int]:
                         p.node_id,
                         json.dumps(list(p.gpu_slots)),
                         len(p.gpu_slots),
+                        p.cpu_cores,
+                        p.ram_gb,
+                        p.disk_gb,
+                        p.placement_note[:300],
                         p.price_micros,
                         p.starts_at,
                         p.ends_at,
@@ -168,11 +237,18 @@ def lease_create(
     *, job_id: int, node_id: int, gpu_slots: Sequence[int], price_micros: int, starts_at: datetime, ends_at: datetime
 ) -> Lease:
     """One lease for a pending job (manual assignment, tests): job pending → matched, slots held."""
-    plan = LeasePlan(job_id, node_id, sorted(gpu_slots), price_micros, starts_at, ends_at)
+    job = Job.objects.get(pk=job_id)
+    cpu, ram, disk = job_resources(job=job, gpus=len(gpu_slots))
+    plan = LeasePlan(job_id, node_id, sorted(gpu_slots), price_micros, starts_at, ends_at, cpu, ram, disk)
     with transaction.atomic():
         # Two assignments to one node wait here, one after the other: without the row lock their
         # concurrent slot inserts can deadlock inside PostgreSQL's exclusion-constraint check.
         list(Node.objects.select_for_update().filter(pk=node_id).values_list("pk", flat=True))
+        if leases_fit_node_resources(plans=[plan])[1]:
+            raise Conflict(
+                f"Node {node_id} does not have {cpu} CPU cores, {ram} GB RAM and {disk} GB disk free "
+                "for that period (other leases hold them)."
+            )
         if not job_transition(
             job_id=job_id,
             from_states=[JobState.PENDING],

@@ -184,3 +184,38 @@ class MatchRound(models.Model):
 
     def __str__(self) -> str:
         return f"round {self.pk} {self.shard}: {self.placed}/{self.jobs_considered}"
+
+
+class PriceOfferState(models.TextChoices):
+    PENDING = "pending", "Waiting for the provider"
+    ACCEPTED = "accepted", "Accepted (leased)"
+    DECLINED = "declined", "Declined by the provider"
+    LAPSED = "lapsed", "Lapsed (the job or the node could no longer take it)"
+
+
+class PriceOffer(models.Model):
+    """A staff assignment priced below the provider's ask (or an interruptible min_bid): issue 12 point 5.
+
+    No lease is ever priced below the provider's floor without the provider's consent: staff's override becomes this
+    offer, and only the provider's acceptance (`/provider/offers/`) leases the job at the offered price."""
+
+    job = models.ForeignKey("Job", on_delete=models.CASCADE, related_name="price_offers")
+    node = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="price_offers")
+    price_micros = models.BigIntegerField(help_text="Offered price per GPU-hour, micro-USD")
+    floor_micros = models.BigIntegerField(help_text="The provider's ask (or min bid) when offered")
+    reason = models.CharField(max_length=500, blank=True)
+    created_by = models.ForeignKey("auth.User", null=True, on_delete=models.SET_NULL, related_name="+")
+    state = models.CharField(max_length=10, choices=PriceOfferState.choices, default=PriceOfferState.PENDING)
+    outcome = models.CharField(max_length=300, blank=True)
+    lease = models.OneToOneField("Lease", null=True, blank=True, on_delete=models.SET_NULL, related_name="offer")
+    created_at = models.DateTimeField(auto_now_add=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(price_micros__gte=0), name="price_offer_price_non_negative")
+        ]
+
+    def __str__(self) -> str:
+        return f"offer #{self.pk}: job {self.job_id} on node {self.node_id}"

@@ -23,10 +23,11 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from billing.services.metering import DEFAULT_EGRESS_BYTES_PER_S
 from billing.services.settlement import lease_account_open, lease_settle_final
 from billing.services.sla import sla_credit_for_failed_lease
 from broker import dispatch
-from broker.models import Job, JobState, Lease, LeaseSlot, LeaseState
+from broker.models import Job, JobMode, JobState, Lease, LeaseSlot, LeaseState, PriceOffer
 from broker.services.jobs_state import job_transition
 from common.errors import Conflict
 from common.money import prorate
@@ -117,7 +118,11 @@ def lease_slots_conflicting(*, node_id: int, slots: Sequence[int], starts_at: da
 
 
 def leases_create_bulk(
-    *, plans: Sequence[LeasePlan], check_overlap: bool | None = None, timings: dict[str, float] | None = None
+    *,
+    plans: Sequence[LeasePlan],
+    check_overlap: bool | None = None,
+    timings: dict[str, float] | None = None,
+    check_price: bool = True,
 ) -> list[int]:
     """Insert reserved leases and their slots (call inside the round's transaction); returns lease ids in
     plan order. On PostgreSQL the exclusion constraint is the guard (an overlap raises IntegrityError and
@@ -125,6 +130,8 @@ def leases_create_bulk(
     slots first (Conflict on overlap) and rows go in with bulk_create."""
     if not plans:
         return []
+    if check_price:  # price consent: never below the provider's ask / min bid (lease_create checks its own)
+        _check_prices(plans)
     connection = transaction.get_connection()
     if check_overlap is None:
         check_overlap = connection.vendor != "postgresql"
@@ -216,6 +223,33 @@ def _copy_leases(*, plans: Sequence[LeasePlan], now: datetime) -> list[int]:
     return ids
 
 
+def price_floor(*, mode: str, ask_micros: int, min_bid_micros: int) -> int:
+    """The lowest price per GPU-hour the provider consented to by listing: its ask, or for interruptible work its
+    minimum bid (issue 12 point 5). Below it a lease needs the provider's acceptance of a PriceOffer."""
+    return min_bid_micros if mode == JobMode.INTERRUPTIBLE else ask_micros
+
+
+def _check_prices(plans: Sequence[LeasePlan]) -> None:
+    """Price consent: refuse (409 `below_ask`) a plan priced below its node's floor (two queries)."""
+    modes = dict(Job.objects.filter(pk__in={p.job_id for p in plans}).values_list("pk", "mode"))
+    floors = {
+        pk: (ask, min_bid)
+        for pk, ask, min_bid in Node.objects.filter(pk__in={p.node_id for p in plans}).values_list(
+            "pk", "price_micros", "min_bid_micros"
+        )
+    }
+    for p in plans:
+        ask, min_bid = floors[p.node_id]
+        floor = price_floor(mode=modes[p.job_id], ask_micros=ask, min_bid_micros=min_bid)
+        if p.price_micros < floor:
+            raise Conflict(
+                f"Job {p.job_id} cannot be leased on node {p.node_id} at {p.price_micros} micro-USD per GPU-hour: the "
+                f"provider's {'minimum bid' if modes[p.job_id] == JobMode.INTERRUPTIBLE else 'ask'} is {floor}. "
+                "A lower price needs the provider's acceptance of a price offer.",
+                code="below_ask",
+            )
+
+
 def _check_overlaps(plans: Sequence[LeasePlan]) -> None:
     """Overlap re-check for databases without the exclusion constraint: against the database and within the batch."""
     seen: dict[tuple[int, int], list[tuple[datetime, datetime]]] = {}
@@ -234,12 +268,28 @@ def _check_overlaps(plans: Sequence[LeasePlan]) -> None:
 
 
 def lease_create(
-    *, job_id: int, node_id: int, gpu_slots: Sequence[int], price_micros: int, starts_at: datetime, ends_at: datetime
+    *,
+    job_id: int,
+    node_id: int,
+    gpu_slots: Sequence[int],
+    price_micros: int,
+    starts_at: datetime,
+    ends_at: datetime,
+    consented_offer_id: int | None = None,
 ) -> Lease:
-    """One lease for a pending job (manual assignment, tests): job pending → matched, slots held."""
+    """One lease for a pending job (manual assignment, tests): job pending → matched, slots held.
+
+    Never below the provider's floor (409 `below_ask`) unless `consented_offer_id` names the PriceOffer the
+    provider accepted at this price (services/price_offers.py)."""
     job = Job.objects.get(pk=job_id)
     cpu, ram, disk = job_resources(job=job, gpus=len(gpu_slots))
     plan = LeasePlan(job_id, node_id, sorted(gpu_slots), price_micros, starts_at, ends_at, cpu, ram, disk)
+    if consented_offer_id is None:
+        _check_prices([plan])
+    elif not PriceOffer.objects.filter(
+        pk=consented_offer_id, job_id=job_id, node_id=node_id, price_micros=price_micros
+    ).exists():
+        raise Conflict("The price offer does not match this lease.", code="below_ask")
     with transaction.atomic():
         # Two assignments to one node wait here, one after the other: without the row lock their
         # concurrent slot inserts can deadlock inside PostgreSQL's exclusion-constraint check.
@@ -258,7 +308,7 @@ def lease_create(
         ):
             raise Conflict(f"Job {job_id} is not pending; it cannot be leased.")
         _check_overlaps([plan])  # on PostgreSQL the constraint would catch it too; a clear 409 is nicer
-        lease_id = leases_create_bulk(plans=[plan], check_overlap=False)[0]
+        lease_id = leases_create_bulk(plans=[plan], check_overlap=False, check_price=False)[0]
         return Lease.objects.get(pk=lease_id)
 
 
@@ -278,16 +328,25 @@ def _close(*, lease_id: int, to_state: LeaseState, reason: str, now: datetime) -
     return Lease.objects.select_related("job", "job__customer__user", "node__provider__user").get(pk=lease_id)
 
 
-def lease_activate(*, lease_id: int) -> bool:
-    """reserved → active on the agent's first usage report; the job matched → running."""
-    now = timezone.now()
+def lease_activate(*, lease_id: int, now: datetime | None = None) -> bool:
+    """reserved → active on the agent's first usage report; the job matched → running.
+
+    Activation starts the broker clock billing meters (billing/services/metering.py, THE RULE): never before the
+    lease's scheduled start. The billing account carries the job's escrow hold, which bounds all its charges.
+    """
+    now = now or timezone.now()
     with transaction.atomic():
+        starts_at = Lease.objects.filter(pk=lease_id).values_list("starts_at", flat=True).first()
+        if starts_at is None:
+            return False
+        active_from = max(now, starts_at)
         updated = Lease.objects.filter(pk=lease_id, state=LeaseState.RESERVED).update(
-            state=LeaseState.ACTIVE, activated_at=now
+            state=LeaseState.ACTIVE, activated_at=active_from
         )
         if not updated:
             return False
         lease = Lease.objects.select_related("job__customer__user", "node__provider__user").get(pk=lease_id)
+        node = lease.node
         job_transition(
             job_id=lease.job_id, from_states=[JobState.MATCHED], to_state=JobState.RUNNING, note="agent started"
         )
@@ -299,17 +358,24 @@ def lease_activate(*, lease_id: int) -> bool:
             node_id=lease.node_id,
             price_micros=lease.price_micros,
             gpu_count=lease.gpu_count,
-            hold_micros=0,
-            storage_price_micros=lease.node.storage_price_micros,
-            egress_price_micros=lease.node.egress_price_micros,
+            hold_micros=lease.job.held_micros,
+            active_from=active_from,
+            period_end=lease.ends_at,
+            storage_price_micros=node.storage_price_micros,
+            egress_price_micros=node.egress_price_micros,
+            storage_gb_cap=node.disk_gb,
+            egress_bytes_per_s_cap=node.inet_up_mbps * 125_000 or DEFAULT_EGRESS_BYTES_PER_S,
         )
     return True
 
 
-def lease_end(*, lease_id: int, reason: str = "completed", complete_job: bool = False) -> bool:
+def lease_end(
+    *, lease_id: int, reason: str = "completed", complete_job: bool = False, billed_until: datetime | None = None
+) -> bool:
     """reserved/active → ended; the GPUs free up from now. With `complete_job` (lease expiry, workload
     finished) the job moves matched/running → completed and its unused escrow is released; without it
-    (e.g. the booking service ending leases of a job it is cancelling) the caller owns the job's state."""
+    (e.g. the booking service ending leases of a job it is cancelling) the caller owns the job's state.
+    `billed_until` (the agent's exit report) may stop the billing clock earlier than now, never later."""
     now = timezone.now()
     with transaction.atomic():
         lease = _close(lease_id=lease_id, to_state=LeaseState.ENDED, reason=reason, now=now)
@@ -319,7 +385,8 @@ def lease_end(*, lease_id: int, reason: str = "completed", complete_job: bool = 
             job_id=lease.job_id, from_states=LIVE_JOB_STATES, to_state=JobState.COMPLETED, note=f"lease ended: {reason}"
         )
         if completed:  # without complete_job the caller (e.g. job_cancel) owns the job's state and its money
-            _lease_close_money(lease=lease, job_terminal=True, failed=False)
+            ended_at = min(billed_until, now) if billed_until is not None else now
+            _lease_close_money(lease=lease, job_terminal=True, failed=False, ended_at=ended_at)
     return True
 
 
@@ -392,7 +459,7 @@ def lease_cost_so_far(*, lease: Lease, now: datetime | None = None) -> int:
 # ---------------------------------------------------------------------------------------------
 # MONEY HOOK — billing takes this over. Everything money-related a lease close does is here.
 # ---------------------------------------------------------------------------------------------
-def _lease_close_money(*, lease: Lease, job_terminal: bool, failed: bool) -> None:
+def _lease_close_money(*, lease: Lease, job_terminal: bool, failed: bool, ended_at: datetime | None = None) -> None:
     """Close the lease's money.
 
     - A lease that ran (activated) has a billing account: `billing.services.settlement.lease_settle_final`
@@ -414,6 +481,7 @@ def _lease_close_money(*, lease: Lease, job_terminal: bool, failed: bool) -> Non
                 customer_user=job.customer.user,
                 release_unused_hold_micros=release_hold,
                 failed=failed,
+                ended_at=ended_at or lease.ended_at,
             )
         except Exception:  # a missing account must not block failover; fall through to the plain release
             log.exception("lease_settle_final failed for lease %s", lease.pk)

@@ -454,8 +454,9 @@ def test_heartbeat_is_a_handful_of_queries(django_assert_max_num_queries: Any, u
     boundary = _minute_start_behind(timezone.now(), at_least_s=16)
     Node.objects.filter(pk=node.pk).update(last_heartbeat_at=boundary + timedelta(seconds=1))
     # steady state (within the minute: no reliability refresh): the token lookup is cached; node lock, heartbeat
-    # insert, node update, uptime bucket, lease lookup (+ savepoints), and whether a compute challenge waits
-    with django_assert_max_num_queries(10):
+    # insert, node update, uptime bucket, the broker clock of the node's leases (one UPDATE, issue 12), lease
+    # lookup (+ savepoints), and whether a compute challenge waits
+    with django_assert_max_num_queries(11):
         response = client.post("/api/v1/agent/heartbeat", {"seq": 2, "leases": [report(lease.pk, 1)]}, format="json")
     assert response.status_code == 200
     # a repeated seq: auth, the refused insert, the duplicate check (+ savepoint statements), the challenge check

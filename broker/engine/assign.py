@@ -60,6 +60,7 @@ class Assigner:
         self.req_class = req_class
         self.jobs, self.nodes, self.feas, self.now, self.w = jobs, nodes, feas, now, weights
         self.slot_free_at = slot_free_at  # mutated as slots are taken
+        self.initial_free_at = slot_free_at.copy()  # the snapshot: what this round has not touched
         self.free_now: IntA = (slot_free_at <= now).sum(axis=1)
         self.base = node_base_score(nodes, weights)
         self.max_slots = max(int(nodes.gpu_count.max()) if nodes.count else 1, 1)
@@ -182,6 +183,9 @@ class Assigner:
     def augment_singles(self) -> None:
         jobs = self.jobs
         single = np.flatnonzero((jobs.gpu_count == 1) & (self.start <= self.now))
+        # A single whose slot a later job was stacked on this round (its free_at moved past the single's
+        # end) is pinned: releasing it would free the slot over the later holding (a time overlap).
+        single = single[[not self._stacked_on(int(j)) for j in single.tolist()]] if len(single) else single
         unplaced = single[self.node_of[single] < 0]
         if len(unplaced) == 0 or not self.feas[unplaced].any():
             self.stats["augment"] = "not needed"
@@ -241,6 +245,12 @@ class Assigner:
         np.add.at(net, (flow.row[m] - 1, flow.col[m] - 1 - n_jc), flow.data[m])
         self._realise(single, jcls, ncls, x + net, cap)
         self.stats["augment"] = "max-flow"
+
+    def _stacked_on(self, j: int) -> bool:
+        n = int(self.node_of[j])
+        if n < 0:
+            return False
+        return any(float(self.slot_free_at[n, sl]) != float(self.end[j]) for sl in self.slots_of[j])
 
     def _realise(self, single: IntA, jcls: IntA, ncls: IntA, quota: np.ndarray, cap: IntA) -> None:
         """Turn class-level flow into job → node placements, keeping greedy's nodes where possible."""
@@ -313,7 +323,7 @@ class Assigner:
                 for k in by_node[n]:
                     if free >= g:
                         break
-                    if k in taken:
+                    if k in taken or not self._untouched(n, pre.slots[k]):
                         continue
                     chosen.append(k)
                     free += int(pre.gpu_count[k])
@@ -331,6 +341,11 @@ class Assigner:
             self._place(j, n)
             out[j] = [int(pre.lease_ids[k]) for k in chosen]
         return out
+
+    def _untouched(self, n: int, slots: list[int]) -> bool:
+        """No placement of this round holds these slots (a later one could be stacked after a lease that
+        preemption would free from now on, so only untouched slots may be freed)."""
+        return bool((self.slot_free_at[n, slots] == self.initial_free_at[n, slots]).all())
 
 
 def _scan(order: IntA, p: int, row: BoolA, free: IntA, block: int = 64) -> tuple[int, int]:

@@ -54,6 +54,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "common.middleware.RequestContextMiddleware",  # request id, request metrics (first: times everything)
+    "common.json_body.JsonBodyLimitMiddleware",  # a JSON body over the limit: 413 as JSON, before anything reads it
     "django.middleware.security.SecurityMiddleware",
     "common.middleware.SecurityHeadersMiddleware",  # Content-Security-Policy
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -249,6 +250,9 @@ WHITENOISE_AUTOREFRESH = DEV_MODE
 RIGSHIFT_MAX_UPLOAD_BYTES = env.int("RIGSHIFT_MAX_UPLOAD_BYTES", default=1_000_000)
 DATA_UPLOAD_MAX_MEMORY_SIZE = RIGSHIFT_MAX_UPLOAD_BYTES + 100_000
 FILE_UPLOAD_MAX_MEMORY_SIZE = RIGSHIFT_MAX_UPLOAD_BYTES + 100_000
+# The one JSON parser's limits (common/json_body.py): a larger body is a 413, deeper nesting a 400.
+RIGSHIFT_JSON_MAX_BYTES = env.int("RIGSHIFT_JSON_MAX_BYTES", default=DATA_UPLOAD_MAX_MEMORY_SIZE)
+RIGSHIFT_JSON_MAX_DEPTH = env.int("RIGSHIFT_JSON_MAX_DEPTH", default=32)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -260,6 +264,12 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "common.api.exception_handler",
+    # One JSON parser with a size and a nesting limit (common/json_body.py); forms and uploads as usual.
+    "DEFAULT_PARSER_CLASSES": [
+        "common.json_body.JsonBodyParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_THROTTLE_CLASSES": ["common.ratelimit.ScopedViewThrottle"],
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",

@@ -8,7 +8,6 @@ user API token, or a session gets 401. Errors are `{"detail": "â€¦", "code": "â€
 from typing import Any
 
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
-from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -23,6 +22,7 @@ from broker.api.agent_serializers import (
 )
 from broker.selectors.agent import agent_leases
 from broker.services.agent import agent_heartbeat, agent_register
+from common.json_body import JsonBodyParser
 from marketplace.models import Node
 from marketplace.selectors.challenges import node_challenge_pending
 
@@ -35,7 +35,7 @@ _ERRORS = {
 class AgentView(APIView):
     authentication_classes = [NodeTokenAuthentication]
     permission_classes = [IsNodeAgent]
-    parser_classes = [JSONParser]
+    parser_classes = [JsonBodyParser]
 
     def node(self, request: Request) -> Node:
         assert isinstance(request.auth, Node)

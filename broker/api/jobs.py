@@ -22,6 +22,7 @@ from common.api import IsCustomer, Pagination
 from common.api_schema import error_responses, paginated
 from common.errors import ValidationFailed
 from common.money import from_micros
+from common.numbers import DecimalNumberField
 
 
 def _dollars(micros: int | None) -> str | None:
@@ -42,7 +43,7 @@ def _in_field(f: Field, *, booking: bool) -> serializers.Field[Any, Any, Any, An
     if isinstance(kind, Count):
         return serializers.IntegerField(min_value=kind.low, max_value=kind.high, **opt, allow_null=not required)
     if isinstance(kind, Number):
-        return serializers.DecimalField(
+        return DecimalNumberField(
             max_digits=kind.digits,
             decimal_places=kind.places,
             min_value=kind.low,

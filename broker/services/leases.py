@@ -29,8 +29,8 @@ from broker import dispatch
 from broker.models import Job, JobState, Lease, LeaseSlot, LeaseState
 from broker.services.jobs_state import job_transition
 from common.errors import Conflict
-from marketplace.models import Node
 from common.money import prorate
+from marketplace.models import Node
 
 log = logging.getLogger(__name__)
 

@@ -302,6 +302,8 @@ RIGSHIFT_NODE_OFFLINE_AFTER_S = env.int("RIGSHIFT_NODE_OFFLINE_AFTER_S", default
 RIGSHIFT_DEMO = env.bool("RIGSHIFT_DEMO", default=False)
 # Matcher lock expiry (broker/locks.py): after a matcher dies mid-round, its shard waits this long. > longest round.
 RIGSHIFT_MATCH_LOCK_TTL_S = env.int("RIGSHIFT_MATCH_LOCK_TTL_S", default=120)
+# A booking's reserved start window must lie within this many days of now (issue 12: year 9999 broke rounds).
+RIGSHIFT_BOOKING_HORIZON_DAYS = env.int("RIGSHIFT_BOOKING_HORIZON_DAYS", default=365)
 
 # Payments: the local gateway unless Stripe keys are set.
 STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="")

@@ -304,6 +304,8 @@ RIGSHIFT_DEMO = env.bool("RIGSHIFT_DEMO", default=False)
 RIGSHIFT_MATCH_LOCK_TTL_S = env.int("RIGSHIFT_MATCH_LOCK_TTL_S", default=120)
 # A booking's reserved start window must lie within this many days of now (issue 12: year 9999 broke rounds).
 RIGSHIFT_BOOKING_HORIZON_DAYS = env.int("RIGSHIFT_BOOKING_HORIZON_DAYS", default=365)
+# Jobs pending this long with no successful match round in that time: /healthz degraded, rigshift_match_stalled 1.
+RIGSHIFT_MATCH_STALL_S = env.int("RIGSHIFT_MATCH_STALL_S", default=120)
 
 # Payments: the local gateway unless Stripe keys are set.
 STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="")

@@ -183,6 +183,7 @@ JobOut: type[serializers.Serializer[dict[str, Any]]] = type(
         "held": serializers.CharField(help_text="Dollars held in escrow for this job"),
         "cost_so_far": serializers.CharField(help_text="Dollars charged so far (settled usage)"),
         "pending_reason": serializers.CharField(),
+        "quarantine_reason": serializers.CharField(help_text="Why a match round set the job aside (quarantined)"),
         "lease": LeaseOut(allow_null=True),
         "timeline": EventOut(many=True),
         "created_at": serializers.DateTimeField(),
@@ -206,6 +207,7 @@ def job_data(job: Job) -> dict[str, Any]:
         "held": _dollars(job.held_micros),
         "cost_so_far": _dollars(view.cost_so_far_micros),
         "pending_reason": job.pending_reason,
+        "quarantine_reason": job.quarantine_reason,
         "lease": None
         if lease is None
         else {

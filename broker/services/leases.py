@@ -279,10 +279,13 @@ def lease_fail(*, lease_id: int, reason: str = "node failed") -> bool:
     return True
 
 
-def lease_preempt(*, lease_id: int, reason: str = "preempted by on-demand work") -> bool:
+def lease_preempt(*, lease_id: int, reason: str = "preempted by on-demand work", at: datetime | None = None) -> bool:
     """reserved/active → preempted; the interruptible job goes back to pending (retries kept) with a
-    `preempted` step in its history. The agent sees the lease in its stop list."""
-    now = timezone.now()
+    `preempted` step in its history. The agent sees the lease in its stop list.
+
+    `at`: when the lease ends (default now). A match round passes its own single time, the one at which the
+    displacing lease starts, so the two leases meet exactly on the GPU slots and never overlap."""
+    now = at or timezone.now()
     with transaction.atomic():
         lease = _close(lease_id=lease_id, to_state=LeaseState.PREEMPTED, reason=reason, now=now)
         if lease is None:

@@ -185,7 +185,7 @@ class Assigner:
         single = np.flatnonzero((jobs.gpu_count == 1) & (self.start <= self.now))
         # A single whose slot a later job was stacked on this round (its free_at moved past the single's
         # end) is pinned: releasing it would free the slot over the later holding (a time overlap).
-        single = single[[not self._stacked_on(int(j)) for j in single.tolist()]] if len(single) else single
+        single = single[~self._stacked_on(single)]
         unplaced = single[self.node_of[single] < 0]
         if len(unplaced) == 0 or not self.feas[unplaced].any():
             self.stats["augment"] = "not needed"
@@ -246,11 +246,15 @@ class Assigner:
         self._realise(single, jcls, ncls, x + net, cap)
         self.stats["augment"] = "max-flow"
 
-    def _stacked_on(self, j: int) -> bool:
-        n = int(self.node_of[j])
-        if n < 0:
-            return False
-        return any(float(self.slot_free_at[n, sl]) != float(self.end[j]) for sl in self.slots_of[j])
+    def _stacked_on(self, jobs: IntA) -> BoolA:
+        """Per single-GPU job: placed, and its slot no longer frees at its own end (a later job is stacked)."""
+        nodes = self.node_of[jobs]
+        placed = nodes >= 0
+        out = np.zeros(len(jobs), dtype=bool)
+        if placed.any():
+            slots = np.array([self.slots_of[int(j)][0] for j in jobs[placed].tolist()], dtype=np.int64)
+            out[placed] = self.slot_free_at[nodes[placed], slots] != self.end[jobs[placed]]
+        return out
 
     def _realise(self, single: IntA, jcls: IntA, ncls: IntA, quota: np.ndarray, cap: IntA) -> None:
         """Turn class-level flow into job → node placements, keeping greedy's nodes where possible."""

@@ -306,6 +306,8 @@ RIGSHIFT_MATCH_LOCK_TTL_S = env.int("RIGSHIFT_MATCH_LOCK_TTL_S", default=120)
 RIGSHIFT_BOOKING_HORIZON_DAYS = env.int("RIGSHIFT_BOOKING_HORIZON_DAYS", default=365)
 # Jobs pending this long with no successful match round in that time: /healthz degraded, rigshift_match_stalled 1.
 RIGSHIFT_MATCH_STALL_S = env.int("RIGSHIFT_MATCH_STALL_S", default=120)
+# Prefix of RigShift's own Redis keys (matcher locks); the test settings give each parallel test worker its own.
+RIGSHIFT_REDIS_KEY_PREFIX = env.str("RIGSHIFT_REDIS_KEY_PREFIX", default="rigshift:")
 
 # Payments: the local gateway unless Stripe keys are set.
 STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="")

@@ -183,9 +183,7 @@ class Assigner:
     def augment_singles(self) -> None:
         jobs = self.jobs
         single = np.flatnonzero((jobs.gpu_count == 1) & (self.start <= self.now))
-        # A single whose slot a later job was stacked on this round (its free_at moved past the single's
-        # end) is pinned: releasing it would free the slot over the later holding (a time overlap).
-        single = single[~self._stacked_on(single)]
+        single = single[~self._stacked_on(single)]  # pinned: see _stacked_on
         unplaced = single[self.node_of[single] < 0]
         if len(unplaced) == 0 or not self.feas[unplaced].any():
             self.stats["augment"] = "not needed"
@@ -247,7 +245,8 @@ class Assigner:
         self.stats["augment"] = "max-flow"
 
     def _stacked_on(self, jobs: IntA) -> BoolA:
-        """Per single-GPU job: placed, and its slot no longer frees at its own end (a later job is stacked)."""
+        """Per single-GPU job: placed, and its slot no longer frees at its own end (a later job was stacked on it
+        this round). Such a job is pinned: moving it would free the slot over the later holding (a time overlap)."""
         nodes = self.node_of[jobs]
         placed = nodes >= 0
         out = np.zeros(len(jobs), dtype=bool)
@@ -256,7 +255,7 @@ class Assigner:
             out[placed] = self.slot_free_at[nodes[placed], slots] != self.end[jobs[placed]]
         return out
 
-    def _realise(self, single: IntA, jcls: IntA, ncls: IntA, quota: np.ndarray, cap: IntA) -> None:
+    def _realise(self, single: IntA, jcls: IntA, ncls: IntA, quota: np.ndarray, cap: IntA) -> None:  # noqa: C901 — to split into named steps
         """Turn class-level flow into job → node placements, keeping greedy's nodes where possible."""
         quota = quota.copy()
         # Release the singles' slots; re-take them below.
@@ -304,7 +303,7 @@ class Assigner:
             self._place(j, n)
 
     # -- preemption -------------------------------------------------------------------------------
-    def preempt(self, pre: Preemptible, feas_static: BoolA) -> dict[int, list[int]]:
+    def preempt(self, pre: Preemptible, feas_static: BoolA) -> dict[int, list[int]]:  # noqa: C901 — to split into named steps
         """Unplaced on-demand jobs may displace the lowest-bid interruptible leases on one node."""
         out: dict[int, list[int]] = {}
         if len(pre.lease_ids) == 0:

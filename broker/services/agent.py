@@ -85,7 +85,7 @@ def _check_reports(*, reports: Sequence[dict[str, Any]], owned: dict[int, tuple[
             )
 
 
-def agent_heartbeat(
+def agent_heartbeat(  # noqa: C901 — to split into named steps
     *,
     node: Node,
     seq: int,

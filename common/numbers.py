@@ -46,6 +46,14 @@ def _text(raw: Any) -> Decimal:
     """The raw value as a finite Decimal of sane size, or NumberError (no arithmetic has run yet)."""
     if isinstance(raw, bool) or raw is None:
         raise NumberError("Must be a number.")
+    if isinstance(raw, str):
+        return _from_string(raw)
+    if isinstance(raw, float | int | Decimal):
+        return _from_number(raw)
+    raise NumberError("Must be a number.")
+
+
+def _from_number(raw: float | int | Decimal) -> Decimal:
     if isinstance(raw, float):
         if not math.isfinite(raw):
             raise NumberError("Must be a finite number (not NaN or Infinity).")
@@ -54,25 +62,24 @@ def _text(raw: Any) -> Decimal:
         if abs(raw) > 10**30:
             raise NumberError("Number out of range.")
         return Decimal(raw)
-    if isinstance(raw, Decimal):
-        if not raw.is_finite():
-            raise NumberError("Must be a finite number (not NaN or Infinity).")
-        if raw and not -40 <= raw.adjusted() <= 30:
-            raise NumberError("Number out of range.")
-        return raw
-    if not isinstance(raw, str):
-        raise NumberError("Must be a number.")
+    if not raw.is_finite():
+        raise NumberError("Must be a finite number (not NaN or Infinity).")
+    if raw and not -40 <= raw.adjusted() <= 30:
+        raise NumberError("Number out of range.")
+    return raw
+
+
+def _from_string(raw: str) -> Decimal:
     text = raw.strip()
     if len(text) > MAX_CHARS:
         raise NumberError(f"Must be a number of at most {MAX_CHARS} characters.")
-    if not NUMBER_TEXT.fullmatch(text):
-        lowered = text.lower().lstrip("+-")
-        if lowered in ("nan", "snan", "inf", "infinity"):
-            raise NumberError("Must be a finite number (not NaN or Infinity).")
-        if re.fullmatch(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)[eE][+-]?\d+", text):
-            raise NumberError("Number out of range (exponent too large).")
-        raise NumberError(f"Must be a number, not {text[:20]!r}.")
-    return Decimal(text)
+    if NUMBER_TEXT.fullmatch(text):
+        return Decimal(text)
+    if text.lower().lstrip("+-") in ("nan", "snan", "inf", "infinity"):
+        raise NumberError("Must be a finite number (not NaN or Infinity).")
+    if re.fullmatch(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)[eE][+-]?\d+", text):
+        raise NumberError("Number out of range (exponent too large).")
+    raise NumberError(f"Must be a number, not {text[:20]!r}.")
 
 
 def number_value(raw: Any) -> Decimal:

@@ -181,9 +181,7 @@ class Assigner:
 
     # -- max-flow augmentation for single-GPU jobs ------------------------------------------------
     def augment_singles(self) -> None:
-        jobs = self.jobs
-        single = np.flatnonzero((jobs.gpu_count == 1) & (self.start <= self.now))
-        single = single[~self._stacked_on(single)]  # pinned: see _stacked_on
+        single = self._movable_singles()
         unplaced = single[self.node_of[single] < 0]
         if len(unplaced) == 0 or not self.feas[unplaced].any():
             self.stats["augment"] = "not needed"
@@ -243,6 +241,11 @@ class Assigner:
         np.add.at(net, (flow.row[m] - 1, flow.col[m] - 1 - n_jc), flow.data[m])
         self._realise(single, jcls, ncls, x + net, cap)
         self.stats["augment"] = "max-flow"
+
+    def _movable_singles(self) -> IntA:
+        """Single-GPU jobs starting now that the max-flow step may place or move (not pinned: `_stacked_on`)."""
+        single = np.flatnonzero((self.jobs.gpu_count == 1) & (self.start <= self.now))
+        return single[~self._stacked_on(single)]
 
     def _stacked_on(self, jobs: IntA) -> BoolA:
         """Per single-GPU job: placed, and its slot no longer frees at its own end (a later job was stacked on it

@@ -17,7 +17,6 @@ TO_SPLIT = {
     "marketplace/services/nodes.py::node_register": 83,
     "billing/services/invoices.py::_build": 116,
     "billing/services/ledger.py::_post_postgresql": 64,
-    "billing/services/settlement.py::lease_settle_final": 64,
     "financing/selectors/lenders.py::lender_portfolio": 63,
     "financing/selectors/verify.py::financing_verify": 62,
     "financing/services/applications.py::advance_application_submit": 92,

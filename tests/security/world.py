@@ -9,7 +9,7 @@ from django.test import Client
 from django.utils import timezone
 
 from billing.models import Invoice, InvoiceKind
-from broker.models import Job, MatchRound
+from broker.models import Job, MatchRound, PriceOffer
 from common.models import ApiToken
 from common.services import api_token_create
 from financing.models import Advance, AdvanceApplication, ContractDemand
@@ -45,6 +45,7 @@ class World:
     application_a: AdvanceApplication | None = None
     advance_a: Advance | None = None
     demand_a: ContractDemand | None = None
+    offer_a: PriceOffer | None = None
 
     def kwargs(self) -> dict[str, Any]:
         """Values for URL parameters: always A's objects (or the shared catalog)."""
@@ -59,6 +60,7 @@ class World:
             "application_id": self.application_a.pk if self.application_a else 0,
             "advance_id": self.advance_a.pk if self.advance_a else 0,
             "demand_id": self.demand_a.pk if self.demand_a else 0,
+            "offer_id": self.offer_a.pk if self.offer_a else 0,
             "slug": "rtx-4090",
         }
 
@@ -99,6 +101,8 @@ def world_build() -> World:
     world.node_a, world.node_b = node_a, node_b
     world.tokens["node_a"] = node_token_rotate(node=node_a)
     world.job_a = cast(Job, JobFactory(customer=customer_a, name="a-job", gpu_count=1, duration_seconds=600))
+    # staff's below-ask offer to provider A for customer A's pending job
+    world.offer_a = PriceOffer.objects.create(job=world.job_a, node=node_a, price_micros=1, floor_micros=2)
     gpu_model = GPUModelFactory()
     world.assessment_a = fleet_assess(provider=provider_a, lines=[("RTX 4090", 4), ("RX 580 8GB", 8)])
     now = timezone.now()

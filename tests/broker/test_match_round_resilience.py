@@ -100,7 +100,7 @@ def test_a_placement_whose_commit_conflicts_is_quarantined_and_the_others_commit
                     job_id=blocker.pk,
                     node_id=node_b.pk,
                     gpu_slots=[0],
-                    price_micros=1,
+                    price_micros=node_b.price_micros,
                     starts_at=now - timedelta(minutes=1),
                     ends_at=now + timedelta(hours=5),
                 )

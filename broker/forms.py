@@ -10,6 +10,7 @@ from django.http import QueryDict
 from broker.jobspec import FIELDS, GROUPS, PAYLOAD_KEYS, QUOTE_KEYS, Field, JobSpec
 from broker.jobspec_kinds import Choice, Count, Env, Flag, Hours, Money, Names, Number, Ports, Text, When
 from common.errors import DomainError
+from common.numbers import DecimalFormField
 from marketplace.models import GPUModel, Region, Tier
 
 _MONEY_KW: dict[str, Any] = {"max_digits": 12, "decimal_places": 6, "min_value": Decimal(0), "max_value": Decimal(1000)}
@@ -62,9 +63,9 @@ class OfferSearchForm(forms.Form):
         help_text="Clauses of the form field op value (e.g. gpu_ram>=24), operators < <= == != >= > in notin.",
     )
     gpu_model = forms.ChoiceField(label="GPU model", required=False)
-    min_vram = forms.DecimalField(label="Min VRAM (GB)", required=False, min_value=0, max_digits=6, decimal_places=1)
+    min_vram = DecimalFormField(label="Min VRAM (GB)", required=False, min_value=0, max_digits=6, decimal_places=1)
     region = forms.ChoiceField(label="Region", required=False, choices=[("", "Any region"), *Region.choices])
-    max_price = forms.DecimalField(label="Max $/GPU-hour", required=False, **_MONEY_KW)
+    max_price = DecimalFormField(label="Max $/GPU-hour", required=False, **_MONEY_KW)
     min_gpus = forms.IntegerField(label="Min free GPUs", required=False, min_value=1, max_value=64)
     order = forms.ChoiceField(
         label="Sort by",
@@ -108,13 +109,13 @@ def _form_field(f: Field) -> forms.Field:  # noqa: C901 — to split into named 
     if isinstance(kind, Count):
         return forms.IntegerField(min_value=kind.low, max_value=kind.high, **opt)
     if isinstance(kind, Number):
-        return forms.DecimalField(
+        return DecimalFormField(
             min_value=kind.low, max_value=kind.high, max_digits=kind.digits, decimal_places=kind.places, **opt
         )
     if isinstance(kind, Money):
-        return forms.DecimalField(**_MONEY_KW, **opt)
+        return DecimalFormField(**_MONEY_KW, **opt)
     if isinstance(kind, Hours):
-        return forms.DecimalField(min_value=Decimal("0.01"), max_value=kind.high, max_digits=8, decimal_places=2, **opt)
+        return DecimalFormField(min_value=Decimal("0.01"), max_value=kind.high, max_digits=8, decimal_places=2, **opt)
     if isinstance(kind, Names):
         return forms.MultipleChoiceField(choices=kind.choices, **opt)
     if isinstance(kind, Choice):

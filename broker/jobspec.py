@@ -30,11 +30,12 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from django.conf import settings
 from django.utils import timezone
 
 from broker.jobspec_kinds import (
@@ -363,8 +364,18 @@ def _check_window(values: dict[str, Any], errs: Errors) -> None:
         return
     if earliest and latest and earliest >= latest:
         errs.add("latest_start", "Must be after earliest_start.")
-    if latest and latest <= timezone.now():
+    now = timezone.now()
+    if latest and latest <= now:
         errs.add("latest_start", "Must be in the future.")
+    # The booking horizon: a window further ahead (year 9999 once stopped every match round) is refused.
+    days = int(settings.RIGSHIFT_BOOKING_HORIZON_DAYS)
+    horizon = now + timedelta(days=days)
+    for key, when in (("earliest_start", earliest), ("latest_start", latest)):
+        if when is not None and key not in errs.errors and not now - timedelta(days=days) <= when <= horizon:
+            errs.add(
+                key,
+                f"Must be within {days} days of now (up to {horizon:%Y-%m-%d}); a booking further ahead is refused.",
+            )
 
 
 def _check_given(values: dict[str, Any], errs: Errors, *, booking: bool) -> None:

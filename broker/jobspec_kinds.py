@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from types import MappingProxyType
 from typing import Any
 
@@ -23,6 +23,7 @@ from django.utils.dateparse import parse_datetime
 
 from common.errors import ValidationFailed
 from common.money import format_usd, from_micros, to_micros
+from common.numbers import NumberError, number_value
 
 ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 EMPTY_ENV: Mapping[str, str] = MappingProxyType({})
@@ -72,18 +73,12 @@ class Kind:
 
 
 def _decimal(raw: Any, *, name: str, errs: Errors) -> Decimal | None:
-    if isinstance(raw, bool) or not isinstance(raw, (int, float, str, Decimal)):
-        errs.add(name, "Must be a number.")
-        return None
+    """The one number rule (`common.numbers.number_value`): NaN, Infinity, overflowing exponents refused."""
     try:
-        value = Decimal(str(raw).strip())
-    except InvalidOperation:
-        errs.add(name, f"Must be a number, not {str(raw)[:40]!r}.")
+        return number_value(raw)
+    except NumberError as exc:
+        errs.add(name, str(exc))
         return None
-    if not value.is_finite():
-        errs.add(name, "Must be a finite number.")
-        return None
-    return value
 
 
 def _places(value: Decimal) -> int:

@@ -10,6 +10,7 @@ from django.utils import timezone
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 from broker.models import Job, JobState, MatchRound
+from broker.selectors.matching_health import matching_health_get
 
 PENDING_AGE_BUCKETS: tuple[tuple[str, int, int | None], ...] = (
     ("lt_1m", 0, 60),
@@ -26,6 +27,7 @@ def broker_metrics() -> Iterator[Metric]:
     yield from _jobs(now=now)
     yield from _match_rounds_recent(now=now)
     yield from _match_rounds_latest(now=now)
+    yield from _match_stall(now=now)
 
 
 def _jobs(*, now: datetime) -> Iterator[Metric]:
@@ -95,3 +97,23 @@ def _match_rounds_latest(*, now: datetime) -> Iterator[Metric]:
         if row.finished_at is not None:
             last_age.add_metric([row.shard], (now - row.finished_at).total_seconds())
     yield from (last, last_placed, last_age)
+
+
+def _match_stall(*, now: datetime) -> Iterator[Metric]:
+    """The alert: 1 while jobs are pending and no match round has succeeded for RIGSHIFT_MATCH_STALL_S."""
+    health = matching_health_get(now=now)
+    stalled = GaugeMetricFamily(
+        "rigshift_match_stalled",
+        "1 when jobs are pending and no match round has succeeded for RIGSHIFT_MATCH_STALL_S (alert on it)",
+    )
+    stalled.add_metric([], 1.0 if health.stalled else 0.0)
+    age = GaugeMetricFamily(
+        "rigshift_match_round_last_success_age_seconds", "Seconds since the latest successful match round"
+    )
+    if health.last_success_age_s is not None:
+        age.add_metric([], health.last_success_age_s)
+    failed = GaugeMetricFamily(
+        "rigshift_match_rounds_failed_since_success", "Match rounds that failed since the latest successful one"
+    )
+    failed.add_metric([], health.failed_recent)
+    yield from (stalled, age, failed)

@@ -13,6 +13,9 @@ class JobState(models.TextChoices):
     FAILED = "failed", "Failed"
     CANCELLED = "cancelled", "Cancelled"
     PREEMPTED = "preempted", "Preempted"
+    # A job a match round could not process, or whose placement's commit conflicted: set aside with its
+    # reason (`quarantine_reason`) so every other job still matches; the customer may cancel it.
+    QUARANTINED = "quarantined", "Quarantined"
 
 
 TERMINAL_JOB_STATES = frozenset({JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED})
@@ -79,6 +82,7 @@ class Job(models.Model):
     retries = models.PositiveSmallIntegerField(default=0)
     max_retries = models.PositiveSmallIntegerField(default=3)
     pending_reason = models.TextField(blank=True)
+    quarantine_reason = models.TextField(blank=True, help_text="why a match round set this job aside")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -178,6 +182,10 @@ class MatchRound(models.Model):
     unplaced_reasons = models.JSONField(default=dict, blank=True, help_text="reason code → number of jobs")
     phases = models.JSONField(default=dict, blank=True, help_text="finer timings, ms")
     note = models.CharField(max_length=200, blank=True)
+    # Every round is recorded, failed or not (issue 12): a failed round says why.
+    status = models.CharField(max_length=10, choices=[("ok", "OK"), ("failed", "Failed")], default="ok")
+    error = models.TextField(blank=True)
+    quarantined = models.PositiveIntegerField(default=0)
 
     class Meta:
         ordering = ["-started_at", "-id"]

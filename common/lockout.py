@@ -13,7 +13,6 @@ State lives in the Django cache (Redis with REDIS_URL), keyed by a hash of the l
 """
 
 import hashlib
-import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -23,13 +22,15 @@ from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.signals import user_logged_in, user_login_failed
 from django.core.cache import cache
-from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied
+from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied, RequestDataTooBig
 from django.dispatch import receiver
 from django.forms.utils import ErrorDict
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
 from common import ratelimit
+from common.errors import DomainError
+from common.json_body import json_parse
 
 LOGIN_VIEWS = ("login", "admin:login", "api-token")
 
@@ -119,8 +120,8 @@ class LockoutBackend(ModelBackend):
 def _posted_username(request: HttpRequest) -> str:
     if request.content_type == "application/json":
         try:
-            data = json.loads(request.body or b"{}")
-        except (ValueError, UnicodeDecodeError):
+            data = json_parse(request.body or b"{}")
+        except (DomainError, RequestDataTooBig):
             return ""
         value = data.get("username") if isinstance(data, dict) else None
         return value if isinstance(value, str) else ""

@@ -10,6 +10,7 @@ from django.template import loader
 from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_safe
 
+from common.health import health_checks_run
 from common.portals import portal_for_path, portals_of, role_landing, signup_portals
 from config.celery import app as celery_app
 
@@ -99,15 +100,18 @@ def healthz_live(request: HttpRequest) -> JsonResponse:
 
 
 def healthz(request: HttpRequest) -> JsonResponse:
-    """Public liveness/readiness: 200 when the database and the Celery broker answer, else 503."""
+    """Public liveness/readiness: 200 when the database, the Celery broker and every check the apps registered
+    (common/health.py: the matcher, for one) are fine, else 503 "degraded" naming what is not."""
     db_ok, db_detail = _database_ok()
     broker_ok, broker_detail = _broker_ok()
-    ok = db_ok and broker_ok
+    checks = health_checks_run() if db_ok else {}
+    ok = db_ok and broker_ok and all(passed for passed, _ in checks.values())
     return JsonResponse(
         {
             "status": "ok" if ok else "degraded",
             "database": {"ok": db_ok, "detail": db_detail},
             "broker": {"ok": broker_ok, "detail": broker_detail},
+            **{name: {"ok": passed, "detail": detail} for name, (passed, detail) in checks.items()},
         },
         status=200 if ok else 503,
     )

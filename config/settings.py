@@ -54,6 +54,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "common.middleware.RequestContextMiddleware",  # request id, request metrics (first: times everything)
+    "common.json_body.JsonBodyLimitMiddleware",  # a JSON body over the limit: 413 as JSON, before anything reads it
     "django.middleware.security.SecurityMiddleware",
     "common.middleware.SecurityHeadersMiddleware",  # Content-Security-Policy
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -261,6 +262,9 @@ WHITENOISE_AUTOREFRESH = DEV_MODE
 RIGSHIFT_MAX_UPLOAD_BYTES = env.int("RIGSHIFT_MAX_UPLOAD_BYTES", default=1_000_000)
 DATA_UPLOAD_MAX_MEMORY_SIZE = RIGSHIFT_MAX_UPLOAD_BYTES + 100_000
 FILE_UPLOAD_MAX_MEMORY_SIZE = RIGSHIFT_MAX_UPLOAD_BYTES + 100_000
+# The one JSON parser's limits (common/json_body.py): a larger body is a 413, deeper nesting a 400.
+RIGSHIFT_JSON_MAX_BYTES = env.int("RIGSHIFT_JSON_MAX_BYTES", default=DATA_UPLOAD_MAX_MEMORY_SIZE)
+RIGSHIFT_JSON_MAX_DEPTH = env.int("RIGSHIFT_JSON_MAX_DEPTH", default=32)
 
 # Role rows loaded with an API token's user (one query: the role permissions then ask nothing more).
 RIGSHIFT_API_TOKEN_ROLES = ("user__provider", "user__customer", "user__lender")
@@ -275,6 +279,12 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "common.api.exception_handler",
+    # One JSON parser with a size and a nesting limit (common/json_body.py); forms and uploads as usual.
+    "DEFAULT_PARSER_CLASSES": [
+        "common.json_body.JsonBodyParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_THROTTLE_CLASSES": ["common.ratelimit.ScopedViewThrottle"],
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
@@ -307,6 +317,10 @@ RIGSHIFT_NODE_OFFLINE_AFTER_S = env.int("RIGSHIFT_NODE_OFFLINE_AFTER_S", default
 RIGSHIFT_DEMO = env.bool("RIGSHIFT_DEMO", default=False)
 # Matcher lock expiry (broker/locks.py): after a matcher dies mid-round, its shard waits this long. > longest round.
 RIGSHIFT_MATCH_LOCK_TTL_S = env.int("RIGSHIFT_MATCH_LOCK_TTL_S", default=120)
+# A booking's reserved start window must lie within this many days of now (issue 12: year 9999 broke rounds).
+RIGSHIFT_BOOKING_HORIZON_DAYS = env.int("RIGSHIFT_BOOKING_HORIZON_DAYS", default=365)
+# Jobs pending this long with no successful match round in that time: /healthz degraded, rigshift_match_stalled 1.
+RIGSHIFT_MATCH_STALL_S = env.int("RIGSHIFT_MATCH_STALL_S", default=120)
 # Prefix of RigShift's own Redis keys (matcher locks, rate limits, token lookups); the test settings give each
 # parallel test worker its own.
 RIGSHIFT_REDIS_KEY_PREFIX = env.str("RIGSHIFT_REDIS_KEY_PREFIX", default="rigshift:")

@@ -7,6 +7,7 @@ from typing import Any
 from django import forms
 
 from common.errors import ValidationFailed
+from common.numbers import DecimalFormField
 from marketplace.countries import COUNTRY_CHOICES, COUNTRY_REGION, PAYOUT_CURRENCY_CHOICES, region_for_country
 from marketplace.models import GPUModel, Region, Tier
 from marketplace.selectors.nodes import UNVERIFIED_NODE_RULE
@@ -71,10 +72,10 @@ class NodeRegisterForm(forms.Form):
     disk_gb = forms.IntegerField(label="Disk (GB)", min_value=0, initial=0)
     inet_down_mbps = forms.IntegerField(label="Internet down (Mbps)", min_value=0, initial=0)
     inet_up_mbps = forms.IntegerField(label="Internet up (Mbps)", min_value=0, initial=0)
-    price_per_gpu_hour = forms.DecimalField(
+    price_per_gpu_hour = DecimalFormField(
         label="On-demand price per GPU-hour (USD)", initial=Decimal("0.00"), **_PRICE_KW
     )
-    min_bid_per_gpu_hour = forms.DecimalField(
+    min_bid_per_gpu_hour = DecimalFormField(
         label="Minimum interruptible bid per GPU-hour (USD)", initial=Decimal("0.00"), **_PRICE_KW
     )
     listed = forms.BooleanField(
@@ -100,9 +101,9 @@ class _DateTimeLocalInput(forms.DateTimeInput):
 
 
 class NodeListingForm(forms.Form):
-    price_per_gpu_hour = forms.DecimalField(label="On-demand price per GPU-hour (USD)", **_PRICE_KW)
-    min_bid_per_gpu_hour = forms.DecimalField(label="Minimum interruptible bid per GPU-hour (USD)", **_PRICE_KW)
-    storage_price_per_gb_month = forms.DecimalField(
+    price_per_gpu_hour = DecimalFormField(label="On-demand price per GPU-hour (USD)", **_PRICE_KW)
+    min_bid_per_gpu_hour = DecimalFormField(label="Minimum interruptible bid per GPU-hour (USD)", **_PRICE_KW)
+    storage_price_per_gb_month = DecimalFormField(
         label="Storage per GB-month (USD, 0 = free)",
         min_value=0,
         max_value=10,
@@ -111,7 +112,7 @@ class NodeListingForm(forms.Form):
         required=False,
         help_text="Charged for the storage a lease holds; empty keeps the current price.",
     )
-    egress_price_per_gb = forms.DecimalField(
+    egress_price_per_gb = DecimalFormField(
         label="Egress per GB (USD, 0 = free)",
         min_value=0,
         max_value=10,

@@ -13,10 +13,11 @@ from rest_framework.views import APIView
 
 from billing.models import Entry, TopUp
 from billing.selectors.wallet import wallet_balance, wallet_entries
-from billing.services.topups import topup_amount_parse, topup_create
+from billing.services.topups import MAX_TOPUP_MICROS, topup_create
 from common.api import IsCustomer
 from common.api_schema import error_responses
 from common.money import from_micros
+from common.numbers import MoneyField
 
 RECENT_TRANSACTIONS = 20
 
@@ -46,7 +47,12 @@ class WalletOut(serializers.Serializer[dict[str, Any]]):
 
 
 class TopUpIn(serializers.Serializer[dict[str, Any]]):
-    amount = serializers.CharField(help_text='Dollars, > 0 and <= 100000, at most 2 decimals, e.g. "50.00"')
+    amount = MoneyField(
+        places=2,
+        max_micros=MAX_TOPUP_MICROS,
+        positive=True,
+        help_text='Dollars, > 0 and <= 100000, at most 2 decimals, e.g. "50.00"',
+    )
 
 
 class TopUpOut(serializers.Serializer[dict[str, Any]]):
@@ -128,6 +134,6 @@ class TopUpListCreateView(APIView):
     def post(self, request: Request) -> Response:
         data = TopUpIn(data=request.data)
         data.is_valid(raise_exception=True)
-        amount_micros = topup_amount_parse(amount=data.validated_data["amount"])
+        amount_micros = data.validated_data["amount"]  # micros, by the one money rule (common.numbers)
         topup = topup_create(user=request.user, amount_micros=amount_micros)  # type: ignore[arg-type]
         return Response(topup_data(topup), status=status.HTTP_201_CREATED)

@@ -18,7 +18,6 @@ and returns what it did, or None to pass. Any other type is recorded and ignored
 nothing.
 """
 
-import json
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -33,6 +32,7 @@ from billing.services.ledger import account_get, ledger_transfer
 from billing.services.payouts import payout_fail
 from billing.services.topups import topup_complete, topup_fail
 from common.errors import ValidationFailed
+from common.json_body import json_parse
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ def stripe_event_verify(*, payload: bytes, signature: str) -> Any:
 def stripe_webhook_handle(*, payload: bytes, signature: str) -> str:
     """Verify and apply one webhook delivery; returns what was done (also stored with the event)."""
     stripe_event_verify(payload=payload, signature=signature)
-    event = json.loads(payload)  # verified: read it as plain JSON
+    event = json_parse(payload)  # verified: read it as plain JSON
     data = event["data"]["object"]
     try:
         with transaction.atomic():

@@ -1,7 +1,5 @@
 """Wallet top-ups through the payment gateway; the wallet is credited once, on the gateway's word."""
 
-from decimal import Decimal
-
 from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
@@ -11,30 +9,17 @@ from billing.models import TopUp, TopUpStatus
 from billing.services.wallet import wallet_credit
 from common.errors import NotFound, ValidationFailed
 from common.money import MICROS, format_usd
+from common.numbers import money_field_parse
 
 MAX_TOPUP_MICROS = 100_000 * MICROS
 
 
 def topup_amount_parse(*, amount: object) -> int:
-    """A top-up amount in dollars ("50.00"): > 0, <= 100,000, at most 2 decimals → micros; else 400."""
-    if isinstance(amount, bool) or not isinstance(amount, (str, int, Decimal)):
-        raise ValidationFailed(
-            'amount: Must be a dollar amount such as "50.00".', details={"amount": ["Not a number."]}
-        )
-    try:
-        value = Decimal(str(amount).strip())
-    except ArithmeticError:
-        value = Decimal("NaN")
-    if not value.is_finite():
-        raise ValidationFailed(
-            'amount: Must be a dollar amount such as "50.00".', details={"amount": ["Not a number."]}
-        )
-    if value.as_tuple().exponent < -2:  # type: ignore[operator]
-        raise ValidationFailed("amount: At most 2 decimal places.", details={"amount": ["At most 2 decimal places."]})
-    micros = int(value * MICROS)
-    if micros <= 0 or micros > MAX_TOPUP_MICROS:
-        message = f"Must be more than $0 and at most {format_usd(micros=MAX_TOPUP_MICROS)}."
-        raise ValidationFailed(f"amount: {message}", details={"amount": [message]})
+    """A top-up amount in dollars ("50.00"): > 0, <= 100,000, at most 2 decimals → micros; else 400.
+
+    The one money rule (`common.numbers.money_parse`): NaN, Infinity and overflowing exponents are refused."""
+    micros = money_field_parse(amount, field="amount", places=2, max_micros=MAX_TOPUP_MICROS, positive=True)
+    assert micros is not None
     return micros
 
 

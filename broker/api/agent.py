@@ -10,7 +10,6 @@ from typing import Any
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.exceptions import AuthenticationFailed
-from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -26,6 +25,7 @@ from broker.api.agent_serializers import (
 from broker.selectors.agent import agent_leases
 from broker.services.agent import TokenRefused, agent_heartbeat, agent_register
 from common.cache import token_cache_forget
+from common.json_body import JsonBodyParser
 from marketplace.models import Node
 from marketplace.selectors.challenges import node_challenge_pending
 from marketplace.services.nodes import NODE_TOKEN_CACHE
@@ -39,7 +39,7 @@ _ERRORS = {
 class AgentView(APIView):
     authentication_classes = [NodeTokenAuthentication]
     permission_classes = [IsNodeAgent]
-    parser_classes = [JSONParser]
+    parser_classes = [JsonBodyParser]
 
     def node(self, request: Request) -> Node:
         assert isinstance(request.auth, Node)

@@ -5,6 +5,8 @@ from typing import Any
 
 from rest_framework import serializers
 
+from common.numbers import DecimalNumberField
+
 MAX_GPUS = 64
 MAX_LEASE_REPORTS = 256
 MAX_CANDIDATES = 8
@@ -87,7 +89,7 @@ class AgentLeaseReportSerializer(serializers.Serializer[Any]):
     interval_start = serializers.DateTimeField()
     interval_end = serializers.DateTimeField()
     state = serializers.ChoiceField(choices=["running", "exited"], default="running")
-    storage_gb = serializers.DecimalField(
+    storage_gb = DecimalNumberField(
         max_digits=10,
         decimal_places=3,
         min_value=Decimal(0),

@@ -22,6 +22,7 @@ from common.api import IsCustomer, Pagination
 from common.api_schema import error_responses, paginated
 from common.errors import ValidationFailed
 from common.money import from_micros
+from common.numbers import DecimalNumberField
 
 
 def _dollars(micros: int | None) -> str | None:
@@ -42,7 +43,7 @@ def _in_field(f: Field, *, booking: bool) -> serializers.Field[Any, Any, Any, An
     if isinstance(kind, Count):
         return serializers.IntegerField(min_value=kind.low, max_value=kind.high, **opt, allow_null=not required)
     if isinstance(kind, Number):
-        return serializers.DecimalField(
+        return DecimalNumberField(
             max_digits=kind.digits,
             decimal_places=kind.places,
             min_value=kind.low,
@@ -182,6 +183,7 @@ JobOut: type[serializers.Serializer[dict[str, Any]]] = type(
         "held": serializers.CharField(help_text="Dollars held in escrow for this job"),
         "cost_so_far": serializers.CharField(help_text="Dollars charged so far (settled usage)"),
         "pending_reason": serializers.CharField(),
+        "quarantine_reason": serializers.CharField(help_text="Why a match round set the job aside (quarantined)"),
         "lease": LeaseOut(allow_null=True),
         "timeline": EventOut(many=True),
         "created_at": serializers.DateTimeField(),
@@ -205,6 +207,7 @@ def job_data(job: Job, *, cost_so_far_micros: int | None = None) -> dict[str, An
         "held": _dollars(job.held_micros),
         "cost_so_far": _dollars(view.cost_so_far_micros),
         "pending_reason": job.pending_reason,
+        "quarantine_reason": job.quarantine_reason,
         "lease": None
         if lease is None
         else {

@@ -97,6 +97,7 @@ class Assigner:
         self.req_class = req_class
         self.jobs, self.nodes, self.feas, self.now, self.w = jobs, nodes, feas, now, weights
         self.slot_free_at = slot_free_at  # mutated as slots are taken
+        self.initial_free_at = slot_free_at.copy()  # the snapshot: what this round has not touched
         self.free_now: IntA = (slot_free_at <= now).sum(axis=1)
         self.base = node_base_score(nodes, weights)
         if scarcity is not None:
@@ -251,8 +252,7 @@ class Assigner:
 
     # -- max-flow augmentation for single-GPU jobs ------------------------------------------------
     def augment_singles(self) -> None:
-        jobs = self.jobs
-        single = np.flatnonzero((jobs.gpu_count == 1) & (self.start <= self.now) & ~self.needs_res)
+        single = self._movable_singles()
         unplaced = single[self.node_of[single] < 0]
         if len(unplaced) == 0 or not self.feas[unplaced].any():
             self.stats["augment"] = "not needed"
@@ -312,6 +312,22 @@ class Assigner:
         np.add.at(net, (flow.row[m] - 1, flow.col[m] - 1 - n_jc), flow.data[m])
         self._realise(single, jcls, ncls, x + net, cap)
         self.stats["augment"] = "max-flow"
+
+    def _movable_singles(self) -> IntA:
+        """Single-GPU jobs starting now that the max-flow step may place or move (not pinned: `_stacked_on`)."""
+        single = np.flatnonzero((self.jobs.gpu_count == 1) & (self.start <= self.now) & ~self.needs_res)
+        return single[~self._stacked_on(single)]
+
+    def _stacked_on(self, jobs: IntA) -> BoolA:
+        """Per single-GPU job: placed, and its slot no longer frees at its own end (a later job was stacked on it
+        this round). Such a job is pinned: moving it would free the slot over the later holding (a time overlap)."""
+        nodes = self.node_of[jobs]
+        placed = nodes >= 0
+        out = np.zeros(len(jobs), dtype=bool)
+        if placed.any():
+            slots = np.array([self.slots_of[int(j)][0] for j in jobs[placed].tolist()], dtype=np.int64)
+            out[placed] = self.slot_free_at[nodes[placed], slots] != self.end[jobs[placed]]
+        return out
 
     def _realise(self, single: IntA, jcls: IntA, ncls: IntA, quota: np.ndarray, cap: IntA) -> None:  # noqa: C901 — to split into named steps
         """Turn class-level flow into job → node placements, keeping greedy's nodes where possible."""
@@ -431,7 +447,7 @@ class Assigner:
                 for k in by_node[n]:
                     if free >= g and (res >= need).all():
                         break
-                    if k in taken:
+                    if k in taken or not self._untouched(n, pre.slots[k]):
                         continue
                     chosen.append(k)
                     free += int(pre.gpu_count[k])
@@ -454,6 +470,11 @@ class Assigner:
             self._place(j, n)
             out[j] = [int(pre.lease_ids[k]) for k in chosen]
         return out
+
+    def _untouched(self, n: int, slots: list[int]) -> bool:
+        """No placement of this round holds these slots (a later one could be stacked after a lease that
+        preemption would free from now on, so only untouched slots may be freed)."""
+        return bool((self.slot_free_at[n, slots] == self.initial_free_at[n, slots]).all())
 
 
 def _scan(

@@ -108,6 +108,8 @@ def queue_counts() -> dict[str, int]:
 
 
 def _stored_explanation(job: Job) -> str:
+    if job.state == JobState.QUARANTINED:
+        return f"Quarantined by the match round: {job.quarantine_reason}"
     if job.state not in (JobState.PENDING, JobState.PREEMPTED):
         return ""
     return job.pending_reason or "Not considered by a match round yet."

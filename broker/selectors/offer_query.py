@@ -9,11 +9,12 @@ and what is allowed. The parser is pure (no ORM); broker.selectors.offers turns 
 
 import re
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from enum import Enum
 from typing import Any
 
 from common.errors import ValidationFailed
+from common.numbers import NumberError, number_value
 from marketplace.models import TIER_RANK, Region, Tier
 
 MAX_QUERY_LENGTH = 2000
@@ -148,10 +149,10 @@ def _scalar(spec: FieldSpec, raw: str, text: str) -> Any:  # noqa: C901 — to s
         raise _bad_value(text, spec, raw)
     if spec.kind is Kind.NUMBER:
         try:
-            value = Decimal(raw)
-        except (InvalidOperation, ValueError):
+            value = number_value(raw)  # the one number rule: no NaN, Infinity or overflowing exponent
+        except NumberError:
             raise _bad_value(text, spec, raw) from None
-        if not value.is_finite() or abs(value) > MAX_NUMBER:
+        if abs(value) > MAX_NUMBER:
             raise _bad_value(text, spec, raw)
         return value
     if spec.kind is Kind.BOOL:

@@ -190,7 +190,13 @@ def job_cancel(*, job: Job, customer: Customer) -> Job:
         release = locked.held_micros - charged
         moved = job_transition(
             job_id=locked.pk,
-            from_states=[JobState.PENDING, JobState.PREEMPTED, JobState.MATCHED, JobState.RUNNING],
+            from_states=[
+                JobState.PENDING,
+                JobState.PREEMPTED,
+                JobState.QUARANTINED,
+                JobState.MATCHED,
+                JobState.RUNNING,
+            ],
             to_state=JobState.CANCELLED,
             note="cancelled by customer; unused escrow released",
             held_micros=0,

@@ -142,44 +142,50 @@ def leases_create_bulk(
     if connection.vendor == "postgresql":
         ids = _copy_leases(plans=plans, now=now)
     else:
-        leases = Lease.objects.bulk_create(
-            [
-                Lease(
-                    job_id=p.job_id,
-                    node_id=p.node_id,
-                    gpu_slots=list(p.gpu_slots),
-                    gpu_count=len(p.gpu_slots),
-                    cpu_cores=p.cpu_cores,
-                    ram_gb=p.ram_gb,
-                    disk_gb=p.disk_gb,
-                    placement_note=p.placement_note[:300],
-                    price_micros=p.price_micros,
-                    starts_at=p.starts_at,
-                    ends_at=p.ends_at,
-                    state=LeaseState.RESERVED,
-                    created_at=now,
-                )
-                for p in plans
-            ],
-            batch_size=500,
-        )
-        if leases[0].pk is not None:
-            ids = [lease.pk for lease in leases]
-        else:  # backends that do not return ids on bulk insert
-            by_job = dict(
-                Lease.objects.filter(job_id__in=[p.job_id for p in plans], created_at=now).values_list("job_id", "pk")
-            )
-            ids = [by_job[p.job_id] for p in plans]
-        LeaseSlot.objects.bulk_create(
-            [
-                LeaseSlot(lease_id=lease_id, node_id=p.node_id, slot=s, starts_at=p.starts_at, ends_at=p.ends_at)
-                for lease_id, p in zip(ids, plans, strict=True)
-                for s in p.gpu_slots
-            ],
-            batch_size=500,
-        )
+        ids = _bulk_create_leases(plans=plans, now=now)
     if timings is not None:
         timings["commit_leases_slots_insert"] = round((time.perf_counter() - t0) * 1000, 2)
+    return ids
+
+
+def _bulk_create_leases(*, plans: Sequence[LeasePlan], now: datetime) -> list[int]:
+    """The ORM path (SQLite and others): bulk-insert the leases, then their slots; lease ids in plan order."""
+    leases = Lease.objects.bulk_create(
+        [
+            Lease(
+                job_id=p.job_id,
+                node_id=p.node_id,
+                gpu_slots=list(p.gpu_slots),
+                gpu_count=len(p.gpu_slots),
+                cpu_cores=p.cpu_cores,
+                ram_gb=p.ram_gb,
+                disk_gb=p.disk_gb,
+                placement_note=p.placement_note[:300],
+                price_micros=p.price_micros,
+                starts_at=p.starts_at,
+                ends_at=p.ends_at,
+                state=LeaseState.RESERVED,
+                created_at=now,
+            )
+            for p in plans
+        ],
+        batch_size=500,
+    )
+    if leases[0].pk is not None:
+        ids = [lease.pk for lease in leases]
+    else:  # backends that do not return ids on bulk insert
+        by_job = dict(
+            Lease.objects.filter(job_id__in=[p.job_id for p in plans], created_at=now).values_list("job_id", "pk")
+        )
+        ids = [by_job[p.job_id] for p in plans]
+    LeaseSlot.objects.bulk_create(
+        [
+            LeaseSlot(lease_id=lease_id, node_id=p.node_id, slot=s, starts_at=p.starts_at, ends_at=p.ends_at)
+            for lease_id, p in zip(ids, plans, strict=True)
+            for s in p.gpu_slots
+        ],
+        batch_size=500,
+    )
     return ids
 
 
@@ -422,10 +428,13 @@ def lease_fail(*, lease_id: int, reason: str = "node failed") -> bool:
     return True
 
 
-def lease_preempt(*, lease_id: int, reason: str = "preempted by on-demand work") -> bool:
+def lease_preempt(*, lease_id: int, reason: str = "preempted by on-demand work", at: datetime | None = None) -> bool:
     """reserved/active → preempted; the interruptible job goes back to pending (retries kept) with a
-    `preempted` step in its history. The agent sees the lease in its stop list."""
-    now = timezone.now()
+    `preempted` step in its history. The agent sees the lease in its stop list.
+
+    `at`: when the lease ends (default now). A match round passes its own single time, the one at which the
+    displacing lease starts, so the two leases meet exactly on the GPU slots and never overlap."""
+    now = at or timezone.now()
     with transaction.atomic():
         lease = _close(lease_id=lease_id, to_state=LeaseState.PREEMPTED, reason=reason, now=now)
         if lease is None:

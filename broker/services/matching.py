@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 from django.conf import settings
 from django.core.cache import cache
-from django.db import transaction
-from django.db.models import Sum
+from django.db import DatabaseError, transaction
+from django.db.models import Q, Sum
 from django.utils import timezone
 
 from broker import engine
@@ -37,6 +37,7 @@ from broker.services.leases import (
     leases_create_bulk,
     leases_fit_node_resources,
 )
+from common.errors import DomainError
 from common.money import format_rate
 from marketplace.models import TIER_RANK, ChallengeState, GPUModel, Node, NodeStatus, Region
 
@@ -531,10 +532,27 @@ def match_round_run(*, shard: str = "default", now: datetime | None = None, wait
 
 
 def _round(*, shard: str, now: datetime | None) -> MatchRound:
+    """One round at ONE time `now` (snapshot, preemption ends, lease starts). Every round is recorded,
+    failed or not: a round that raises is saved with status `failed` and its error (and logged), and
+    `/healthz` and the metrics read the latest successful one."""
     t0 = time.perf_counter()
     now = now or timezone.now()
-    started = timezone.now()
+    rnd = MatchRound(shard=shard, started_at=timezone.now())
+    try:
+        _round_body(rnd=rnd, now=now, t0=t0)
+    except Exception as exc:
+        log.exception("match round failed (shard %s)", shard)
+        rnd.status = "failed"
+        rnd.error = f"{type(exc).__name__}: {exc}"[:2000]
+        rnd.total_ms = (time.perf_counter() - t0) * 1000
+    rnd.finished_at = timezone.now()
+    rnd.save()
+    return rnd
+
+
+def _round_body(*, rnd: MatchRound, now: datetime, t0: float) -> None:
     _expire_pending(now=now)
+    quarantined = _quarantine_unprocessable(now=now)
     snap = snapshot_take(now=now)
     t1 = time.perf_counter()
     result = engine.match(
@@ -547,39 +565,120 @@ def _round(*, shard: str, now: datetime | None) -> MatchRound:
     )
     t2 = time.perf_counter()
     commit_phases: dict[str, float] = {}
-    placed, preempted, dropped = _commit(snap=snap, result=result, phases=commit_phases)
+    placed, preempted, dropped, set_aside = _commit(snap=snap, result=result, phases=commit_phases)
     t3 = time.perf_counter()
     reasons = Counter(result.reasons.values())
     if dropped:
         reasons["changed_during_round"] += dropped
-    rnd = MatchRound.objects.create(
-        shard=shard,
-        started_at=started,
-        finished_at=timezone.now(),
-        jobs_considered=snap.jobs.count,
-        nodes_considered=snap.nodes.count,
-        placed=placed,
-        preempted=preempted,
-        snapshot_ms=(t1 - t0) * 1000,
-        engine_ms=(t2 - t1) * 1000,
-        commit_ms=(t3 - t2) * 1000,
-        total_ms=(t3 - t0) * 1000,
-        unplaced_reasons=dict(reasons),
-        phases={
-            **{f"engine_{k}": round(v, 2) for k, v in result.timings_ms.items()},
-            **commit_phases,
-            **_jsonable(result.stats),
-        },
-    )
-    return rnd
+    if set_aside:
+        reasons["quarantined"] += set_aside
+    rnd.jobs_considered = snap.jobs.count
+    rnd.nodes_considered = snap.nodes.count
+    rnd.placed, rnd.preempted, rnd.quarantined = placed, preempted, quarantined + set_aside
+    rnd.snapshot_ms, rnd.engine_ms = (t1 - t0) * 1000, (t2 - t1) * 1000
+    rnd.commit_ms, rnd.total_ms = (t3 - t2) * 1000, (t3 - t0) * 1000
+    rnd.unplaced_reasons = dict(reasons)
+    rnd.phases = {
+        **{f"engine_{k}": round(v, 2) for k, v in result.timings_ms.items()},
+        **commit_phases,
+        **_jsonable(result.stats),
+    }
 
 
 def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
     return {k: (v if isinstance(v, str | int | float) else str(v)) for k, v in d.items()}
 
 
-def _commit(*, snap: Snapshot, result: engine.Result, phases: dict[str, float]) -> tuple[int, int, int]:
-    """Write the round in one transaction: preemptions, leases + slots, jobs → matched, pending reasons."""
+# --- quarantine: one bad job never stops the round ---------------------------------------------------------
+
+MAX_DURATION_S = 720 * 3600
+# What one placement's commit can raise: the exclusion constraint / a row refused (PostgreSQL), the overlap
+# re-check (SQLite, Conflict), a value the database cannot store.
+COMMIT_ERRORS = (DatabaseError, DomainError, ValueError, OverflowError)
+
+
+def job_quarantine(*, job_id: int, reason: str) -> bool:
+    """pending → quarantined with its reason (shown to the customer and in the console); False if the job
+    is no longer pending. The customer may cancel it (its whole hold is released); staff may re-queue it."""
+    return job_transition(
+        job_id=job_id,
+        from_states=[JobState.PENDING],
+        to_state=JobState.QUARANTINED,
+        note=f"quarantined by the match round: {reason}",
+        quarantine_reason=reason[:2000],
+        pending_reason="",
+    )
+
+
+def _quarantine_unprocessable(*, now: datetime) -> int:
+    """Pending jobs no round can process (booked before the horizon existed: a start window beyond the booking
+    horizon, whose lease end is past year 9999; or a duration of zero, or over the maximum) are set aside."""
+    days = int(settings.RIGSHIFT_BOOKING_HORIZON_DAYS)
+    try:
+        horizon = now + timedelta(days=days)
+    except OverflowError:
+        horizon = datetime.max.replace(tzinfo=UTC)
+    bad = Job.objects.filter(state=JobState.PENDING).filter(
+        Q(earliest_start__gt=horizon) | Q(duration_seconds__lte=0) | Q(duration_seconds__gt=MAX_DURATION_S)
+    )
+    count = 0
+    for job_id, earliest, duration in bad.values_list("pk", "earliest_start", "duration_seconds"):
+        if duration <= 0 or duration > MAX_DURATION_S:
+            reason = f"its duration ({duration} s) is not between 1 s and {MAX_DURATION_S // 3600} hours."
+        else:
+            reason = (
+                f"its start window opens {earliest:%Y-%m-%d}, beyond the booking horizon of {days} days; "
+                "cancel it (the whole hold is released) and book again within the horizon."
+            )
+        count += int(job_quarantine(job_id=job_id, reason=reason))
+    return count
+
+
+def _commit(*, snap: Snapshot, result: engine.Result, phases: dict[str, float]) -> tuple[int, int, int, int]:
+    """Write the round: preemptions, leases + slots, jobs → matched, pending reasons. Returns (placed,
+    preempted, dropped, quarantined).
+
+    All placements go in ONE transaction. If it fails (a placement's slots conflict, a row that cannot be
+    written), each placement is retried in its own transaction and the ones that still fail are quarantined
+    with the error, so everyone else is matched in the same round. When every retry fails the cause is not a
+    placement (the database is away, say): the round fails and nothing is quarantined."""
+    set_aside: dict[int, str] = {}
+    items: list[tuple[engine.Placement, LeasePlan]] = []
+    nowf, needs = snap.now.timestamp(), snap.jobs.resources_need()
+    for p in result.placements:
+        try:
+            items.append((p, _plan(snap=snap, p=p, nowf=nowf, needs=needs)))
+        except (ValueError, OverflowError, OSError) as exc:
+            set_aside[snap.job_ids[p.job_idx]] = f"its lease period cannot be represented ({exc})."
+    try:
+        with transaction.atomic():
+            placed, preempted, dropped = _commit_batch(snap=snap, items=items, phases=phases)
+    except COMMIT_ERRORS as batch_exc:
+        log.warning("match round commit failed (%s); retrying each placement on its own", batch_exc)
+        placed = preempted = dropped = 0
+        failures: list[Exception] = []
+        for item in items:
+            try:
+                with transaction.atomic():
+                    a, b, c = _commit_batch(snap=snap, items=[item], phases=phases)
+                placed, preempted, dropped = placed + a, preempted + b, dropped + c
+            except COMMIT_ERRORS as exc:
+                failures.append(exc)
+                set_aside[item[1].job_id] = f"its placement could not be committed ({type(exc).__name__}: {exc})"[:2000]
+        if len(items) > 1 and len(failures) == len(items):
+            raise
+    tick = time.perf_counter()
+    _pending_reasons_write(snap=snap, result=result)
+    phases["commit_pending_reasons"] = round((time.perf_counter() - tick) * 1000, 2)
+    quarantined = sum(int(job_quarantine(job_id=job_id, reason=why)) for job_id, why in set_aside.items())
+    return placed, preempted, dropped, quarantined
+
+
+def _commit_batch(
+    *, snap: Snapshot, items: list[tuple[engine.Placement, LeasePlan]], phases: dict[str, float]
+) -> tuple[int, int, int]:
+    """One transaction's worth (the caller opens it): claim the jobs still pending on nodes still able to take
+    leases, end the preempted leases at the round's time, insert the leases and their events."""
     tick = time.perf_counter()
 
     def lap(name: str) -> None:
@@ -589,54 +688,55 @@ def _commit(*, snap: Snapshot, result: engine.Result, phases: dict[str, float]) 
         tick = t
 
     now = snap.now
-    nowf = now.timestamp()
-    placements = result.placements
-    with transaction.atomic():
-        # Nodes still able to take leases (re-read at commit: one may have gone offline since the snapshot).
-        ok_nodes = set(
-            Node.objects.filter(listed=True, cordoned=False, status=NodeStatus.ONLINE).values_list("pk", flat=True)
-        )
-        on_live_nodes = [p for p in placements if snap.node_ids[p.node_idx] in ok_nodes]
-        on_live_nodes = _fit_resources(snap=snap, placements=on_live_nodes)
-        still = _jobs_claim(job_ids=sorted(snap.job_ids[p.job_idx] for p in on_live_nodes), now=now)
-        lap("nodes_check_jobs_claim")
-        keep = [p for p in on_live_nodes if snap.job_ids[p.job_idx] in still]
-        dropped = len(placements) - len(keep)
-        preempted = 0
-        for p in keep:
-            for lease_id in p.preempts:
-                preempted += int(lease_preempt(lease_id=lease_id, reason="preempted by on-demand work"))
-        needs = snap.jobs.resources_need()
-        plans = [_plan(snap=snap, p=p, nowf=nowf, needs=needs) for p in keep]
-        lap("preempt_plan")
-        leases_create_bulk(plans=plans, timings=phases)
-        lap("leases_slots")
-        _events_insert(
-            rows=[
-                (
-                    pl.job_id,
-                    f"matched: {len(pl.gpu_slots)} GPU(s) on node {pl.node_id}. {pl.placement_note}",
-                )
-                for pl in plans
-            ],
-            now=now,
-        )
-        lap("events")
-        by_reason: dict[str, list[int]] = {}
-        for j, code in result.reasons.items():
-            by_reason.setdefault(code, []).append(snap.job_ids[j])
-        for code, job_ids in by_reason.items():
-            text = REASON_TEXT.get(code, code)
-            for lo in range(0, len(job_ids), 5000):
-                Job.objects.filter(pk__in=job_ids[lo : lo + 5000], state=JobState.PENDING).exclude(
-                    pending_reason=text
-                ).update(pending_reason=text)
-        lap("pending_reasons")
-    lap("transaction_commit")
+    # Nodes still able to take leases (re-read at commit: one may have gone offline since the snapshot).
+    ok_nodes = set(
+        Node.objects.filter(listed=True, cordoned=False, status=NodeStatus.ONLINE).values_list("pk", flat=True)
+    )
+    on_live_nodes = [(p, plan) for p, plan in items if plan.node_id in ok_nodes]
+    fitting = {id(p) for p in _fit_resources(snap=snap, placements=[p for p, _ in on_live_nodes])}
+    on_live_nodes = [(p, plan) for p, plan in on_live_nodes if id(p) in fitting]
+    still = _jobs_claim(job_ids=sorted(plan.job_id for _, plan in on_live_nodes), now=now)
+    lap("nodes_check_jobs_claim")
+    keep = [(p, plan) for p, plan in on_live_nodes if plan.job_id in still]
+    dropped = len(items) - len(keep)
+    preempted = 0
+    for p, _ in keep:
+        for lease_id in p.preempts:
+            # Ends exactly at the round's time, where the displacing lease starts (no overlap, no gap).
+            preempted += int(lease_preempt(lease_id=lease_id, reason="preempted by on-demand work", at=now))
+    plans = [plan for _, plan in keep]
+    lap("preempt_plan")
+    leases_create_bulk(plans=plans, timings=phases)
+    lap("leases_slots")
+    _events_insert(
+        rows=[
+            (
+                pl.job_id,
+                f"matched: {len(pl.gpu_slots)} GPU(s) on node {pl.node_id}. {pl.placement_note}",
+            )
+            for pl in plans
+        ],
+        now=now,
+    )
+    lap("events")
     return len(plans), preempted, dropped
 
 
+def _pending_reasons_write(*, snap: Snapshot, result: engine.Result) -> None:
+    by_reason: dict[str, list[int]] = {}
+    for j, code in result.reasons.items():
+        by_reason.setdefault(code, []).append(snap.job_ids[j])
+    for code, job_ids in by_reason.items():
+        text = REASON_TEXT.get(code, code)
+        for lo in range(0, len(job_ids), 5000):
+            Job.objects.filter(pk__in=job_ids[lo : lo + 5000], state=JobState.PENDING).exclude(
+                pending_reason=text
+            ).update(pending_reason=text)
+
+
 def _plan(*, snap: Snapshot, p: engine.Placement, nowf: float, needs: np.ndarray) -> LeasePlan:
+    """The lease of one placement, starting no earlier than the round's one time `snap.now` (raises on an
+    unrepresentable period, e.g. past year 9999)."""
     start = max(float(snap.jobs.start[p.job_idx]), nowf)
     end = start + float(snap.jobs.end[p.job_idx] - snap.jobs.start[p.job_idx])
     need = needs[:, p.job_idx]
@@ -645,7 +745,7 @@ def _plan(*, snap: Snapshot, p: engine.Placement, nowf: float, needs: np.ndarray
         node_id=snap.node_ids[p.node_idx],
         gpu_slots=p.slots,
         price_micros=p.price,
-        starts_at=datetime.fromtimestamp(start, tz=UTC),
+        starts_at=snap.now if start == nowf else datetime.fromtimestamp(start, tz=UTC),
         ends_at=datetime.fromtimestamp(end, tz=UTC),
         cpu_cores=int(need[0]),
         ram_gb=int(need[1]),

@@ -1,7 +1,7 @@
 """Financing over the API: provider applications and advances, lender signup/capital/preferences/funding/portfolio,
 staff approval and advance actions. Every view checks its role; reads return only what the caller may see."""
 
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from django.contrib.auth.models import User
@@ -14,7 +14,8 @@ from rest_framework.views import APIView
 from common.api import IsCustomer, IsProvider, IsStaff
 from common.api_schema import error_responses
 from common.errors import NotFound, PermissionDenied, ValidationFailed
-from common.money import MICROS, from_micros
+from common.money import from_micros
+from common.numbers import money_field_parse
 from financing.models import (
     Advance,
     AdvanceApplication,
@@ -84,20 +85,10 @@ def _field(request: Request, name: str) -> Any:
 
 
 def dollars_parse(value: Any, *, field: str, required: bool = True) -> int | None:
-    """A dollar amount ("5000.00") → micros; > 0, at most 2 decimals; else 400 naming the field."""
-    if value in (None, "") and not required:
-        return None
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        raise ValidationFailed(f'{field}: a dollar amount such as "5000.00"', details={field: ["Not a number."]})
-    try:
-        d = Decimal(str(value).strip())
-    except InvalidOperation:
-        raise ValidationFailed(
-            f'{field}: a dollar amount such as "5000.00"', details={field: ["Not a number."]}
-        ) from None
-    if not d.is_finite() or d <= 0 or d.as_tuple().exponent < -2:  # type: ignore[operator]
-        raise ValidationFailed(f"{field}: more than $0, at most 2 decimals", details={field: ["Out of range."]})
-    return int(d * MICROS)
+    """A dollar amount ("5000.00") → micros; > 0, at most 2 decimals; else 400 naming the field.
+
+    The one money rule (`common.numbers.money_parse`): NaN, Infinity and overflowing exponents are refused."""
+    return money_field_parse(value, field=field, required=required, places=2, positive=True)
 
 
 # --- output ------------------------------------------------------------------------------------------------

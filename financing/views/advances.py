@@ -13,7 +13,7 @@ from django.views.decorators.http import require_http_methods
 from billing.views.pages import role_required
 from common.decorators import role_required as common_role_required
 from common.errors import DomainError, NotFound
-from common.money import MICROS
+from common.numbers import money_field_parse
 from financing.models import AdvanceStatus
 from financing.selectors.advances import (
     advance_list_for_provider,
@@ -53,15 +53,9 @@ def _int(value: str | None) -> int | None:
         return -1  # fails validation in the service with a clear message
 
 
-def _micros(value: str | None) -> int | None:
-    from decimal import Decimal, InvalidOperation
-
-    if not value:
-        return None
-    try:
-        return int(Decimal(value) * MICROS)
-    except InvalidOperation:
-        return -1
+def _micros(value: str | None, *, field: str = "amount") -> int | None:
+    """A form's dollar amount → micros (None when empty), by the one money rule; else ValidationFailed."""
+    return money_field_parse(value, field=field, required=False, places=2)
 
 
 # --- provider ------------------------------------------------------------------------------------------------

@@ -142,7 +142,7 @@ def lender_action(request: HttpRequest, action: str) -> HttpResponse:
                 return redirect(c.checkout_url)
             messages.success(request, f"Capital commitment of {format_usd(micros=c.amount_micros)}: {c.status}.")
         elif action == "preferences":
-            cap = _micros(request.POST.get("max_per_advance")) or 0
+            cap = _micros(request.POST.get("max_per_advance"), field="max_per_advance") or 0
             lender_preference_set(
                 lender_user=user,
                 mode=request.POST.get("mode", ""),

@@ -6,14 +6,16 @@ from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import generics, permissions, serializers, status
-from rest_framework.parsers import JSONParser, MultiPartParser
+from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from common.api import IsProvider, Pagination
 from common.errors import ValidationFailed
+from common.json_body import JsonBodyParser
 from common.money import from_micros
+from common.numbers import DecimalNumberField
 from marketplace.models import FleetAssessment, GPUModel, Provider, Tier, Vendor
 from marketplace.selectors.assessment import fleet_assessment_get, fleet_assessment_list
 from marketplace.selectors.catalog import gpu_model_get, gpu_model_list
@@ -115,7 +117,7 @@ class FleetLineIn(serializers.Serializer[dict[str, Any]]):
 class FleetAssessmentIn(serializers.Serializer[dict[str, Any]]):
     lines = FleetLineIn(many=True, required=False, help_text="JSON input: one entry per GPU model")
     file = serializers.FileField(required=False, help_text="Multipart input: a CSV of `model,count` lines")
-    utilisation = serializers.DecimalField(
+    utilisation = DecimalNumberField(
         max_digits=4,
         decimal_places=3,
         min_value=0,
@@ -251,7 +253,7 @@ class FleetAssessmentListView(generics.ListAPIView[FleetAssessment]):
     """A provider's fleet assessments; POST a fleet (multipart `file` CSV or JSON `lines`) to assess it."""
 
     permission_classes = [IsProvider]
-    parser_classes = [JSONParser, MultiPartParser]
+    parser_classes = [JsonBodyParser, MultiPartParser]
     serializer_class = FleetAssessmentSummaryOut
     pagination_class = Pagination
 

@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 from common.api import IsProvider, Pagination, represent_many
 from common.api_schema import paginated
 from common.money import from_micros, to_micros
+from common.numbers import DecimalNumberField
 from marketplace.models import Node, Provider, Region
 from marketplace.selectors.nodes import node_agent_command, node_get_for_provider, node_list_for_provider
 from marketplace.services.nodes import (
@@ -33,7 +34,7 @@ NOT_FOUND = {404: OpenApiResponse(ERROR, description="No such node among yours")
 
 
 def _price_field(**kwargs: Any) -> serializers.DecimalField:
-    return serializers.DecimalField(
+    return DecimalNumberField(
         max_digits=12, decimal_places=6, coerce_to_string=True, help_text="USD per GPU-hour", **kwargs
     )
 
@@ -142,7 +143,7 @@ class NodeCreateOutput(NodeOutput):
 class NodeListingInput(serializers.Serializer[Any]):
     price_per_gpu_hour = _price_field(min_value=Decimal(0), max_value=Decimal(100), required=False)
     min_bid_per_gpu_hour = _price_field(min_value=Decimal(0), max_value=Decimal(100), required=False)
-    storage_price_per_gb_month = serializers.DecimalField(
+    storage_price_per_gb_month = DecimalNumberField(
         max_digits=12,
         decimal_places=6,
         coerce_to_string=True,
@@ -151,7 +152,7 @@ class NodeListingInput(serializers.Serializer[Any]):
         required=False,
         help_text="USD per GB-month of storage a lease holds (0 = not charged)",
     )
-    egress_price_per_gb = serializers.DecimalField(
+    egress_price_per_gb = DecimalNumberField(
         max_digits=12,
         decimal_places=6,
         coerce_to_string=True,

@@ -16,6 +16,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from common.charts import bar_chart_svg
 from common.errors import DomainError, NotFound, PayloadTooLarge
+from common.numbers import DecimalFormField
 from marketplace.models import Tier
 from marketplace.selectors.assessment import fleet_assessment_get, fleet_assessment_list
 from marketplace.services.assessment import (
@@ -57,7 +58,7 @@ class FleetAssessmentForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 8, "cols": 50, "placeholder": "RX580 8GB,400\nGTX 1070,300\n3090,60"}),
         help_text=f"Up to {MAX_LINES:,} lines and {MAX_COUNT_PER_LINE:,} GPUs per line; names as you write them.",
     )
-    utilisation_pct = forms.DecimalField(
+    utilisation_pct = DecimalFormField(
         label="Expected utilisation (%)",
         min_value=Decimal(0),
         max_value=Decimal(100),

@@ -1,9 +1,11 @@
 """Unit tests of the pure matching engine: each hard constraint, pricing, preemption, reserved windows,
 fairness, optimality, and a property test that no assignment breaks a constraint or oversubscribes."""
 
+import random
+
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from broker.engine import Preemptible, match
@@ -288,13 +290,357 @@ job_st = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# Pinned (issue 12): 12 nodes, 13 jobs. A single-GPU job 0-600 s took node 0 slot 0, a job for 1,000-1,600 s was
+# stacked after it, the max-flow step moved the first job away and freed the slot to -inf (forgetting the
+# stacked holding), and a job for 0-3,600 s then took the same slot: two leases overlapping in time.
+PINNED_NODES = [
+    {
+        "model": 1,
+        "region": 2,
+        "gpu_count": 1,
+        "ask": 500000.0,
+        "min_bid": 200000.0,
+        "reliability": 0.99,
+        "verified": True,
+        "avail_until": 5000.0,
+    },
+    {
+        "model": 0,
+        "region": 1,
+        "gpu_count": 1,
+        "ask": 1000000.0,
+        "min_bid": 200000.0,
+        "reliability": 0.9,
+        "verified": True,
+        "avail_until": 5000.0,
+    },
+    {
+        "model": 2,
+        "region": 2,
+        "gpu_count": 8,
+        "ask": 500000.0,
+        "min_bid": 400000.0,
+        "reliability": 0.99,
+        "verified": False,
+        "avail_until": 5000.0,
+    },
+    {
+        "model": 2,
+        "region": 2,
+        "gpu_count": 4,
+        "ask": 1000000.0,
+        "min_bid": 200000.0,
+        "reliability": 0.99,
+        "verified": False,
+        "avail_until": 5000.0,
+    },
+    {
+        "model": 1,
+        "region": 0,
+        "gpu_count": 4,
+        "ask": 2000000.0,
+        "min_bid": 400000.0,
+        "reliability": 0.9,
+        "verified": False,
+        "avail_until": np.inf,
+    },
+    {
+        "model": 2,
+        "region": 1,
+        "gpu_count": 8,
+        "ask": 1000000.0,
+        "min_bid": 400000.0,
+        "reliability": 0.95,
+        "verified": False,
+        "avail_until": 5000.0,
+    },
+    {
+        "model": 0,
+        "region": 1,
+        "gpu_count": 8,
+        "ask": 500000.0,
+        "min_bid": 200000.0,
+        "reliability": 0.99,
+        "verified": False,
+        "avail_until": np.inf,
+    },
+    {
+        "model": 0,
+        "region": 0,
+        "gpu_count": 8,
+        "ask": 2000000.0,
+        "min_bid": 200000.0,
+        "reliability": 0.95,
+        "verified": True,
+        "avail_until": 5000.0,
+    },
+    {
+        "model": 1,
+        "region": 0,
+        "gpu_count": 2,
+        "ask": 2000000.0,
+        "min_bid": 200000.0,
+        "reliability": 0.99,
+        "verified": False,
+        "avail_until": np.inf,
+    },
+    {
+        "model": 1,
+        "region": 1,
+        "gpu_count": 1,
+        "ask": 500000.0,
+        "min_bid": 200000.0,
+        "reliability": 0.9,
+        "verified": False,
+        "avail_until": 5000.0,
+    },
+    {
+        "model": 0,
+        "region": 2,
+        "gpu_count": 8,
+        "ask": 2000000.0,
+        "min_bid": 400000.0,
+        "reliability": 0.99,
+        "verified": False,
+        "avail_until": 5000.0,
+    },
+    {
+        "model": 0,
+        "region": 1,
+        "gpu_count": 4,
+        "ask": 2000000.0,
+        "min_bid": 200000.0,
+        "reliability": 0.99,
+        "verified": True,
+        "avail_until": np.inf,
+    },
+]
+PINNED_JOBS = [
+    {
+        "gpu_count": 8,
+        "models": None,
+        "regions": None,
+        "min_vram": 80.0,
+        "min_reliability": 0.95,
+        "verified_only": False,
+        "mode": 2,
+        "price_limit": 3000000.0,
+        "start": 0.0,
+        "duration": 600.0,
+    },
+    {
+        "gpu_count": 1,
+        "models": None,
+        "regions": [0],
+        "min_vram": 24.0,
+        "min_reliability": 0.0,
+        "verified_only": True,
+        "mode": 2,
+        "price_limit": 1000000.0,
+        "start": 1000.0,
+        "duration": 3600.0,
+    },
+    {
+        "gpu_count": 1,
+        "models": None,
+        "regions": None,
+        "min_vram": 24.0,
+        "min_reliability": 0.0,
+        "verified_only": False,
+        "mode": 0,
+        "price_limit": 3000000.0,
+        "start": 0.0,
+        "duration": 600.0,
+    },
+    {
+        "gpu_count": 8,
+        "models": [2, 0],
+        "regions": [2],
+        "min_vram": 80.0,
+        "min_reliability": 0.0,
+        "verified_only": True,
+        "mode": 1,
+        "price_limit": 3000000.0,
+        "start": 0.0,
+        "duration": 3600.0,
+    },
+    {
+        "gpu_count": 1,
+        "models": None,
+        "regions": [2, 0],
+        "min_vram": 80.0,
+        "min_reliability": 0.95,
+        "verified_only": True,
+        "mode": 2,
+        "price_limit": 1000000.0,
+        "start": 0.0,
+        "duration": 3600.0,
+    },
+    {
+        "gpu_count": 8,
+        "models": None,
+        "regions": None,
+        "min_vram": 24.0,
+        "min_reliability": 0.95,
+        "verified_only": True,
+        "mode": 2,
+        "price_limit": 1000000.0,
+        "start": 0.0,
+        "duration": 600.0,
+    },
+    {
+        "gpu_count": 1,
+        "models": None,
+        "regions": None,
+        "min_vram": 24.0,
+        "min_reliability": 0.0,
+        "verified_only": False,
+        "mode": 2,
+        "price_limit": 3000000.0,
+        "start": 1000.0,
+        "duration": 600.0,
+    },
+    {
+        "gpu_count": 1,
+        "models": [2, 0],
+        "regions": [1],
+        "min_vram": 24.0,
+        "min_reliability": 0.0,
+        "verified_only": True,
+        "mode": 0,
+        "price_limit": 1000000.0,
+        "start": 0.0,
+        "duration": 600.0,
+    },
+    {
+        "gpu_count": 2,
+        "models": None,
+        "regions": None,
+        "min_vram": 0.0,
+        "min_reliability": 0.95,
+        "verified_only": True,
+        "mode": 2,
+        "price_limit": 1000000.0,
+        "start": 0.0,
+        "duration": 3600.0,
+    },
+    {
+        "gpu_count": 8,
+        "models": [1],
+        "regions": None,
+        "min_vram": 24.0,
+        "min_reliability": 0.0,
+        "verified_only": False,
+        "mode": 1,
+        "price_limit": 3000000.0,
+        "start": 0.0,
+        "duration": 600.0,
+    },
+    {
+        "gpu_count": 1,
+        "models": None,
+        "regions": [2],
+        "min_vram": 24.0,
+        "min_reliability": 0.0,
+        "verified_only": False,
+        "mode": 0,
+        "price_limit": 3000000.0,
+        "start": 0.0,
+        "duration": 600.0,
+    },
+    {
+        "gpu_count": 4,
+        "models": None,
+        "regions": [1],
+        "min_vram": 80.0,
+        "min_reliability": 0.0,
+        "verified_only": True,
+        "mode": 2,
+        "price_limit": 300000.0,
+        "start": 0.0,
+        "duration": 600.0,
+    },
+    {
+        "gpu_count": 1,
+        "models": None,
+        "regions": None,
+        "min_vram": 0.0,
+        "min_reliability": 0.0,
+        "verified_only": True,
+        "mode": 1,
+        "price_limit": 3000000.0,
+        "start": 1000.0,
+        "duration": 600.0,
+    },
+]
+PINNED_BUSY = {7: [-np.inf, -np.inf]}
+
+
+busy_st = st.dictionaries(st.integers(0, 11), st.lists(st.sampled_from([-np.inf, 500.0, 2000.0]), max_size=8))
+
+
+# Enough examples, on crowded markets too (8-12 nodes, 10-30 jobs: where the max-flow step re-routes
+# single-GPU jobs past holdings stacked later in time), that the class of the pinned case is found on
+# every run, not by chance.
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    nodes=st.lists(node_st, min_size=1, max_size=12),
-    jobs=st.lists(job_st, min_size=1, max_size=30),
-    busy=st.dictionaries(st.integers(0, 11), st.lists(st.sampled_from([-np.inf, 500.0, 2000.0]), max_size=8)),
+    nodes=st.lists(node_st, min_size=1, max_size=12) | st.lists(node_st, min_size=8, max_size=12),
+    jobs=st.lists(job_st, min_size=1, max_size=30) | st.lists(job_st, min_size=10, max_size=30),
+    busy=busy_st,
 )
+@example(nodes=PINNED_NODES, jobs=PINNED_JOBS, busy=PINNED_BUSY)
 def test_property_no_constraint_violated_no_slot_oversubscribed(nodes, jobs, busy):
+    check_market(nodes, jobs, busy)
+
+
+def _random_market(rng: random.Random) -> tuple[list[dict], list[dict], dict[int, list[float]]]:
+    """The property test's distributions, drawn uniformly (sizes included) from a seeded generator."""
+    pick = rng.choice
+    nodes = [
+        {
+            "model": rng.randint(0, 2),
+            "region": rng.randint(0, 2),
+            "gpu_count": pick([1, 2, 4, 8]),
+            "ask": pick([500_000.0, 1_000_000.0, 2_000_000.0]),
+            "min_bid": pick([200_000.0, 400_000.0]),
+            "reliability": pick([0.9, 0.95, 0.99]),
+            "verified": rng.random() < 0.5,
+            "avail_until": pick([np.inf, 5000.0]),
+        }
+        for _ in range(rng.randint(1, 12))
+    ]
+    jobs = [
+        {
+            "gpu_count": pick([1, 1, 1, 2, 4, 8]),
+            "models": None if rng.random() < 0.5 else rng.sample(range(3), rng.randint(1, 2)),
+            "regions": None if rng.random() < 0.5 else rng.sample(range(3), rng.randint(1, 2)),
+            "min_vram": pick([0.0, 24.0, 80.0]),
+            "min_reliability": pick([0.0, 0.95]),
+            "verified_only": rng.random() < 0.5,
+            "mode": pick([0, 1, 2]),
+            "price_limit": pick([300_000.0, 1_000_000.0, 3_000_000.0]),
+            "start": pick([0.0, 0.0, 1000.0]),
+            "duration": pick([600.0, 3600.0]),
+        }
+        for _ in range(rng.randint(1, 30))
+    ]
+    busy = {
+        rng.randint(0, len(nodes) - 1): [pick([-np.inf, 500.0, 2000.0]) for _ in range(rng.randint(0, 8))]
+        for _ in range(rng.randint(0, 4))
+    }
+    return nodes, jobs, busy
+
+
+def test_seeded_markets_never_oversubscribe_a_slot_in_time():
+    """600 markets from a fixed seed, the same every run: the engine before the fix of the pinned case
+    overlapped two leases on one slot in three of them (markets 189, 205 and 324), so the class of that
+    case is exercised on every run, not by chance."""
+    rng = random.Random(7)
+    for _ in range(600):
+        check_market(*_random_market(rng))
+
+
+def check_market(nodes, jobs, busy):
     busy = {k: v for k, v in busy.items() if k < len(nodes)}
     n = make_nodes(nodes, busy=busy)
     j = make_jobs(jobs, n_models=MODELS.count, n_regions=6)

@@ -110,6 +110,24 @@ def test_interruptible_and_reserved_modes(market: Any, customer: Any, customer_c
         ),
         ({"regions": ["mars"]}, "regions"),
         ({"min_tier": "gold"}, "min_tier"),
+        # Issue 12: a window ending in year 9999 once stopped every match round; beyond the horizon is a 400.
+        (
+            {"mode": "reserved", "earliest_start": "2026-01-01T00:00:00Z", "latest_start": "9999-12-31T23:59:59Z"},
+            "within 365 days",
+        ),
+        (
+            {
+                "mode": "reserved",
+                "earliest_start": (timezone.now() + timedelta(days=400)).isoformat(),
+                "latest_start": (timezone.now() + timedelta(days=401)).isoformat(),
+            },
+            "within 365 days",
+        ),
+        ({"duration_hours": "0.0"}, "duration_hours"),
+        ({"duration_hours": "-1"}, "duration_hours"),
+        ({"duration_hours": "1e999999999"}, "duration_hours"),
+        ({"max_price": "Infinity"}, "max_price"),
+        ({"max_price": "NaN"}, "max_price"),
     ],
 )
 def test_invalid_bookings_are_400_and_save_nothing(

@@ -3,6 +3,7 @@
 import ast
 import dataclasses
 import shlex
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,10 @@ pytestmark = pytest.mark.django_db
 
 ROOT = Path(__file__).resolve().parents[2]
 
+# A reserved window a month from now, inside the booking horizon (RIGSHIFT_BOOKING_HORIZON_DAYS).
+_DAY = (datetime.now(UTC) + timedelta(days=30)).replace(hour=0, minute=0, second=0, microsecond=0)
+EARLIEST, LATEST, BEFORE = ((_DAY + timedelta(days=d)).strftime("%Y-%m-%dT%H:%M:%SZ") for d in (0, 1, -1))
+
 # Every field set (the reserved mode takes a window; a bid is kept for any mode).
 FULL = {
     "gpu_count": 2,
@@ -44,8 +49,8 @@ FULL = {
     "placement": "reliable",
     "max_price": "1.25",
     "bid": "0.5",
-    "earliest_start": "2030-01-01T00:00:00Z",
-    "latest_start": "2030-01-02T00:00:00Z",
+    "earliest_start": EARLIEST,
+    "latest_start": LATEST,
     "duration_hours": "1.5",
     "name": " train ",
     "image": "pytorch/pytorch:latest",
@@ -83,10 +88,13 @@ def test_from_payload_converts_each_field(catalog: None) -> None:
     assert (spec.name, work.ports, dict(work.env)) == ("train", (22, 8888), {"A": "1"})
 
 
-def test_fingerprint_is_the_one_bookings_had_before_jobspec(catalog: None) -> None:
-    # Computed by the previous parser (broker.selectors.requirements.job_spec_parse) for FULL without the bid:
-    # a client replaying an Idempotency-Key across the upgrade still gets its job back.
-    payload = {k: v for k, v in FULL.items() if k not in ("bid", "placement")}
+def test_fingerprint_is_the_one_bookings_had_before_jobspec(catalog: None, monkeypatch: Any) -> None:
+    # Computed by the previous parser (broker.selectors.requirements.job_spec_parse) for FULL without the bid,
+    # with its window of 2030-01-01 to 2030-01-02: a client replaying an Idempotency-Key across the upgrade
+    # still gets its job back. The clock is set a month before that window (inside the booking horizon).
+    monkeypatch.setattr("broker.jobspec.timezone.now", lambda: datetime(2029, 12, 1, tzinfo=UTC))
+    window = {"earliest_start": "2030-01-01T00:00:00Z", "latest_start": "2030-01-02T00:00:00Z"}
+    payload = {k: v for k, v in {**FULL, **window}.items() if k not in ("bid", "placement")}
     assert JobSpec.from_payload(payload, booking=True).fingerprint() == (
         "6514629ac41f6d086a072bb6687e57e807bcbeb2a3dcecbc28a5bc1f72ada6dc"
     )
@@ -119,7 +127,10 @@ def test_spec_is_frozen(catalog: None) -> None:
         ({"max_price": None}, "max_price", "needs a max_price"),
         ({"mode": "interruptible", "bid": None, "earliest_start": None, "latest_start": None}, "bid", "needs a bid"),
         ({"latest_start": None}, "latest_start", "start window"),
-        ({"latest_start": "2029-12-31T00:00:00Z"}, "latest_start", "after earliest_start"),
+        ({"latest_start": BEFORE}, "latest_start", "after earliest_start"),
+        ({"latest_start": "9999-12-31T00:00:00Z"}, "latest_start", "within 365 days"),
+        ({"earliest_start": "9999-12-30T00:00:00Z"}, "earliest_start", "within 365 days"),
+        ({"duration_hours": "0"}, "duration_hours", "> 0"),
         ({"mode": "on_demand"}, "earliest_start", "Only reserved"),
         ({"verified_only": "maybe"}, "verified_only", "true or false"),
     ],
@@ -203,7 +214,7 @@ def _cli_spec() -> JobSpec:
         "jobs create --gpus 2 --min-gpu-ram 24 --gpu-model rtx-4090 --min-compute-cap 8.0 --min-tier inference "
         "--region eu --region us --min-reliability 0.9 --any-node --min-inet-down 100 --min-cpu-cores-per-gpu 4 "
         "--min-ram-per-gpu 16 --min-disk-per-gpu 50 --mode reserved --placement reliable --max-price 1.25 --bid 0.5 "
-        "--earliest-start 2030-01-01T00:00:00Z --latest-start 2030-01-02T00:00:00Z --hours 1.5 --name train "
+        f"--earliest-start {EARLIEST} --latest-start {LATEST} --hours 1.5 --name train "
         "--image pytorch/pytorch:latest --command 'python train.py' --env A=1 --port 8888 --port 22"
     )
     payload = job_payload(build_parser().parse_args(argv))

@@ -28,7 +28,7 @@ from broker.selectors.agent import OwnedLease, agent_node_leases
 from broker.services.leases import lease_activate, lease_end
 from common.errors import ValidationFailed
 from marketplace.models import Node, NodeStatus
-from marketplace.services.heartbeats import node_heartbeat_record
+from marketplace.services.heartbeats import HeartbeatRecord, node_heartbeat_record
 from marketplace.services.verification import node_agent_report_apply
 
 logger = logging.getLogger(__name__)
@@ -193,21 +193,10 @@ def agent_heartbeat(
     """
     now = now or timezone.now()
     interval = settings.RIGSHIFT_HEARTBEAT_INTERVAL_S
-    activated: list[int] = []
-    ended: list[int] = []
-    ignored: list[dict[str, Any]] = []
     try:
-        with transaction.atomic():
-            record = node_heartbeat_record(
-                node_id=node.pk, seq=seq, status=status, payload=payload, now=now, token_hash=token_hash
-            )
-            if record is None:
-                raise TokenRefused
-            if not record.duplicate:
-                assert record.seen_at is not None
-                lease_clock_advance(node_id=node.pk, seen_at=record.seen_at, previous=record.previous)
-                if leases:
-                    activated, ended, ignored = _apply_reports(node=node, leases=leases, now=now)
+        record, (activated, ended, ignored) = _heartbeat_apply(
+            node=node, seq=seq, status=status, leases=leases, payload=payload, now=now, token_hash=token_hash
+        )
     except _Refused as refused:
         _refusal_record(node=node, refused=refused)
         raise ValidationFailed(
@@ -234,6 +223,32 @@ def agent_heartbeat(
         ignored_leases=ignored,
         challenge_pending=record.challenge_pending,
     )
+
+
+def _heartbeat_apply(
+    *,
+    node: Node,
+    seq: int,
+    status: str,
+    leases: Sequence[dict[str, Any]],
+    payload: dict[str, Any] | None,
+    now: datetime,
+    token_hash: str | None,
+) -> tuple[HeartbeatRecord, tuple[list[int], list[int], list[dict[str, Any]]]]:
+    """The heartbeat's transaction: the node's part, then (a new heartbeat only) the broker clock and the reports.
+    Raises TokenRefused, or _Refused (everything rolls back)."""
+    with transaction.atomic():
+        record = node_heartbeat_record(
+            node_id=node.pk, seq=seq, status=status, payload=payload, now=now, token_hash=token_hash
+        )
+        if record is None:
+            raise TokenRefused
+        if record.duplicate or record.seen_at is None:
+            return record, ([], [], [])
+        # the broker clock of the node's running leases (billing/services/metering.py, THE RULE), atomic with the
+        # heartbeat: a clock left behind the node's previous heartbeat would stay stopped for good
+        lease_clock_advance(node_id=node.pk, seen_at=record.seen_at, previous=record.previous)
+        return record, _apply_reports(node=node, leases=leases, now=now) if leases else ([], [], [])
 
 
 def _refusal_record(*, node: Node, refused: _Refused) -> None:

@@ -18,6 +18,22 @@ class JobState(models.TextChoices):
 TERMINAL_JOB_STATES = frozenset({JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED})
 
 
+class WorkloadPhase(models.TextChoices):
+    PULLING = "pulling", "Pulling image"
+    STARTING = "starting", "Starting"
+    RUNNING = "running", "Running"
+    EXITED = "exited", "Exited"
+
+
+class EndReason(models.TextChoices):
+    EXITED = "exited", "Exited"
+    OOM = "oom", "Out of memory"
+    IMAGE_PULL_FAILED = "image_pull_failed", "Image pull failed"
+    START_FAILED = "start_failed", "Could not start"
+    STOPPED = "stopped", "Stopped by the platform"
+    LEASE_ENDED = "lease_ended", "Booked time over"
+
+
 class JobMode(models.TextChoices):
     ON_DEMAND = "on_demand", "On demand"
     INTERRUPTIBLE = "interruptible", "Interruptible"
@@ -62,6 +78,10 @@ class Job(models.Model):
     retries = models.PositiveSmallIntegerField(default=0)
     max_retries = models.PositiveSmallIntegerField(default=3)
     pending_reason = models.TextField(blank=True)
+    # How the workload is doing and how it ended, as the agent reports it.
+    phase = models.CharField(max_length=10, choices=WorkloadPhase.choices, blank=True)
+    exit_code = models.IntegerField(null=True, blank=True)
+    end_reason = models.CharField(max_length=20, choices=EndReason.choices, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -117,6 +137,9 @@ class Lease(models.Model):
     activated_at = models.DateTimeField(null=True, blank=True)
     ended_at = models.DateTimeField(null=True, blank=True)
     end_reason = models.CharField(max_length=200, blank=True)
+    port_map = models.JSONField(
+        default=list, blank=True, help_text="[{container, host, protocol}] as the agent published them"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -124,6 +147,30 @@ class Lease(models.Model):
         constraints = [
             models.CheckConstraint(condition=models.Q(ends_at__gt=models.F("starts_at")), name="lease_period_valid")
         ]
+
+
+class LogStream(models.TextChoices):
+    STDOUT = "stdout", "stdout"
+    STDERR = "stderr", "stderr"
+
+
+class JobLogLine(models.Model):
+    """One line of a job's workload output, as the agent shipped it; the last part of each job's log is kept.
+
+    (lease, seq) is the agent's numbering (unique: a resent line is dropped); the row id is the order the
+    customer reads in (`?after=`)."""
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="log_lines")
+    lease = models.ForeignKey(Lease, on_delete=models.CASCADE, related_name="+")
+    seq = models.PositiveIntegerField()
+    at = models.DateTimeField()
+    stream = models.CharField(max_length=6, choices=LogStream.choices)
+    text = models.TextField()
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.UniqueConstraint(fields=["lease", "seq"], name="joblogline_once_per_lease_seq")]
+        indexes = [models.Index(fields=["job", "id"])]
 
 
 class LeaseSlot(models.Model):

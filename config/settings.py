@@ -289,6 +289,8 @@ RIGSHIFT_PLATFORM_FEE_RATE = env.str("RIGSHIFT_PLATFORM_FEE_RATE", default="0.15
 RIGSHIFT_RESERVE_RATE = env.str("RIGSHIFT_RESERVE_RATE", default="0.02")
 RIGSHIFT_HEARTBEAT_INTERVAL_S = env.int("RIGSHIFT_HEARTBEAT_INTERVAL_S", default=15)
 RIGSHIFT_NODE_OFFLINE_AFTER_S = env.int("RIGSHIFT_NODE_OFFLINE_AFTER_S", default=60)
+# The last lines of each job's workload log kept on the server (each at most 2,000 characters).
+RIGSHIFT_JOB_LOG_MAX_LINES = env.int("RIGSHIFT_JOB_LOG_MAX_LINES", default=5000)
 RIGSHIFT_DEMO = env.bool("RIGSHIFT_DEMO", default=False)
 # Matcher lock expiry (broker/locks.py): after a matcher dies mid-round, its shard waits this long. > longest round.
 RIGSHIFT_MATCH_LOCK_TTL_S = env.int("RIGSHIFT_MATCH_LOCK_TTL_S", default=120)

@@ -28,11 +28,13 @@ from rigshift_client import ApiClient
 from rigshift_agent import __version__
 from rigshift_agent.bench import bench
 from rigshift_agent.detect import Hardware, detect, detect_nvidia, simulated_benchmark, simulated_challenge_tflops
-from rigshift_agent.executor import DockerExecutor, Executor, SimulatedExecutor
+from rigshift_agent.docker_executor import DockerExecutor
+from rigshift_agent.executor import Executor, SimulatedExecutor
 from rigshift_agent.runner import AgentFatal, GpuSampler, Runner
 from rigshift_agent.state import StateStore
 
 log = logging.getLogger("rigshift_agent")
+SIM_PULL_S, SIM_START_S = 4, 2  # a simulated lease shows pulling and starting for a moment
 
 
 _ROW = "{:>2}  {:<14} {:>7}  {:<7} {:<10} {:>7} {:>7} {:>5}"
@@ -100,7 +102,7 @@ def build_runner(
     simulated_tflops = simulated_challenge_tflops(simulate) if simulate else None
     if simulate:
         benchmark: dict[str, Any] = dict(simulated_benchmark(simulate))
-        executor = SimulatedExecutor(clock=time.time)
+        executor = SimulatedExecutor(clock=time.time, pull_s=SIM_PULL_S, start_s=SIM_START_S)
     else:
         benchmark = bench().report() if measure else {"tflops": None, "mem_bandwidth_gbs": None}
         if DockerExecutor.available():

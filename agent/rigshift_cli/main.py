@@ -14,6 +14,7 @@ import getpass
 import json
 import os
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
@@ -430,6 +431,11 @@ def render_job(job: dict[str, Any], out: TextIO) -> None:
     ]
     if job.get("pending_reason"):
         pairs.append(("pending because", job["pending_reason"]))
+    if job.get("phase"):
+        pairs.append(("workload", job["phase"]))
+    if job.get("exit_code") is not None or job.get("end_reason"):
+        pairs.append(("exit code", job.get("exit_code")))
+        pairs.append(("ended because", display.label(job.get("end_reason"), "end_reason")))
     if lease:
         pairs += [
             ("node", lease.get("node_name") or lease.get("node")),
@@ -455,6 +461,39 @@ def cmd_jobs_show(args: argparse.Namespace, out: TextIO) -> int:
         return 0
     render_job(body, out)
     return 0
+
+
+TERMINAL = {"completed", "failed", "cancelled"}
+
+
+def _print_lines(lines: Sequence[dict[str, Any]], out: TextIO) -> None:
+    for line in lines:
+        prefix = "! " if line.get("stream") == "stderr" else ""
+        print(f"{prefix}{line.get('text', '')}", file=out, flush=True)
+
+
+def cmd_jobs_logs(args: argparse.Namespace, out: TextIO) -> int:
+    """Print the job's log; with --follow keep printing new lines until the job has ended and all is read."""
+    client = client_for(args)
+    after = args.after
+    while True:
+        body = client.get(f"{API}/jobs/{args.id}/logs/", params={"after": after})
+        lines = body.get("lines") or []
+        if args.json:
+            for line in lines:
+                print(json.dumps(line), file=out, flush=True)
+        else:
+            _print_lines(lines, out)
+        after = int(body.get("next") or after)
+        if not args.follow:
+            return 0
+        if not lines:
+            job = client.get(f"{API}/jobs/{args.id}/")
+            if job.get("state") in TERMINAL:
+                if job.get("exit_code") is not None:
+                    print(f"[job {args.id} {job['state']}: exit code {job['exit_code']}]", file=sys.stderr)
+                return 0
+            time.sleep(args.poll)
 
 
 def cmd_jobs_cancel(args: argparse.Namespace, out: TextIO) -> int:
@@ -582,6 +621,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = jobs_sub.add_parser("show", parents=[common], help="one job: state, timeline, lease, cost so far")
     p.add_argument("id", type=int)
     p.set_defaults(func=cmd_jobs_show)
+    p = jobs_sub.add_parser("logs", parents=[common], help="the job's output (stdout; stderr lines start with '! ')")
+    p.add_argument("id", type=int)
+    p.add_argument("--follow", "-f", action="store_true", help="keep printing new lines until the job ends")
+    p.add_argument("--after", type=int, default=0, help="only lines after this seq")
+    p.add_argument("--poll", type=float, default=2.0, help="seconds between polls with --follow")
+    p.set_defaults(func=cmd_jobs_logs)
     p = jobs_sub.add_parser("cancel", parents=[common], help="cancel a job and release unused escrow")
     p.add_argument("id", type=int)
     p.set_defaults(func=cmd_jobs_cancel)

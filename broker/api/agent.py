@@ -148,7 +148,9 @@ class AgentHeartbeatView(AgentView):
             seq=data["seq"],
             status=data["status"],
             leases=data.get("leases") or [],
-            payload=dict(serializer.data),
+            payload={k: v for k, v in serializer.data.items() if k != "logs"},  # the log lives in JobLogLine
+            events=data.get("events") or [],
+            logs=data.get("logs") or [],
         )
         body = {
             "accepted": result.accepted,

@@ -15,10 +15,11 @@ from broker.api.offers import OfferOut
 from broker.jobspec import FIELDS, QUOTE_FIELDS, Field, JobSpec, Need
 from broker.jobspec_kinds import Choice, Count, Env, Flag, Money, Names, Number, Ports, Text, When
 from broker.models import Job, JobState
+from broker.selectors.job_logs import LOG_PAGE_MAX, job_for_reader, job_log_page, parse_after
 from broker.selectors.jobs import job_get, job_list, job_view
 from broker.services.jobs import job_book_ex, job_cancel
 from broker.services.quotes import Quote, job_quote
-from common.api import IsCustomer, Pagination
+from common.api import IsCustomer, IsStaff, Pagination
 from common.api_schema import error_responses, paginated
 from common.errors import ValidationFailed
 from common.money import from_micros
@@ -182,6 +183,13 @@ JobOut: type[serializers.Serializer[dict[str, Any]]] = type(
         "held": serializers.CharField(help_text="Dollars held in escrow for this job"),
         "cost_so_far": serializers.CharField(help_text="Dollars charged so far (settled usage)"),
         "pending_reason": serializers.CharField(),
+        "phase": serializers.CharField(
+            help_text="Workload phase the agent reports: pulling, starting, running, exited"
+        ),
+        "exit_code": serializers.IntegerField(allow_null=True, help_text="The workload's exit code, once it ended"),
+        "end_reason": serializers.CharField(
+            help_text="Why it stopped: exited, oom, image_pull_failed, start_failed, stopped, lease_ended"
+        ),
         "lease": LeaseOut(allow_null=True),
         "timeline": EventOut(many=True),
         "created_at": serializers.DateTimeField(),
@@ -205,6 +213,9 @@ def job_data(job: Job) -> dict[str, Any]:
         "held": _dollars(job.held_micros),
         "cost_so_far": _dollars(view.cost_so_far_micros),
         "pending_reason": job.pending_reason,
+        "phase": job.phase,
+        "exit_code": job.exit_code,
+        "end_reason": job.end_reason,
         "lease": None
         if lease is None
         else {
@@ -328,3 +339,39 @@ class JobCancelView(APIView):
         customer = request.user.customer  # type: ignore[union-attr]
         job = job_cancel(job=job_get(customer=customer, job_id=job_id), customer=customer)
         return Response(job_data(job_get(customer=customer, job_id=job.pk)))
+
+
+class LogLineOut(serializers.Serializer[dict[str, Any]]):
+    seq = serializers.IntegerField(help_text="Order of the line in the job's log; read on with ?after=SEQ")
+    at = serializers.DateTimeField()
+    stream = serializers.ChoiceField(choices=["stdout", "stderr"])
+    text = serializers.CharField()
+
+
+class LogPageOut(serializers.Serializer[dict[str, Any]]):
+    lines = LogLineOut(many=True)
+    next = serializers.IntegerField(help_text="Pass as `after` for the lines that follow")
+
+
+class JobLogsView(APIView):
+    permission_classes = [IsCustomer | IsStaff]
+
+    @extend_schema(
+        operation_id="jobs_logs",
+        parameters=[
+            OpenApiParameter("after", OpenApiTypes.INT, description="Only lines after this seq (the last `next`)"),
+            OpenApiParameter("limit", OpenApiTypes.INT, description=f"At most this many lines (≤ {LOG_PAGE_MAX})"),
+        ],
+        responses={200: LogPageOut, **error_responses(400, 401, 403, 404)},
+        tags=["jobs"],
+        description=(
+            "The workload's stdout and stderr as the agent shipped them (the server keeps the last "
+            "RIGSHIFT_JOB_LOG_MAX_LINES lines of each job, 5,000 by default). Only the job's customer and staff "
+            "can read it; note that the provider's machine runs the workload and can see it."
+        ),
+    )
+    def get(self, request: Request, job_id: int) -> Response:
+        job = job_for_reader(user=request.user, job_id=job_id)
+        limit = parse_after(request.query_params.get("limit")) or LOG_PAGE_MAX
+        page = job_log_page(job=job, after=parse_after(request.query_params.get("after")), limit=limit)
+        return Response(LogPageOut({"lines": page.lines, "next": page.next}).data)

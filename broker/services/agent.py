@@ -20,7 +20,8 @@ from django.utils import timezone
 from billing.services.metering import usage_ingest
 from broker.models import LeaseState
 from broker.selectors.agent import agent_node_leases
-from broker.services.leases import lease_activate, lease_end
+from broker.services.agent_workload import lease_logs_append, lease_phases_apply
+from broker.services.leases import lease_activate, lease_exit
 from common.errors import ValidationFailed
 from marketplace.models import Node, NodeHeartbeat, NodeStatus
 from marketplace.services.reliability import node_reliability_refresh, node_uptime_add
@@ -85,6 +86,26 @@ def _check_reports(*, reports: Sequence[dict[str, Any]], owned: dict[int, tuple[
             )
 
 
+def _ignored(
+    *,
+    leases: Sequence[dict[str, Any]],
+    events: Sequence[dict[str, Any]],
+    logs: Sequence[dict[str, Any]],
+    owned: dict[int, tuple[str, int, int]],
+) -> list[dict[str, Any]]:
+    """What the heartbeat said about leases that are not this node's (nothing of it is applied)."""
+    ignored = [
+        {"lease_id": r["lease_id"], "seq": r["seq"], "reason": "not a lease of this node"}
+        for r in leases
+        if r["lease_id"] not in owned
+    ]
+    foreign_logs = sorted({x["lease_id"] for x in logs if x["lease_id"] not in owned})
+    ignored += [{"lease_id": i, "seq": 0, "reason": "log lines for a lease of another node"} for i in foreign_logs]
+    foreign_events = sorted({e["lease_id"] for e in events if e["lease_id"] not in owned})
+    ignored += [{"lease_id": i, "seq": 0, "reason": "phase for a lease of another node"} for i in foreign_events]
+    return ignored
+
+
 def agent_heartbeat(
     *,
     node: Node,
@@ -93,13 +114,17 @@ def agent_heartbeat(
     leases: Sequence[dict[str, Any]] = (),
     payload: dict[str, Any] | None = None,
     now: datetime | None = None,
+    events: Sequence[dict[str, Any]] = (),
+    logs: Sequence[dict[str, Any]] = (),
 ) -> HeartbeatResult:
     """Apply heartbeat `seq` of `node` once.
 
     `leases` are validated usage reports ({lease_id, seq, gpu_seconds, utilisation, interval_start,
     interval_end (datetimes), state}). Reports for leases that are not this node's are ignored and
     returned in `ignored_leases`; the rest go to billing's `usage_ingest`, and a reported lease that
-    is still reserved becomes active. A repeated `seq` returns `duplicate=True` and writes nothing.
+    is still reserved becomes active; an `exited` report ends the lease and completes or fails the job
+    (`lease_exit`). `events` (workload phases) and `logs` (output lines) of the node's own leases are
+    recorded (broker.services.agent_workload). A repeated `seq` returns `duplicate=True` and writes nothing.
     """
     now = now or timezone.now()
     interval = settings.RIGSHIFT_HEARTBEAT_INTERVAL_S
@@ -112,15 +137,14 @@ def agent_heartbeat(
             added = node_uptime_add(node_id=node.pk, previous=previous, now=now)
             activated: list[int] = []
             ended: list[int] = []
-            ignored: list[dict[str, Any]] = []
+            mentioned = (
+                [r["lease_id"] for r in leases] + [e["lease_id"] for e in events] + [x["lease_id"] for x in logs]
+            )
+            owned = agent_node_leases(node=node, lease_ids=mentioned) if mentioned else {}
+            ignored = _ignored(leases=leases, events=events, logs=logs, owned=owned)
+            lease_phases_apply(events=events, owned=owned)
             if leases:
-                owned = agent_node_leases(node=node, lease_ids=[report["lease_id"] for report in leases])
                 own_reports = [report for report in leases if report["lease_id"] in owned]
-                ignored = [
-                    {"lease_id": report["lease_id"], "seq": report["seq"], "reason": "not a lease of this node"}
-                    for report in leases
-                    if report["lease_id"] not in owned
-                ]
                 _check_reports(reports=own_reports, owned=owned)
                 # a lease starts on a report of it running or of usage; a zero-usage "exited" report is the agent
                 # closing a lease it never started (e.g. withdrawn before it began): that must not activate it
@@ -131,11 +155,18 @@ def agent_heartbeat(
                         activated.append(lease_id)
                 if own_reports:
                     usage_ingest(node_id=node.pk, reports=own_reports)
-                finished = sorted({r["lease_id"] for r in own_reports if r["state"] == "exited"})
-                for lease_id in finished:
-                    # the workload is over: free the GPUs now and settle, so no capacity is held after it closed
-                    if lease_end(lease_id=lease_id, reason="workload exited", complete_job=True):
-                        ended.append(lease_id)
+            lease_logs_append(lines=logs, owned=owned)
+            for report in sorted(
+                (r for r in leases if r["lease_id"] in owned and r["state"] == "exited"), key=lambda r: r["lease_id"]
+            ):
+                # the workload is over: free the GPUs now and settle, so no capacity is held after it closed
+                if lease_exit(
+                    lease_id=report["lease_id"],
+                    exit_code=report.get("exit_code"),
+                    reason=report.get("reason") or "exited",
+                    detail=report.get("detail") or "",
+                ):
+                    ended.append(report["lease_id"])
     except IntegrityError:
         seen = NodeHeartbeat.objects.filter(node_id=node.pk).aggregate(
             top=Max("seq"), same=Count("pk", filter=Q(seq=seq))

@@ -29,8 +29,8 @@ from broker import dispatch
 from broker.models import Job, JobState, Lease, LeaseSlot, LeaseState
 from broker.services.jobs_state import job_transition
 from common.errors import Conflict
-from marketplace.models import Node
 from common.money import prorate
+from marketplace.models import Node
 
 log = logging.getLogger(__name__)
 
@@ -243,6 +243,49 @@ def lease_end(*, lease_id: int, reason: str = "completed", complete_job: bool = 
             job_id=lease.job_id, from_states=LIVE_JOB_STATES, to_state=JobState.COMPLETED, note=f"lease ended: {reason}"
         )
         if completed:  # without complete_job the caller (e.g. job_cancel) owns the job's state and its money
+            _lease_close_money(lease=lease, job_terminal=True, failed=False)
+    return True
+
+
+FAILED_REASONS = frozenset({"oom", "image_pull_failed", "start_failed"})
+
+
+def exit_note(*, exit_code: int | None, reason: str, detail: str = "") -> str:
+    """Words for the timeline: "exited with code 3", "out of memory (exit code 137)", "image pull failed: …"."""
+    words = {
+        "oom": "out of memory",
+        "image_pull_failed": "image pull failed",
+        "start_failed": "could not start",
+        "stopped": "stopped by the platform",
+        "lease_ended": "booked time over",
+    }.get(reason, "exited")
+    text = (
+        words
+        if exit_code is None
+        else (f"exited with code {exit_code}" if reason == "exited" else f"{words} (exit code {exit_code})")
+    )
+    return f"{text}: {detail}" if detail and detail not in (reason, words) else text
+
+
+def lease_exit(*, lease_id: int, exit_code: int | None, reason: str, detail: str = "") -> bool:
+    """The agent reports the workload ended: the lease ends (GPUs free from now) and the job completes on a
+    zero exit (or the booked time running out), or fails on a non-zero exit, out of memory, a failed image
+    pull or start, keeping the exit code and reason. The customer pays for what ran either way (the lease is
+    settled and the unused escrow released). A lease already closed (expired, cancelled, preempted) only gets
+    the exit code recorded on its job when none is."""
+    failed = reason in FAILED_REASONS or (exit_code not in (None, 0) and reason != "lease_ended")
+    note = exit_note(exit_code=exit_code, reason=reason, detail=detail)
+    outcome = {"exit_code": exit_code, "end_reason": reason, "phase": "exited"}
+    now = timezone.now()
+    with transaction.atomic():
+        lease = _close(lease_id=lease_id, to_state=LeaseState.ENDED, reason=f"workload {note}", now=now)
+        if lease is None:
+            job_ids = Lease.objects.filter(pk=lease_id).values_list("job_id", flat=True)
+            Job.objects.filter(pk__in=job_ids, exit_code__isnull=True, end_reason="").update(**outcome)
+            return False
+        to_state = JobState.FAILED if failed else JobState.COMPLETED
+        done = job_transition(job_id=lease.job_id, from_states=LIVE_JOB_STATES, to_state=to_state, note=note, **outcome)
+        if done:
             _lease_close_money(lease=lease, job_terminal=True, failed=False)
     return True
 

@@ -15,6 +15,7 @@ from broker.forms import JobBookingForm, form_add_domain_errors, form_errors_tex
 from broker.jobspec import PAYLOAD_KEYS, QUOTE_KEYS
 from broker.models import TERMINAL_JOB_STATES, Job
 from broker.selectors.customer_portal import wallet_low_balance
+from broker.selectors.job_logs import job_log_page, parse_after
 from broker.selectors.jobs import job_get, job_list, job_view
 from broker.services.explain import job_explanation_text
 from broker.services.jobs import job_book, job_cancel
@@ -23,6 +24,8 @@ from broker.views.app import customer_of, customer_required
 from common.errors import DomainError, NotFound
 
 POLL_SECONDS = 5
+LOG_POLL_SECONDS = 2
+LOG_PAGE_SHOWN = 500
 
 
 def _own_job(request: HttpRequest, job_id: int) -> Job:
@@ -114,6 +117,20 @@ def job_status_partial(request: HttpRequest, job_id: int) -> HttpResponse:
     """The job page's live part (state, lease, cost, timeline), polled by htmx until the job ends."""
     job = _own_job(request, job_id)
     return render(request, "app/_job_status.html", _job_context(job))
+
+
+@customer_required
+def job_logs_partial(request: HttpRequest, job_id: int) -> HttpResponse:
+    """The job page's log: the lines after `?after=`, then the poller that asks for the next ones (htmx)."""
+    job = _own_job(request, job_id)
+    try:
+        after = parse_after(request.GET.get("after"))
+    except DomainError as exc:
+        return HttpResponse(exc.message, status=400)
+    page = job_log_page(job=job, after=after, limit=LOG_PAGE_SHOWN)
+    context = {"job": job, "lines": page.lines, "next": page.next, "follow": job.state not in TERMINAL_JOB_STATES}
+    context["follow"] = context["follow"] or len(page.lines) == LOG_PAGE_SHOWN
+    return render(request, "app/_job_log.html", {**context, "poll_seconds": LOG_POLL_SECONDS})
 
 
 @customer_required

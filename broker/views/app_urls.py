@@ -14,6 +14,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("jobs/quote/", app_jobs.job_quote_partial, name="job_quote"),
     path("jobs/<int:job_id>/", app_jobs.job_detail, name="job_detail"),
     path("jobs/<int:job_id>/status/", app_jobs.job_status_partial, name="job_status"),
+    path("jobs/<int:job_id>/logs/", app_jobs.job_logs_partial, name="job_logs"),
     path("jobs/<int:job_id>/cancel/", app_jobs.job_cancel_view, name="job_cancel"),
     path("wallet/", app.wallet, name="wallet"),
     path("tokens/", app.tokens, name="tokens"),

@@ -221,3 +221,28 @@ def test_server_keeps_the_last_lines_of_each_job(setup, settings) -> None:
     assert client.post("/api/v1/agent/heartbeat", {"seq": 2, "logs": lines[-3:]}, format="json").status_code == 200
     kept = list(JobLogLine.objects.filter(job=job).values_list("text", flat=True))
     assert kept == [f"line {i}" for i in range(16, 26)]
+
+
+def test_job_page_shows_the_log_the_exit_code_and_the_privacy_note(setup) -> None:
+    from django.test import Client
+
+    clock = Clock()
+    job = book(setup["client"], command="python train.py; exit 3")
+    lease_for(job, setup["node"], clock)
+    agent = runner(setup["raw"], clock)
+    for _ in range(5):
+        agent.step()
+        clock.advance(15)
+    page = Client()
+    page.force_login(setup["customer"].user)
+    body = page.get(f"/app/jobs/{job.pk}/").content.decode()
+    assert 'id="job-log"' in body and "provider's machine" in body
+    assert 'id="job-exit-code">3<' in body and "Exited" in body
+    part = page.get(f"/app/jobs/{job.pk}/logs/", {"after": 0}).content.decode()
+    assert "$ python train.py; exit 3" in part and "log-stderr" in part
+    assert "hx-trigger" not in part.split('id="job-log-poller"')[1]  # ended and all shown: no more polling
+    assert page.get(f"/app/jobs/{job.pk}/logs/", {"after": "x"}).status_code == 400
+    other = Client()
+    other.force_login(CustomerFactory().user)
+    assert other.get(f"/app/jobs/{job.pk}/logs/").status_code == 404
+    assert "Not private from the provider" in page.get("/app/jobs/new/").content.decode()

@@ -3,7 +3,7 @@
 import json
 import threading
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from django.db import close_old_connections
@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from broker.models import Job, JobLogLine, JobState, Lease
 from common.services import api_token_create
+from marketplace.models import Customer, Node
 from tests.factories import CustomerFactory, NodeFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -20,7 +21,7 @@ from rigshift_cli.main import main  # noqa: E402
 
 @pytest.fixture
 def job_with_log(live_server: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Job:
-    customer = CustomerFactory()
+    customer = cast(Customer, CustomerFactory())
     _, raw = api_token_create(user=customer.user)
     monkeypatch.setenv("RIGSHIFT_SERVER", live_server.url)
     monkeypatch.setenv("RIGSHIFT_CONFIG", str(tmp_path / "rigshift.json"))
@@ -38,7 +39,7 @@ def job_with_log(live_server: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatc
     now = timezone.now()
     lease = Lease.objects.create(
         job=job,
-        node=NodeFactory(),
+        node=cast(Node, NodeFactory()),
         gpu_slots=[0],
         gpu_count=1,
         price_micros=1,

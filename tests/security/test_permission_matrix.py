@@ -191,6 +191,8 @@ MATRIX: list[tuple[str, ...]] = [
     ("app:job_quote",                  "POST", "login", "403",   "403",   "2xx",   "2xx",   "403",   "login", "403"),
     ("app:job_detail",                 "GET",  "login", "403",   "403",   "2xx",   "404",   "403",   "login", "403"),
     ("app:job_detail",                 "POST", "login", "403",   "403",   "2xx",   "404",   "403",   "login", "403"),
+    ("app:job_logs",                   "GET",  "login", "403",   "403",   "2xx",   "404",   "403",   "login", "403"),
+    ("app:job_logs",                   "POST", "login", "403",   "403",   "2xx",   "404",   "403",   "login", "403"),
     ("app:job_status",                 "GET",  "login", "403",   "403",   "2xx",   "404",   "403",   "login", "403"),
     ("app:job_status",                 "POST", "login", "403",   "403",   "2xx",   "404",   "403",   "login", "403"),
     ("app:job_cancel",                 "GET",  "login", "403",   "403",   "405",   "405",   "403",   "login", "403"),

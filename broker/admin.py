@@ -2,7 +2,7 @@
 
 from django.contrib import admin
 
-from broker.models import Job, JobEvent, JobLogLine, Lease, LeaseSlot, MatchRound
+from broker.models import Job, JobEvent, JobLogLine, Lease, LeaseSlot, MatchRound, SshKey
 from marketplace.admin import ReadOnlyAdminMixin
 
 
@@ -36,6 +36,13 @@ class JobLogLineAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[JobLogLine]):
     list_filter = ("stream",)
     search_fields = ("text",)
     list_select_related = ("job", "lease")
+
+
+@admin.register(SshKey)
+class SshKeyAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[SshKey]):
+    list_display = ("customer", "name", "fingerprint", "created_at")
+    search_fields = ("name", "fingerprint", "customer__user__username")
+    list_select_related = ("customer__user",)
 
 
 class LeaseSlotInline(ReadOnlyAdminMixin, admin.TabularInline[LeaseSlot, Lease]):

@@ -62,6 +62,8 @@ class Job(models.Model):
     command = models.TextField(blank=True)
     env = models.JSONField(default=dict, blank=True)
     ports = models.JSONField(default=list, blank=True)
+    template = models.CharField(max_length=40, blank=True, help_text="The workload template booked, if any")
+    ssh = models.BooleanField(default=False, help_text="Port 22 exposed with the customer's SSH keys")
     # Mode and price (micro-USD per GPU-hour).
     mode = models.CharField(max_length=14, choices=JobMode.choices, default=JobMode.ON_DEMAND)
     max_price_micros = models.BigIntegerField(null=True, blank=True)
@@ -152,6 +154,23 @@ class Lease(models.Model):
 class LogStream(models.TextChoices):
     STDOUT = "stdout", "stdout"
     STDERR = "stderr", "stderr"
+
+
+class SshKey(models.Model):
+    """A customer's public SSH key, put into the containers of its jobs that ask for SSH."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="ssh_keys")
+    name = models.CharField(max_length=100, blank=True)
+    public_key = models.TextField()
+    fingerprint = models.CharField(max_length=60, help_text="SHA256:… as ssh-keygen -l prints it")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [models.UniqueConstraint(fields=["customer", "fingerprint"], name="sshkey_once_per_customer")]
+
+    def __str__(self) -> str:
+        return f"{self.name or 'key'} {self.fingerprint}"
 
 
 class JobLogLine(models.Model):

@@ -123,6 +123,7 @@ def build_runner(
         interval=interval,
         name=name,
         simulated_tflops=simulated_tflops,
+        check_ports=not simulate,
     )
 
 

@@ -27,6 +27,7 @@ from rigshift_agent import __version__
 from rigshift_agent.challenge import ChallengeSpec, solve
 from rigshift_agent.detect import Hardware
 from rigshift_agent.executor import Executor, parse_time
+from rigshift_agent.ports import ports_unbindable
 from rigshift_agent.state import LeaseRecord, StateStore
 
 log = logging.getLogger("rigshift_agent")
@@ -90,7 +91,9 @@ class Runner:
         simulated_tflops: float | None = None,
         port_range: tuple[int, int] | None = None,
         log_lines_per_heartbeat: int = LOG_LINES_PER_HEARTBEAT,
+        check_ports: bool = False,
     ) -> None:
+        self.check_ports = check_ports
         self.port_range = port_range or DEFAULT_PORT_RANGE
         self.log_lines_per_heartbeat = log_lines_per_heartbeat
         self.client = client
@@ -135,6 +138,13 @@ class Runner:
             log.warning("%s: the server reports a hardware mismatch: %s", self.name, body["hardware_mismatch"])
         if body.get("benchmark_flag"):
             log.warning("%s: benchmark flagged: %s", self.name, body["benchmark_flag"])
+        port_range = body.get("port_range")
+        if isinstance(port_range, list) and len(port_range) == 2 and all(isinstance(p, int) for p in port_range):
+            self.port_range = (int(port_range[0]), int(port_range[1]))
+            if self.check_ports:
+                unbound = ports_unbindable(self.port_range)
+                if unbound:
+                    log.warning("%s: cannot bind host ports %s: %s", self.name, self.port_range, unbound)
         self.store.save(self.state)
         self.registered = True
         self.answer_challenge(body)

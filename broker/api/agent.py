@@ -96,6 +96,8 @@ class AgentRegisterView(AgentView):
             "heartbeat_interval_s": result.heartbeat_interval_s,
             "benchmark_flag": result.benchmark_flag,
             "challenge_pending": node_challenge_pending(node_id=result.node_id),
+            "public_host": result.public_host,
+            "port_range": list(result.port_range),
         }
         return Response(AgentRegisterOutputSerializer(body).data)
 

@@ -74,6 +74,10 @@ class AgentRegisterOutputSerializer(serializers.Serializer[Any]):
     heartbeat_interval_s = serializers.IntegerField()
     benchmark_flag = serializers.CharField(help_text="'' unless the benchmark is far from the catalog figure.")
     challenge_pending = serializers.BooleanField(help_text="A compute challenge waits: fetch /agent/challenge.")
+    public_host = serializers.CharField(help_text="The node's public address ('' until the provider sets it).")
+    port_range = serializers.ListField(
+        child=serializers.IntegerField(), help_text="[first, last] host port the agent maps container ports to."
+    )
 
 
 class AgentGpuTelemetrySerializer(serializers.Serializer[Any]):
@@ -197,6 +201,8 @@ class AgentHeartbeatOutputSerializer(serializers.Serializer[Any]):
 
 class AgentLeaseStartSerializer(serializers.Serializer[Any]):
     lease_id = serializers.IntegerField()
+    ssh = serializers.BooleanField(help_text="Expose port 22 and inject `ssh_keys` (PUBLIC_KEY, authorized_keys).")
+    ssh_keys = serializers.ListField(child=serializers.CharField(), help_text="The customer's public SSH keys.")
     job_id = serializers.IntegerField()
     image = serializers.CharField()
     command = serializers.CharField(allow_blank=True)

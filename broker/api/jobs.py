@@ -15,6 +15,7 @@ from broker.api.offers import OfferOut
 from broker.jobspec import FIELDS, QUOTE_FIELDS, Field, JobSpec, Need
 from broker.jobspec_kinds import Choice, Count, Env, Flag, Money, Names, Number, Ports, Text, When
 from broker.models import Job, JobState
+from broker.selectors.connect import job_connect
 from broker.selectors.job_logs import LOG_PAGE_MAX, job_for_reader, job_log_page, parse_after
 from broker.selectors.jobs import job_get, job_list, job_view
 from broker.services.jobs import job_book_ex, job_cancel
@@ -39,6 +40,7 @@ _REQUEST_DOC = "Job requirements, mode and price (shared by quotes and bookings)
 
 def _in_field(f: Field, *, booking: bool) -> serializers.Field[Any, Any, Any, Any]:
     kind, required = f.kind, f.need is Need.ALWAYS or (booking and f.need is Need.BOOKING)
+    required = required and f.part != "workload"  # a template may fill the workload; JobSpec checks it after
     opt: dict[str, Any] = {"required": required, **({"help_text": f.doc} if f.doc else {})}
     if isinstance(kind, Count):
         return serializers.IntegerField(min_value=kind.low, max_value=kind.high, **opt, allow_null=not required)
@@ -157,6 +159,28 @@ class LeaseOut(serializers.Serializer[dict[str, Any]]):
     ends_at = serializers.DateTimeField()
 
 
+class SshOut(serializers.Serializer[dict[str, Any]]):
+    command = serializers.CharField(help_text='e.g. "ssh -p 40022 root@203.0.113.5"')
+    args = serializers.ListField(child=serializers.CharField(), help_text="ssh's arguments")
+    user = serializers.CharField()
+    host = serializers.CharField()
+    port = serializers.IntegerField()
+
+
+class ConnectUrlOut(serializers.Serializer[dict[str, Any]]):
+    port = serializers.IntegerField(help_text="Container port")
+    host_port = serializers.IntegerField(help_text="Port on the node's public address")
+    name = serializers.CharField(help_text='What listens there, e.g. "Jupyter Lab"')
+    url = serializers.CharField()
+
+
+class ConnectOut(serializers.Serializer[dict[str, Any]]):
+    host = serializers.CharField(allow_null=True, help_text="The node's public address")
+    ssh = SshOut(allow_null=True)
+    urls = ConnectUrlOut(many=True)
+    note = serializers.CharField()
+
+
 def _out_field(f: Field) -> serializers.Field[Any, Any, Any, Any]:
     """A job's term as the API writes it (JobSpec.to_json)."""
     if isinstance(f.kind, Choice):
@@ -191,6 +215,11 @@ JobOut: type[serializers.Serializer[dict[str, Any]]] = type(
             help_text="Why it stopped: exited, oom, image_pull_failed, start_failed, stopped, lease_ended"
         ),
         "lease": LeaseOut(allow_null=True),
+        "connect": ConnectOut(
+            allow_null=True,
+            help_text="How to reach the running workload (SSH command, a URL per HTTP port); null until the agent "
+            "reports its ports",
+        ),
         "timeline": EventOut(many=True),
         "created_at": serializers.DateTimeField(),
         "updated_at": serializers.DateTimeField(),
@@ -232,6 +261,7 @@ def job_data(job: Job) -> dict[str, Any]:
             "starts_at": lease.starts_at.isoformat(),
             "ends_at": lease.ends_at.isoformat(),
         },
+        "connect": job_connect(job=job, lease=lease),
         "timeline": [
             {"at": e.at.isoformat(), "from_state": e.from_state, "to_state": e.to_state, "note": e.note}
             for e in job.events.all()

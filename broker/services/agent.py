@@ -42,6 +42,8 @@ class RegisterResult:
     hardware_mismatch: str
     benchmark_flag: str
     heartbeat_interval_s: int
+    public_host: str = ""
+    port_range: tuple[int, int] = (40000, 40999)
 
 
 def agent_register(*, node: Node, report: dict[str, Any]) -> RegisterResult:
@@ -57,6 +59,8 @@ def agent_register(*, node: Node, report: dict[str, Any]) -> RegisterResult:
         hardware_mismatch=result.hardware_mismatch,
         benchmark_flag=result.benchmark_flag,
         heartbeat_interval_s=settings.RIGSHIFT_HEARTBEAT_INTERVAL_S,
+        public_host=result.node.public_host,
+        port_range=(result.node.port_range_start, result.node.port_range_end),
     )
 
 

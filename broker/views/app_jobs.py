@@ -14,6 +14,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from broker.forms import JobBookingForm, form_add_domain_errors, form_errors_text, form_initial_from_query
 from broker.jobspec import PAYLOAD_KEYS, QUOTE_KEYS
 from broker.models import TERMINAL_JOB_STATES, Job
+from broker.selectors.connect import job_connect
 from broker.selectors.customer_portal import wallet_low_balance
 from broker.selectors.job_logs import job_log_page, parse_after
 from broker.selectors.jobs import job_get, job_list, job_view
@@ -98,6 +99,7 @@ def _job_context(job: Job) -> dict[str, Any]:
     return {
         "job": job,
         "lease": view.lease,
+        "connect": job_connect(job=job, lease=view.lease),
         "cost_so_far_micros": view.cost_so_far_micros,
         "explanation": job_explanation_text(job=job),
         "events": list(job.events.all()),

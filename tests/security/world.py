@@ -10,7 +10,7 @@ from django.test import Client
 from django.utils import timezone
 
 from billing.models import Invoice, InvoiceKind
-from broker.models import Job, MatchRound
+from broker.models import Job, MatchRound, SshKey
 from common.models import ApiToken
 from common.services import api_token_create
 from financing.models import Advance, AdvanceApplication, ApplicationStatus, ContractDemand
@@ -36,6 +36,7 @@ class World:
     application_a: AdvanceApplication | None = None
     advance_a: Advance | None = None
     demand_a: ContractDemand | None = None
+    ssh_key_a: SshKey | None = None
 
     def kwargs(self) -> dict[str, Any]:
         """Values for URL parameters: always A's objects (or the shared catalog)."""
@@ -51,6 +52,7 @@ class World:
             "advance_id": self.advance_a.pk if self.advance_a else 0,
             "demand_id": self.demand_a.pk if self.demand_a else 0,
             "slug": "rtx-4090",
+            "key_id": self.ssh_key_a.pk if self.ssh_key_a else 0,
         }
 
     def client(self, role: str, *, enforce_csrf: bool = False) -> Client:
@@ -90,6 +92,9 @@ def world_build() -> World:
     world.node_a, world.node_b = node_a, node_b
     world.tokens["node_a"] = node_token_rotate(node=node_a)
     world.job_a = Job.objects.create(customer=customer_a, name="a-job", gpu_count=1, image="img", duration_seconds=600)
+    world.ssh_key_a = SshKey.objects.create(
+        customer=customer_a, name="a", public_key="ssh-ed25519 AAAA", fingerprint="x"
+    )
     gpu_model = GPUModelFactory()
     world.assessment_a = fleet_assess(provider=provider_a, lines=[("RTX 4090", 4), ("RX 580 8GB", 8)])
     now = timezone.now()

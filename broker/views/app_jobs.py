@@ -22,6 +22,7 @@ from broker.services.explain import job_explanation_text
 from broker.services.jobs import job_book, job_cancel
 from broker.services.quotes import job_quote
 from broker.views.app import customer_of, customer_required
+from broker.workload_templates import TEMPLATES
 from common.errors import DomainError, NotFound
 
 POLL_SECONDS = 5
@@ -61,6 +62,7 @@ def job_new(request: HttpRequest) -> HttpResponse:
             "quote": None,
             "idempotency_key": request.POST.get("idempotency_key", ""),
             "low_balance": wallet_low_balance(customer=customer_of(request)),
+            "templates": TEMPLATES,
         }
         return render(request, "app/job_new.html", context, status=400)
     # GET: prefill from the search page's "Book" links (?gpu_models=…&gpu_count=…).
@@ -74,6 +76,7 @@ def job_new(request: HttpRequest) -> HttpResponse:
         "quote": None,
         "idempotency_key": uuid.uuid4().hex,
         "low_balance": wallet_low_balance(customer=customer_of(request)),
+        "templates": TEMPLATES,
     }
     return render(request, "app/job_new.html", context)
 

@@ -84,7 +84,9 @@ class DockerExecutor:
         """`docker create` arguments (the container is then started with `docker start`)."""
         devices = ",".join(str(i) for i in lease.gpu_slots)
         args = [self.docker, "create", "--name", _name(lease), "--label", f"rigshift.lease={lease.lease_id}"]
-        args += ["--gpus", f'"device={devices}"', "--network", _name(lease)]
+        if lease.gpu_slots:
+            args += ["--gpus", f'"device={devices}"']
+        args += ["--network", _name(lease)]
         args += ["--security-opt", "no-new-privileges", "--pids-limit", str(PIDS_LIMIT), "--shm-size", SHM_SIZE]
         if lease.cpus:
             args += ["--cpus", f"{lease.cpus:g}"]

@@ -29,6 +29,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),
     path("api/v1/", include(api_v1)),
     path("provider/", include("marketplace.urls")),
+    path("", include("marketplace.agent_urls")),
     path("app/", include("broker.urls_app")),
     path("console/", include("broker.urls_console")),
     path("", include("billing.urls")),

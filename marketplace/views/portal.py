@@ -67,6 +67,10 @@ def _token_page(request: HttpRequest, *, node: Node, raw_token: str, rotated: bo
             "agent_token": raw_token,
             "agent_command": node_agent_command(server_url=request.build_absolute_uri("/"), token=raw_token),
             "agent_install": AGENT_INSTALL_COMMAND,
+            "install_command": (
+                f"curl -fsSL {request.build_absolute_uri('/agent/install.sh')} "
+                f"| sudo RIGSHIFT_NODE_TOKEN={raw_token} bash"
+            ),
             "rotated": rotated,
         },
     )

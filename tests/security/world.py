@@ -53,6 +53,7 @@ class World:
             "demand_id": self.demand_a.pk if self.demand_a else 0,
             "slug": "rtx-4090",
             "key_id": self.ssh_key_a.pk if self.ssh_key_a else 0,
+            "filename": "not-the-agent.whl",
         }
 
     def client(self, role: str, *, enforce_csrf: bool = False) -> Client:

@@ -26,6 +26,7 @@ from broker.engine.fairshare import decayed_usage, priority_order
 from broker.jobspec import SNAPSHOT_COLUMNS
 from broker.locks import shard_lock
 from broker.models import Job, JobEvent, JobMode, JobState, Lease, LeaseSlot, MatchRound
+from broker.services.job_notify import job_steps_notify
 from broker.services.jobs_state import job_transition
 from broker.services.leases import HOLDING_STATES, LeasePlan, lease_preempt, leases_create_bulk
 from common.money import format_rate
@@ -454,6 +455,7 @@ def _commit(*, snap: Snapshot, result: engine.Result, phases: dict[str, float]) 
             ],
             now=now,
         )
+        job_steps_notify(job_ids=[pl.job_id for pl in plans], to_state=JobState.MATCHED, at=now)
         lap("events")
         by_reason: dict[str, list[int]] = {}
         for j, code in result.reasons.items():

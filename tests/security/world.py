@@ -54,6 +54,7 @@ class World:
             "slug": "rtx-4090",
             "key_id": self.ssh_key_a.pk if self.ssh_key_a else 0,
             "filename": "not-the-agent.whl",
+            "endpoint_id": 999_999,
         }
 
     def client(self, role: str, *, enforce_csrf: bool = False) -> Client:

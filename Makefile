@@ -5,6 +5,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# `make test` runs the suite on one xdist worker per core (tests/parallel.py); PYTEST_WORKERS=0 runs it in one process.
+PYTEST_WORKERS ?= auto
 export HOST PORT
 
 .PHONY: run test venv lint typecheck check bench clean browsers
@@ -28,7 +30,7 @@ browsers:
 	bash scripts/ensure-chromium.sh
 
 test: $(STAMP) browsers
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -23,7 +23,7 @@ def shard_lock(*, shard: str, ttl_s: int | None = None, wait_s: float = 0.0) -> 
 
     The Redis lock lapses `ttl_s` after it was taken (default: settings.RIGSHIFT_MATCH_LOCK_TTL_S): that is how
     long matching of the shard pauses after a matcher is killed mid-round. Keep it above the longest round."""
-    name = f"rigshift:match-lock:{shard}"
+    name = f"{getattr(settings, 'RIGSHIFT_REDIS_KEY_PREFIX', 'rigshift:')}match-lock:{shard}"
     if ttl_s is None:
         ttl_s = int(getattr(settings, "RIGSHIFT_MATCH_LOCK_TTL_S", 120))
     redis_url = getattr(settings, "REDIS_URL", "")

@@ -311,6 +311,8 @@ RIGSHIFT_JOB_LOG_MAX_LINES = env.int("RIGSHIFT_JOB_LOG_MAX_LINES", default=5000)
 RIGSHIFT_DEMO = env.bool("RIGSHIFT_DEMO", default=False)
 # Matcher lock expiry (broker/locks.py): after a matcher dies mid-round, its shard waits this long. > longest round.
 RIGSHIFT_MATCH_LOCK_TTL_S = env.int("RIGSHIFT_MATCH_LOCK_TTL_S", default=120)
+# Prefix of RigShift's own Redis keys (matcher locks); the test settings give each parallel test worker its own.
+RIGSHIFT_REDIS_KEY_PREFIX = env.str("RIGSHIFT_REDIS_KEY_PREFIX", default="rigshift:")
 
 # Payments: the local gateway unless Stripe keys are set.
 STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="")

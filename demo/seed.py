@@ -49,7 +49,8 @@ DEMO_PASSWORD = "rigshift-demo"
 DEMO_WALLET_MICROS = 500_000_000  # $500
 DEMO_WALLET_KEY = "demo-seed:wallet:demo-customer"
 DEMO_TOKEN_PREFIX = "rsn_demo_"
-HISTORY_DAYS = 30
+RECENT_UPTIME_DAYS = 30
+HISTORY_DAYS = 120  # uptime and market history (demo/history.py writes the settled usage)
 
 
 @dataclass(frozen=True)
@@ -168,14 +169,20 @@ def _node_report(spec: DemoNode) -> dict[str, Any]:
 
 
 def _history(node: Node, spec: DemoNode) -> None:
-    """30 days of uptime, so reliability (and the min-reliability filter) means something from the start."""
+    """HISTORY_DAYS of uptime, so reliability (and the min-reliability filter) means something from the start."""
     now = timezone.now()
     start = (now - timedelta(days=HISTORY_DAYS)).replace(minute=0, second=0, microsecond=0)
     # 95.0%–99.9% uptime, fixed per node name.
     target = 0.95 + (zlib.crc32(spec.name.encode()) % 50) / 1000
-    hours = [start + timedelta(hours=h) for h in range(HISTORY_DAYS * 24)]
+    # The last RECENT_UPTIME_DAYS in hourly buckets (what node pages chart); before that one bucket a day (what
+    # reliability at an earlier simulated time, demo/history.py, sums), which keeps the seed fast.
+    recent = now - timedelta(days=RECENT_UPTIME_DAYS)
+    days = [start + timedelta(days=d) for d in range(HISTORY_DAYS) if start + timedelta(days=d + 1) <= recent]
+    hourly_from = days[-1] + timedelta(days=1)
+    hours = [start + timedelta(hours=h) for h in range(HISTORY_DAYS * 24) if start + timedelta(hours=h) >= hourly_from]
     NodeUptime.objects.bulk_create(
-        [NodeUptime(node=node, hour=hour, up_seconds=round(3600 * target)) for hour in hours],
+        [NodeUptime(node=node, hour=day, up_seconds=round(86400 * target)) for day in days]
+        + [NodeUptime(node=node, hour=hour, up_seconds=round(3600 * target)) for hour in hours],
         ignore_conflicts=True,
     )
     Node.objects.filter(pk=node.pk).update(created_at=start)
@@ -242,8 +249,9 @@ class SeedResult:
     nodes: int
 
 
-def demo_seed() -> SeedResult:
-    """Create whatever of the demo market is missing; a second run changes nothing."""
+def demo_seed(*, history: bool = True) -> SeedResult:
+    """Create whatever of the demo market is missing; a second run changes nothing. With `history`, also its months
+    of settled usage and financing (demo/history.py)."""
     created: list[str] = []
     admin, new = _user(username="admin", email="admin@demo.rigshift.test", is_staff=True, is_superuser=True)
     if new:
@@ -272,6 +280,10 @@ def demo_seed() -> SeedResult:
         _node_obj, new = _node(node_spec, provider=providers[node_spec.provider], admin=admin)
         if new:
             created.append(f"node:{node_spec.name}")
+    from demo.history import demo_history_seed
+
+    if history and demo_history_seed(admin=admin, lender=lender_user, node_names=[n.name for n in NODES]):
+        created.append("history")
     return SeedResult(created=created, nodes=Node.objects.filter(name__in=NODES_BY_NAME).count())
 
 

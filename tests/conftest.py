@@ -7,6 +7,7 @@ from rest_framework.test import APIClient
 
 from common.services import api_token_create
 from tests.factories import CustomerFactory, ProviderFactory
+from tests.parallel import django_db_setup, pytest_collection_modifyitems  # noqa: F401 — parallel runs (see there)
 
 
 def client_for(user: Any) -> APIClient:

@@ -1,11 +1,18 @@
-"""factory_boy factories shared by the suite."""
+"""factory_boy factories shared by the suite: accounts (users, providers, customers, lenders), the catalog and
+nodes, jobs and leases, advance applications and advances. Each makes a valid row with the fewest decisions;
+pass only what a test is about (`JobFactory(gpu_count=8)`, `LeaseFactory(job=job, node=node, gpu_slots=[0, 1])`).
+"""
 
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 import factory
 from django.contrib.auth.models import User
+from django.utils import timezone
 
+from broker.models import Job, Lease, LeaseSlot
+from financing.models import Advance, AdvanceApplication, ApplicationStatus
 from marketplace.models import Customer, GPUModel, Lender, Node, NodeStatus, Provider, Tier
 
 PASSWORD = "correct-horse-battery"
@@ -97,3 +104,86 @@ class NodeFactory(factory.django.DjangoModelFactory[Node]):
     verified = True
     status = NodeStatus.ONLINE
     reliability = 0.99
+
+
+class JobFactory(factory.django.DjangoModelFactory[Job]):
+    """A pending on-demand job (1 GPU for an hour, any model), as a booking leaves it before matching."""
+
+    class Meta:
+        model = Job
+        skip_postgeneration_save = True
+
+    customer = factory.SubFactory(CustomerFactory)
+    name = factory.Sequence(lambda n: f"job-{n}")
+    gpu_count = 1
+    image = "img"
+    duration_seconds = 3600
+
+    @factory.post_generation
+    def gpu_models(obj: Any, create: bool, extracted: Any, **kwargs: Any) -> None:
+        if create and extracted:
+            obj.gpu_models.set(extracted)
+
+
+class LeaseFactory(factory.django.DjangoModelFactory[Lease]):
+    """A reserved lease of `gpu_slots` on `node` for `job`, starting now for an hour at the node's price.
+
+    `slots=True` also writes its LeaseSlot rows (what the matcher does; they hold the GPUs for other bookings)."""
+
+    class Meta:
+        model = Lease
+        skip_postgeneration_save = True
+
+    job = factory.SubFactory(JobFactory)
+    node = factory.SubFactory(NodeFactory)
+    gpu_slots = factory.LazyAttribute(lambda lease: list(range(lease.job.gpu_count)))
+    gpu_count = factory.LazyAttribute(lambda lease: len(lease.gpu_slots))
+    price_micros = factory.LazyAttribute(lambda lease: lease.node.price_micros)
+    starts_at = factory.LazyFunction(timezone.now)
+    ends_at = factory.LazyAttribute(lambda lease: lease.starts_at + timedelta(hours=1))
+
+    @factory.post_generation
+    def slots(obj: Any, create: bool, extracted: bool | None, **kwargs: Any) -> None:
+        if create and extracted:
+            LeaseSlot.objects.bulk_create(
+                LeaseSlot(lease=obj, node=obj.node, slot=s, starts_at=obj.starts_at, ends_at=obj.ends_at)
+                for s in obj.gpu_slots
+            )
+
+
+class AdvanceApplicationFactory(factory.django.DjangoModelFactory[AdvanceApplication]):
+    """An approved application for 2 GPUs at $1,600 each: 20% withheld, a 10% fee."""
+
+    class Meta:
+        model = AdvanceApplication
+
+    provider = factory.LazyAttribute(lambda _: ProviderFactory().user)
+    gpu_model = factory.SubFactory(GPUModelFactory)
+    gpu_count = 2
+    unit_cost_micros = 1_600_000_000
+    requested_micros = factory.LazyAttribute(lambda a: a.unit_cost_micros * a.gpu_count)
+    status = ApplicationStatus.APPROVED
+    offered_gpu_count = factory.LazyAttribute(lambda a: a.gpu_count)
+    principal_micros = factory.LazyAttribute(lambda a: a.unit_cost_micros * a.offered_gpu_count)
+    fee_micros = factory.LazyAttribute(lambda a: a.principal_micros // 10)
+    withhold_bps = 2000
+    rules_version = "test"
+
+
+class AdvanceFactory(factory.django.DjangoModelFactory[Advance]):
+    """The advance of an approved application (still funding), on the application's terms."""
+
+    class Meta:
+        model = Advance
+
+    application = factory.SubFactory(AdvanceApplicationFactory)
+    provider = factory.SelfAttribute("application.provider")
+    gpu_model = factory.SelfAttribute("application.gpu_model")
+    gpu_count = factory.SelfAttribute("application.offered_gpu_count")
+    principal_micros = factory.SelfAttribute("application.principal_micros")
+    fee_micros = factory.SelfAttribute("application.fee_micros")
+    base_withhold_bps = factory.SelfAttribute("application.withhold_bps")
+    withhold_bps = factory.SelfAttribute("application.withhold_bps")
+    expected_payoff_months = Decimal("6.0")
+    min_progress_micros = 100_000_000
+    approved_at = factory.LazyFunction(timezone.now)

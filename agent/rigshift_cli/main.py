@@ -616,6 +616,52 @@ configuration: RIGSHIFT_SERVER and RIGSHIFT_TOKEN, or the file written by 'rigsh
 exit codes: 0 ok, 1 API or connection error (the API's message on stderr), 2 usage error."""
 
 
+def _add_job_connect_commands(jobs_sub: Any, common: argparse.ArgumentParser) -> None:
+    """`rigshift jobs logs` and `rigshift jobs ssh`."""
+    p = jobs_sub.add_parser("logs", parents=[common], help="the job's output (stdout; stderr lines start with '! ')")
+    p.add_argument("id", type=int)
+    p.add_argument("--follow", "-f", action="store_true", help="keep printing new lines until the job ends")
+    p.add_argument("--after", type=int, default=0, help="only lines after this seq")
+    p.add_argument("--poll", type=float, default=2.0, help="seconds between polls with --follow")
+    p.set_defaults(func=cmd_jobs_logs)
+    p = jobs_sub.add_parser("ssh", parents=[common], help="ssh into a running job booked with --ssh")
+    p.add_argument("id", type=int)
+    p.add_argument("--print", action="store_true", help="print the ssh command instead of running it")
+    p.add_argument(
+        "ssh_args", nargs="*", help="more arguments for ssh, after --: rigshift jobs ssh 5 -- -L 8888:localhost:8888"
+    )
+    p.set_defaults(func=cmd_jobs_ssh)
+
+
+def _add_keys_commands(sub: Any, common: argparse.ArgumentParser) -> None:
+    """`rigshift keys add|list|delete`."""
+    keys = sub.add_parser("keys", help="your public SSH keys (put into jobs booked with --ssh)")
+    keys_sub = keys.add_subparsers(dest="keys_cmd", metavar="ACTION", required=True)
+    p = keys_sub.add_parser(
+        "add", parents=[common], help="add a public key, e.g. 'rigshift keys add ~/.ssh/id_ed25519.pub'"
+    )
+    p.add_argument("file")
+    p.add_argument("--name")
+    p.set_defaults(func=cmd_keys_add)
+    p = keys_sub.add_parser("list", parents=[common], help="your keys")
+    p.set_defaults(func=cmd_keys_list)
+    p = keys_sub.add_parser("delete", parents=[common], help="delete a key")
+    p.add_argument("id", type=int)
+    p.set_defaults(func=cmd_keys_delete)
+
+
+def _add_wallet_commands(sub: Any, common: argparse.ArgumentParser) -> None:
+    """`rigshift wallet [topup AMOUNT]`."""
+    wallet = sub.add_parser("wallet", parents=[common], help="wallet balance and recent transactions")
+    wallet.set_defaults(func=cmd_wallet)
+    wallet_sub = wallet.add_subparsers(dest="wallet_cmd", metavar="ACTION")
+    p = wallet_sub.add_parser(
+        "topup", parents=[common], help="add money to the wallet, e.g. 'rigshift wallet topup 50'"
+    )
+    p.add_argument("amount", help="dollars, e.g. 50 or 12.50")
+    p.set_defaults(func=cmd_wallet_topup)
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON for scripts")
@@ -683,45 +729,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = jobs_sub.add_parser("show", parents=[common], help="one job: state, timeline, lease, cost so far")
     p.add_argument("id", type=int)
     p.set_defaults(func=cmd_jobs_show)
-    p = jobs_sub.add_parser("logs", parents=[common], help="the job's output (stdout; stderr lines start with '! ')")
-    p.add_argument("id", type=int)
-    p.add_argument("--follow", "-f", action="store_true", help="keep printing new lines until the job ends")
-    p.add_argument("--after", type=int, default=0, help="only lines after this seq")
-    p.add_argument("--poll", type=float, default=2.0, help="seconds between polls with --follow")
-    p.set_defaults(func=cmd_jobs_logs)
-    p = jobs_sub.add_parser("ssh", parents=[common], help="ssh into a running job booked with --ssh")
-    p.add_argument("id", type=int)
-    p.add_argument("--print", action="store_true", help="print the ssh command instead of running it")
-    p.add_argument(
-        "ssh_args", nargs="*", help="more arguments for ssh, after --: rigshift jobs ssh 5 -- -L 8888:localhost:8888"
-    )
-    p.set_defaults(func=cmd_jobs_ssh)
+    _add_job_connect_commands(jobs_sub, common)
     p = jobs_sub.add_parser("cancel", parents=[common], help="cancel a job and release unused escrow")
     p.add_argument("id", type=int)
     p.set_defaults(func=cmd_jobs_cancel)
 
-    keys = sub.add_parser("keys", help="your public SSH keys (put into jobs booked with --ssh)")
-    keys_sub = keys.add_subparsers(dest="keys_cmd", metavar="ACTION", required=True)
-    p = keys_sub.add_parser(
-        "add", parents=[common], help="add a public key, e.g. 'rigshift keys add ~/.ssh/id_ed25519.pub'"
-    )
-    p.add_argument("file")
-    p.add_argument("--name")
-    p.set_defaults(func=cmd_keys_add)
-    p = keys_sub.add_parser("list", parents=[common], help="your keys")
-    p.set_defaults(func=cmd_keys_list)
-    p = keys_sub.add_parser("delete", parents=[common], help="delete a key")
-    p.add_argument("id", type=int)
-    p.set_defaults(func=cmd_keys_delete)
+    _add_keys_commands(sub, common)
 
-    wallet = sub.add_parser("wallet", parents=[common], help="wallet balance and recent transactions")
-    wallet.set_defaults(func=cmd_wallet)
-    wallet_sub = wallet.add_subparsers(dest="wallet_cmd", metavar="ACTION")
-    p = wallet_sub.add_parser(
-        "topup", parents=[common], help="add money to the wallet, e.g. 'rigshift wallet topup 50'"
-    )
-    p.add_argument("amount", help="dollars, e.g. 50 or 12.50")
-    p.set_defaults(func=cmd_wallet_topup)
+    _add_wallet_commands(sub, common)
     return parser
 
 

@@ -58,11 +58,8 @@ class LedgerReport:
             self.violations.append("… more violations not listed")
 
 
-def ledger_verify() -> LedgerReport:
-    """Recompute every balance from entries and check the ledger's and billing's invariants."""
-    report = LedgerReport()
-
-    # 1. Every transaction has ≥ 2 entries summing to zero, in one currency.
+def _verify_transactions(report: LedgerReport) -> None:
+    """Every transaction has ≥ 2 entries summing to zero, in one currency."""
     report.transactions = LedgerTransaction.objects.count()
     report.entries = Entry.objects.count()
     bad = LedgerTransaction.objects.annotate(
@@ -77,7 +74,9 @@ def ledger_verify() -> LedgerReport:
         )
     report.checks.append(f"{report.transactions} transactions sum to zero with ≥2 entries ({report.entries} entries)")
 
-    # 2. Cached balances equal the recomputed ones; guarded accounts are not negative.
+
+def _verify_balances(report: LedgerReport) -> None:
+    """Cached balances equal the recomputed ones; guarded accounts are not negative."""
     sums = dict(Entry.objects.values_list("account_id").annotate(s=Sum("amount")).values_list("account_id", "s"))
     for pk, kind, owner_key, balance, guarded in Account.objects.values_list(
         "pk", "kind", "owner_key", "balance", "guarded"
@@ -90,8 +89,16 @@ def ledger_verify() -> LedgerReport:
             report.violate(f"guarded account {kind}:{owner_key} is negative ({recomputed})")
     report.checks.append(f"{report.accounts} account balances recomputed from entries; guarded ones non-negative")
 
-    # 3. Each lease's charges split exactly into fee + reserve + provider share and match its settlements,
-    #    whose ledger transactions move exactly those amounts.
+
+def _verify_leases(report: LedgerReport) -> None:
+    """Each lease's charges split exactly into fee + reserve + provider share and match its settlements, whose
+    ledger transactions move exactly those amounts."""
+    _verify_lease_charges(report)
+    _verify_settlement_legs(report)
+
+
+def _verify_lease_charges(report: LedgerReport) -> None:
+    """Charges = fee + reserve + provider share = the lease's settlements; rated usage = the lease's totals."""
     report.lease_accounts = LeaseAccount.objects.count()
     for ref in LeaseAccount.objects.exclude(
         charged_micros=F("fee_micros") + F("reserve_micros") + F("provider_micros")
@@ -130,6 +137,10 @@ def ledger_verify() -> LedgerReport:
             report.violate(f"lease {acct['lease_ref']}: rated usage records ≠ rated GPU-ms")
         if (usage[1], usage[2]) != (acct["rated_storage_gb_ms"], acct["rated_egress_bytes"]):
             report.violate(f"lease {acct['lease_ref']}: rated usage records ≠ rated storage GB-ms / egress bytes")
+
+
+def _verify_settlement_legs(report: LedgerReport) -> None:
+    """Each settlement's ledger transaction moves exactly its charge, fee and reserve."""
     report.settlements = Settlement.objects.count()
     legs = (
         Entry.objects.filter(transaction__settlement__isnull=False)
@@ -156,12 +167,16 @@ def ledger_verify() -> LedgerReport:
         f"{report.settlements} settlements match their ledger transactions"
     )
 
-    # 4. Usage: recorded once (the unique key), nothing rated twice.
+
+def _verify_usage(report: LedgerReport) -> None:
+    """Usage: recorded once (the unique key), nothing rated twice."""
     report.usage_records = UsageRecord.objects.count()
     pending = UsageRecord.objects.filter(status=UsageStatus.PENDING).count()
     report.checks.append(f"{report.usage_records} usage records ({pending} pending rating)")
 
-    # 5. Payouts: sent ones debited payable; failed ones were returned.
+
+def _verify_payouts(report: LedgerReport) -> None:
+    """Payouts: sent ones debited payable; failed ones were returned."""
     report.payouts = Payout.objects.count()
     for p in Payout.objects.filter(
         Q(status__in=[PayoutStatus.IN_TRANSIT, PayoutStatus.PAID], ledger_transaction=None)
@@ -170,10 +185,26 @@ def ledger_verify() -> LedgerReport:
         report.violate(f"payout {p}: status and ledger disagree")
     report.checks.append(f"{report.payouts} payouts agree with the ledger")
 
-    # 6. The checks apps above billing registered (financing: advances, fundings and repayments).
+
+def _verify_registered(report: LedgerReport) -> None:
+    """The checks apps above billing registered (financing: advances, fundings and repayments)."""
     for check in list(_extra_checks.values()):
         checks, violations = check()
         report.checks += checks
         for violation in violations:
             report.violate(violation)
+
+
+def ledger_verify() -> LedgerReport:
+    """Recompute every balance from entries and check the ledger's and billing's invariants."""
+    report = LedgerReport()
+    for verify in (
+        _verify_transactions,
+        _verify_balances,
+        _verify_leases,
+        _verify_usage,
+        _verify_payouts,
+        _verify_registered,
+    ):
+        verify(report)
     return report

@@ -26,6 +26,7 @@ settler killed midway leaves nothing behind (its transaction rolls back; the ret
 
 import logging
 from collections import defaultdict
+from dataclasses import dataclass, field
 from fractions import Fraction
 
 from django.conf import settings
@@ -169,21 +170,44 @@ def lease_account_open(
     return account
 
 
-def _settle_locked(accounts: list[LeaseAccount]) -> list[Settlement]:
-    """Rate and settle the pending usage of `accounts`, whose rows the caller holds locked (pk order)."""
-    if not accounts:
-        return []
-    by_ref = {a.lease_ref: a for a in accounts}
-    # Withholding hooks lock what they need for this batch's providers now, in one global order, so that withholding
-    # (provider_share_split, lease by lease) never takes locks in an order another settler could reverse.
-    withholding_lock(provider_ids={a.provider_id for a in accounts})
+@dataclass
+class _PendingUsage:
+    """The chargeable pending usage of a batch, per lease: record ids and summed GPU-ms, storage GB-ms, bytes."""
+
+    pks: dict[int, list[int]] = field(default_factory=lambda: defaultdict(list))
+    gpu_ms: dict[int, int] = field(default_factory=lambda: defaultdict(int))
+    gb_ms: dict[int, int] = field(default_factory=lambda: defaultdict(int))
+    egress_bytes: dict[int, int] = field(default_factory=lambda: defaultdict(int))
+
+
+class _SystemAccounts:
+    """Ledger accounts a batch's transfers move money between, each looked up once per batch."""
+
+    def __init__(self) -> None:
+        self._system: list[Account] = []
+        self._escrows: dict[int, Account] = {}
+
+    def system(self) -> tuple[Account, Account]:
+        """(platform revenue, reserve fund)."""
+        if not self._system:
+            self._system += [account_get(kind=AccountKind.PLATFORM_REVENUE), account_get(kind=AccountKind.RESERVE_FUND)]
+        return self._system[0], self._system[1]
+
+    def escrow(self, account: LeaseAccount) -> Account:
+        if account.customer_id not in self._escrows:
+            self._escrows[account.customer_id] = account_get(kind=AccountKind.CUSTOMER_ESCROW, user=account.customer)
+        return self._escrows[account.customer_id]
+
+
+_Plan = tuple[LeaseAccount, Settlement, Transfer | None]
+
+
+def _pending_usage_sort(by_ref: dict[int, LeaseAccount]) -> _PendingUsage:
+    """Sum the chargeable pending usage of the leases; mark the rest (wrong node, failed interval) excluded."""
     rows = UsageRecord.objects.filter(lease_ref__in=list(by_ref), status=UsageStatus.PENDING).values_list(
         "pk", "lease_ref", "node_id", "gpu_ms", "storage_gb_ms", "egress_bytes", "state"
     )
-    good: dict[int, list[int]] = defaultdict(list)
-    good_ms: dict[int, int] = defaultdict(int)
-    good_gb_ms: dict[int, int] = defaultdict(int)
-    good_bytes: dict[int, int] = defaultdict(int)
+    usage = _PendingUsage()
     excluded: dict[str, list[int]] = defaultdict(list)
     for pk, ref, node_id, gpu_ms, gb_ms, egress, state in rows:
         account = by_ref[ref]
@@ -192,96 +216,137 @@ def _settle_locked(accounts: list[LeaseAccount]) -> list[Settlement]:
         elif state in FAILED_STATES:
             excluded[f"interval reported as {state}: not charged"].append(pk)
         else:
-            good[ref].append(pk)
-            good_ms[ref] += gpu_ms
-            good_gb_ms[ref] += gb_ms
-            good_bytes[ref] += egress
+            usage.pks[ref].append(pk)
+            usage.gpu_ms[ref] += gpu_ms
+            usage.gb_ms[ref] += gb_ms
+            usage.egress_bytes[ref] += egress
     for reason, pks in excluded.items():
         UsageRecord.objects.filter(pk__in=pks).update(status=UsageStatus.EXCLUDED, exclusion_reason=reason)
+    return usage
 
-    plans: list[tuple[LeaseAccount, Settlement, Transfer | None]] = []
-    system_accounts: list[Account] = []  # revenue, reserve: looked up once per batch
-    escrows: dict[int, Account] = {}
-    for ref in sorted(good):
-        account = by_ref[ref]
-        upto = account.rated_gpu_ms + good_ms[ref]
-        upto_gb_ms = account.rated_storage_gb_ms + good_gb_ms[ref]
-        upto_bytes = account.rated_egress_bytes + good_bytes[ref]
-        # Each part is rated cumulatively (floor of the cumulative cost minus what that part was charged).
-        storage_due = max(
-            0,
-            rate_storage_gb_ms(price_micros=account.storage_price_micros, gb_ms=upto_gb_ms)
-            - account.charged_storage_micros,
-        )
-        egress_due = max(
-            0,
-            rate_egress_bytes(price_micros=account.egress_price_micros, egress_bytes=upto_bytes)
-            - account.charged_egress_micros,
-        )
-        gpu_charged = account.charged_micros - account.charged_storage_micros - account.charged_egress_micros
-        gpu_due = max(0, rate_gpu_ms(price_micros=account.price_micros, gpu_ms=upto) - gpu_charged)
-        delta = gpu_due + storage_due + egress_due
-        if account.hold_micros:
-            # The hold caps the lease's total; what it cannot cover is cut from GPU time, then egress, then storage.
-            delta = min(delta, max(0, account.hold_micros - account.charged_micros))
-            storage_due = min(storage_due, delta)
-            egress_due = min(egress_due, delta - storage_due)
-        fee, reserve, share = charge_split(amount_micros=delta)
-        # The idempotency key names the cumulative usage; leases without storage/egress keep the GPU-only key.
-        key = (
-            f"settle:{ref}:{upto}"
-            if not (upto_gb_ms or upto_bytes)
-            else f"settle:{ref}:{upto}:{upto_gb_ms}:{upto_bytes}"
-        )
-        settlement = Settlement(
-            lease_account=account,
-            gpu_ms=good_ms[ref],
-            upto_gpu_ms=upto,
-            upto_storage_gb_ms=upto_gb_ms,
-            upto_egress_bytes=upto_bytes,
-            storage_micros=storage_due,
-            egress_micros=egress_due,
-            charged_micros=delta,
-            fee_micros=fee,
-            reserve_micros=reserve,
-            provider_micros=share,
-        )
-        transfer = None
-        if delta > 0:
-            if not system_accounts:
-                system_accounts += [
-                    account_get(kind=AccountKind.PLATFORM_REVENUE),
-                    account_get(kind=AccountKind.RESERVE_FUND),
-                ]
-            if account.customer_id not in escrows:
-                escrows[account.customer_id] = account_get(kind=AccountKind.CUSTOMER_ESCROW, user=account.customer)
-            legs: list[tuple[Account, int]] = [
-                (escrows[account.customer_id], -delta),
-                (system_accounts[0], fee),
-                (system_accounts[1], reserve),
-            ]
-            legs += provider_share_split(
-                provider_user=account.provider, amount_micros=share, source_key=key, lease_ref=ref
-            )
-            transfer = Transfer(
-                key=key,
-                kind="usage_settlement",
-                legs=[(a, amt) for a, amt in legs if amt],
-                memo=f"Usage of lease {ref}: {good_ms[ref] / 1000:.3f} GPU-s",
-                metadata={
-                    "lease_ref": ref,
-                    "job_ref": account.job_ref,
-                    "upto_gpu_ms": upto,
-                    "upto_storage_gb_ms": upto_gb_ms,
-                    "upto_egress_bytes": upto_bytes,
-                    "storage_micros": storage_due,
-                    "egress_micros": egress_due,
-                },
-            )
-        plans.append((account, settlement, transfer))
+
+def _settlement_rate(account: LeaseAccount, *, upto: int, upto_gb_ms: int, upto_bytes: int) -> tuple[int, int, int]:
+    """(charge, of which storage, of which egress) of a lease's usage up to the given cumulative totals.
+
+    Each part is rated cumulatively (floor of the cumulative cost minus what that part was charged). The hold caps
+    the lease's total; what it cannot cover is cut from GPU time, then egress, then storage."""
+    storage_due = max(
+        0,
+        rate_storage_gb_ms(price_micros=account.storage_price_micros, gb_ms=upto_gb_ms)
+        - account.charged_storage_micros,
+    )
+    egress_due = max(
+        0,
+        rate_egress_bytes(price_micros=account.egress_price_micros, egress_bytes=upto_bytes)
+        - account.charged_egress_micros,
+    )
+    gpu_charged = account.charged_micros - account.charged_storage_micros - account.charged_egress_micros
+    gpu_due = max(0, rate_gpu_ms(price_micros=account.price_micros, gpu_ms=upto) - gpu_charged)
+    delta = gpu_due + storage_due + egress_due
+    if account.hold_micros:
+        delta = min(delta, max(0, account.hold_micros - account.charged_micros))
+        storage_due = min(storage_due, delta)
+        egress_due = min(egress_due, delta - storage_due)
+    return delta, storage_due, egress_due
+
+
+def _settlement_plan(account: LeaseAccount, *, usage: _PendingUsage, ledger: _SystemAccounts) -> _Plan:
+    """The settlement of one lease's pending usage and the ledger transfer that pays it (None when nothing is due)."""
+    ref = account.lease_ref
+    upto = account.rated_gpu_ms + usage.gpu_ms[ref]
+    upto_gb_ms = account.rated_storage_gb_ms + usage.gb_ms[ref]
+    upto_bytes = account.rated_egress_bytes + usage.egress_bytes[ref]
+    delta, storage_due, egress_due = _settlement_rate(account, upto=upto, upto_gb_ms=upto_gb_ms, upto_bytes=upto_bytes)
+    fee, reserve, share = charge_split(amount_micros=delta)
+    # The idempotency key names the cumulative usage; leases without storage/egress keep the GPU-only key.
+    key = f"settle:{ref}:{upto}" if not (upto_gb_ms or upto_bytes) else f"settle:{ref}:{upto}:{upto_gb_ms}:{upto_bytes}"
+    settlement = Settlement(
+        lease_account=account,
+        gpu_ms=usage.gpu_ms[ref],
+        upto_gpu_ms=upto,
+        upto_storage_gb_ms=upto_gb_ms,
+        upto_egress_bytes=upto_bytes,
+        storage_micros=storage_due,
+        egress_micros=egress_due,
+        charged_micros=delta,
+        fee_micros=fee,
+        reserve_micros=reserve,
+        provider_micros=share,
+    )
+    if delta <= 0:
+        return account, settlement, None
+    revenue, reserve_fund = ledger.system()
+    legs: list[tuple[Account, int]] = [(ledger.escrow(account), -delta), (revenue, fee), (reserve_fund, reserve)]
+    legs += provider_share_split(provider_user=account.provider, amount_micros=share, source_key=key, lease_ref=ref)
+    transfer = Transfer(
+        key=key,
+        kind="usage_settlement",
+        legs=[(a, amt) for a, amt in legs if amt],
+        memo=f"Usage of lease {ref}: {usage.gpu_ms[ref] / 1000:.3f} GPU-s",
+        metadata={
+            "lease_ref": ref,
+            "job_ref": account.job_ref,
+            "upto_gpu_ms": upto,
+            "upto_storage_gb_ms": upto_gb_ms,
+            "upto_egress_bytes": upto_bytes,
+            "storage_micros": storage_due,
+            "egress_micros": egress_due,
+        },
+    )
+    return account, settlement, transfer
+
+
+_ACCOUNT_TOTALS = [
+    "rated_gpu_ms",
+    "rated_storage_gb_ms",
+    "rated_egress_bytes",
+    "charged_micros",
+    "charged_storage_micros",
+    "charged_egress_micros",
+    "fee_micros",
+    "reserve_micros",
+    "provider_micros",
+]
+
+
+def _settlements_record(plans: list[_Plan], *, usage: _PendingUsage) -> list[Settlement]:
+    """Write the settled plans (ledger transactions already written): settlements, rated usage, account totals."""
+    settlements = Settlement.objects.bulk_create([s for _, s, _ in plans])
+    all_good = [pk for ref in usage.pks for pk in usage.pks[ref]]
+    UsageRecord.objects.filter(pk__in=all_good).update(
+        status=UsageStatus.RATED,
+        settlement_id=Case(
+            *[When(lease_ref=s.lease_account.lease_ref, then=Value(s.pk)) for s in settlements],
+            output_field=BigIntegerField(),
+        ),
+    )
+    for account, settlement, _ in plans:
+        account.rated_gpu_ms = settlement.upto_gpu_ms
+        account.rated_storage_gb_ms = settlement.upto_storage_gb_ms
+        account.rated_egress_bytes = settlement.upto_egress_bytes
+        account.charged_micros += settlement.charged_micros
+        account.charged_storage_micros += settlement.storage_micros
+        account.charged_egress_micros += settlement.egress_micros
+        account.fee_micros += settlement.fee_micros
+        account.reserve_micros += settlement.reserve_micros
+        account.provider_micros += settlement.provider_micros
+    LeaseAccount.objects.bulk_update([a for a, _, _ in plans], _ACCOUNT_TOTALS)
+    return settlements
+
+
+def _settle_locked(accounts: list[LeaseAccount]) -> list[Settlement]:
+    """Rate and settle the pending usage of `accounts`, whose rows the caller holds locked (pk order)."""
+    if not accounts:
+        return []
+    by_ref = {a.lease_ref: a for a in accounts}
+    # Withholding hooks lock what they need for this batch's providers now, in one global order, so that withholding
+    # (provider_share_split, lease by lease) never takes locks in an order another settler could reverse.
+    withholding_lock(provider_ids={a.provider_id for a in accounts})
+    usage = _pending_usage_sort(by_ref)
+    ledger = _SystemAccounts()
+    plans = [_settlement_plan(by_ref[ref], usage=usage, ledger=ledger) for ref in sorted(usage.pks)]
     if not plans:
         return []
-
     transfers = [t for _, _, t in plans if t is not None]
     try:
         with transaction.atomic():
@@ -300,40 +365,7 @@ def _settle_locked(accounts: list[LeaseAccount]) -> list[Settlement]:
     for _, settlement, transfer in plans:
         if transfer is not None:
             settlement.ledger_transaction = next(txns)
-    settlements = Settlement.objects.bulk_create([s for _, s, _ in plans])
-    all_good = [pk for ref in good for pk in good[ref]]
-    UsageRecord.objects.filter(pk__in=all_good).update(
-        status=UsageStatus.RATED,
-        settlement_id=Case(
-            *[When(lease_ref=s.lease_account.lease_ref, then=Value(s.pk)) for s in settlements],
-            output_field=BigIntegerField(),
-        ),
-    )
-    for account, settlement, _ in plans:
-        account.rated_gpu_ms = settlement.upto_gpu_ms
-        account.rated_storage_gb_ms = settlement.upto_storage_gb_ms
-        account.rated_egress_bytes = settlement.upto_egress_bytes
-        account.charged_micros += settlement.charged_micros
-        account.charged_storage_micros += settlement.storage_micros
-        account.charged_egress_micros += settlement.egress_micros
-        account.fee_micros += settlement.fee_micros
-        account.reserve_micros += settlement.reserve_micros
-        account.provider_micros += settlement.provider_micros
-    LeaseAccount.objects.bulk_update(
-        [a for a, _, _ in plans],
-        [
-            "rated_gpu_ms",
-            "rated_storage_gb_ms",
-            "rated_egress_bytes",
-            "charged_micros",
-            "charged_storage_micros",
-            "charged_egress_micros",
-            "fee_micros",
-            "reserve_micros",
-            "provider_micros",
-        ],
-    )
-    return settlements
+    return _settlements_record(plans, usage=usage)
 
 
 def lease_settle(*, lease_ref: int) -> list[Settlement]:

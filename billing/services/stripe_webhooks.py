@@ -121,86 +121,118 @@ def _take_back(*, topup: TopUp, amount_micros: int, key: str, kind: str, memo: s
     return f"{kind}: {amount_micros} micros ({absorbed} absorbed by platform)"
 
 
+def _on_checkout_completed(obj: Any) -> str:
+    if obj.get("payment_status") not in ("paid", "no_payment_required"):
+        return "checkout completed but not paid yet"
+    topup = _topup_for(obj)
+    if topup is None:
+        return "unknown top-up: ignored"
+    topup_complete(topup_id=topup.pk, gateway_ref=obj.get("payment_intent") or obj["id"])
+    return f"top-up {topup.pk} completed"
+
+
+def _on_payment_succeeded(obj: Any) -> str:
+    topup = _topup_for(obj)
+    if topup is None:
+        return "unknown top-up: ignored"
+    topup_complete(topup_id=topup.pk, gateway_ref=obj["id"])
+    return f"top-up {topup.pk} completed"
+
+
+def _on_payment_failed(obj: Any) -> str:
+    topup = _topup_for(obj)
+    if topup is None:
+        return "unknown top-up: ignored"
+    topup_fail(topup_id=topup.pk, gateway_ref=obj.get("payment_intent") or obj["id"])
+    return f"top-up {topup.pk} failed"
+
+
+def _on_charge_refunded(obj: Any) -> str:
+    topup = _topup_for(obj)
+    if topup is None or topup.status != TopUpStatus.SUCCEEDED:
+        return "refund of an unknown or unpaid top-up: ignored"
+    refunded = int(obj.get("amount_refunded") or 0) * CENT
+    due = min(refunded, topup.amount_micros) - _taken_back(topup, "topup_refund")
+    return _take_back(
+        topup=topup,
+        amount_micros=due,
+        key=f"refund:{topup.pk}:{refunded}",
+        kind="topup_refund",
+        memo=f"Refund of top-up {topup.pk}",
+    )
+
+
+def _on_dispute_created(obj: Any) -> str:
+    topup = _topup_for({"payment_intent": obj.get("payment_intent"), "id": obj.get("charge")})
+    if topup is None or topup.status != TopUpStatus.SUCCEEDED:
+        return "dispute of an unknown or unpaid top-up: ignored"
+    amount = min(int(obj.get("amount") or 0) * CENT, topup.amount_micros - _taken_back(topup, "topup_dispute"))
+    return _take_back(
+        topup=topup,
+        amount_micros=amount,
+        key=f"dispute:{obj['id']}",
+        kind="topup_dispute",
+        memo=f"Dispute {obj['id']} on top-up {topup.pk}",
+    )
+
+
+def _on_dispute_closed(obj: Any) -> str:
+    if obj.get("status") != "won":
+        return f"dispute closed ({obj.get('status')}): funds stay withdrawn"
+    txn_entries = Entry.objects.filter(
+        transaction__idempotency_key=f"dispute:{obj['id']}", account__kind=AccountKind.GATEWAY_CLEARING
+    ).select_related("transaction")
+    entry = txn_entries.first()
+    if entry is None:
+        return "won dispute with nothing withdrawn: ignored"
+    topup = TopUp.objects.get(pk=entry.transaction.metadata["topup_id"])
+    wallet = account_get(kind=AccountKind.CUSTOMER_WALLET, user=topup.user)
+    ledger_transfer(
+        key=f"dispute-won:{obj['id']}",
+        kind="topup_dispute",
+        legs=[(account_get(kind=AccountKind.GATEWAY_CLEARING), -entry.amount), (wallet, entry.amount)],
+        memo=f"Dispute {obj['id']} won: funds returned",
+        metadata={"topup_id": topup.pk},
+    )
+    return f"dispute won: {entry.amount} micros back to the wallet"
+
+
+def _on_account_updated(obj: Any) -> str:
+    from marketplace.models import Provider
+
+    ready = bool(obj.get("payouts_enabled")) and bool(obj.get("details_submitted"))
+    updated = Provider.objects.filter(stripe_account_id=obj["id"]).update(payout_account_ready=ready)
+    return f"connected account {obj['id']}: payout_account_ready={ready} ({updated} provider)"
+
+
+def _on_transfer_reversed(obj: Any) -> str:
+    payout = Payout.objects.filter(gateway_ref=obj["id"]).first()
+    if payout is None:
+        return "reversal of an unknown transfer: ignored"
+    reversed_micros = int(obj.get("amount_reversed") or 0) * CENT or payout.amount_micros
+    payout_fail(payout_id=payout.pk, reason="transfer reversed by Stripe", amount_micros=reversed_micros)
+    return f"payout {payout.pk} reversed"
+
+
+# Billing's own events (after the registered handlers had their say): event type -> handler of its object.
+_BILLING_EVENTS: dict[str, Callable[[Any], str]] = {
+    "checkout.session.completed": _on_checkout_completed,
+    "checkout.session.async_payment_succeeded": _on_checkout_completed,
+    "payment_intent.succeeded": _on_payment_succeeded,
+    "checkout.session.async_payment_failed": _on_payment_failed,
+    "payment_intent.payment_failed": _on_payment_failed,
+    "charge.refunded": _on_charge_refunded,
+    "charge.dispute.created": _on_dispute_created,
+    "charge.dispute.closed": _on_dispute_closed,
+    "account.updated": _on_account_updated,
+    "transfer.reversed": _on_transfer_reversed,
+}
+
+
 def _dispatch(kind: str, obj: Any) -> str:
     for handler in list(_handlers.values()):
         outcome = handler(kind, obj)
         if outcome is not None:
             return outcome
-    if kind in ("checkout.session.completed", "checkout.session.async_payment_succeeded"):
-        if obj.get("payment_status") not in ("paid", "no_payment_required"):
-            return "checkout completed but not paid yet"
-        topup = _topup_for(obj)
-        if topup is None:
-            return "unknown top-up: ignored"
-        topup_complete(topup_id=topup.pk, gateway_ref=obj.get("payment_intent") or obj["id"])
-        return f"top-up {topup.pk} completed"
-    if kind == "payment_intent.succeeded":
-        topup = _topup_for(obj)
-        if topup is None:
-            return "unknown top-up: ignored"
-        topup_complete(topup_id=topup.pk, gateway_ref=obj["id"])
-        return f"top-up {topup.pk} completed"
-    if kind in ("checkout.session.async_payment_failed", "payment_intent.payment_failed"):
-        topup = _topup_for(obj)
-        if topup is None:
-            return "unknown top-up: ignored"
-        topup_fail(topup_id=topup.pk, gateway_ref=obj.get("payment_intent") or obj["id"])
-        return f"top-up {topup.pk} failed"
-    if kind == "charge.refunded":
-        topup = _topup_for(obj)
-        if topup is None or topup.status != TopUpStatus.SUCCEEDED:
-            return "refund of an unknown or unpaid top-up: ignored"
-        refunded = int(obj.get("amount_refunded") or 0) * CENT
-        due = min(refunded, topup.amount_micros) - _taken_back(topup, "topup_refund")
-        return _take_back(
-            topup=topup,
-            amount_micros=due,
-            key=f"refund:{topup.pk}:{refunded}",
-            kind="topup_refund",
-            memo=f"Refund of top-up {topup.pk}",
-        )
-    if kind == "charge.dispute.created":
-        topup = _topup_for({"payment_intent": obj.get("payment_intent"), "id": obj.get("charge")})
-        if topup is None or topup.status != TopUpStatus.SUCCEEDED:
-            return "dispute of an unknown or unpaid top-up: ignored"
-        amount = min(int(obj.get("amount") or 0) * CENT, topup.amount_micros - _taken_back(topup, "topup_dispute"))
-        return _take_back(
-            topup=topup,
-            amount_micros=amount,
-            key=f"dispute:{obj['id']}",
-            kind="topup_dispute",
-            memo=f"Dispute {obj['id']} on top-up {topup.pk}",
-        )
-    if kind == "charge.dispute.closed":
-        if obj.get("status") != "won":
-            return f"dispute closed ({obj.get('status')}): funds stay withdrawn"
-        txn_entries = Entry.objects.filter(
-            transaction__idempotency_key=f"dispute:{obj['id']}", account__kind=AccountKind.GATEWAY_CLEARING
-        ).select_related("transaction")
-        entry = txn_entries.first()
-        if entry is None:
-            return "won dispute with nothing withdrawn: ignored"
-        topup = TopUp.objects.get(pk=entry.transaction.metadata["topup_id"])
-        wallet = account_get(kind=AccountKind.CUSTOMER_WALLET, user=topup.user)
-        ledger_transfer(
-            key=f"dispute-won:{obj['id']}",
-            kind="topup_dispute",
-            legs=[(account_get(kind=AccountKind.GATEWAY_CLEARING), -entry.amount), (wallet, entry.amount)],
-            memo=f"Dispute {obj['id']} won: funds returned",
-            metadata={"topup_id": topup.pk},
-        )
-        return f"dispute won: {entry.amount} micros back to the wallet"
-    if kind == "account.updated":
-        from marketplace.models import Provider
-
-        ready = bool(obj.get("payouts_enabled")) and bool(obj.get("details_submitted"))
-        updated = Provider.objects.filter(stripe_account_id=obj["id"]).update(payout_account_ready=ready)
-        return f"connected account {obj['id']}: payout_account_ready={ready} ({updated} provider)"
-    if kind == "transfer.reversed":
-        payout = Payout.objects.filter(gateway_ref=obj["id"]).first()
-        if payout is None:
-            return "reversal of an unknown transfer: ignored"
-        reversed_micros = int(obj.get("amount_reversed") or 0) * CENT or payout.amount_micros
-        payout_fail(payout_id=payout.pk, reason="transfer reversed by Stripe", amount_micros=reversed_micros)
-        return f"payout {payout.pk} reversed"
-    return f"{kind}: not handled"
+    billing_handler = _BILLING_EVENTS.get(kind)
+    return billing_handler(obj) if billing_handler is not None else f"{kind}: not handled"

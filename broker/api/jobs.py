@@ -38,7 +38,7 @@ def _dollars(micros: int | None) -> str | None:
 _REQUEST_DOC = "Job requirements, mode and price (shared by quotes and bookings). Validated by the booking service."
 
 
-def _in_field(f: Field, *, booking: bool) -> serializers.Field[Any, Any, Any, Any]:
+def _in_field(f: Field, *, booking: bool) -> serializers.Field[Any, Any, Any, Any]:  # noqa: C901 — to split into named steps
     kind, required = f.kind, f.need is Need.ALWAYS or (booking and f.need is Need.BOOKING)
     required = required and f.part != "workload"  # a template may fill the workload; JobSpec checks it after
     opt: dict[str, Any] = {"required": required, **({"help_text": f.doc} if f.doc else {})}

@@ -92,7 +92,7 @@ def _and_rows(acc: BoolA, rows: IntA, mask: BoolA) -> None:
     acc[rows] &= mask
 
 
-def feasible(jobs: Jobs, nodes: Nodes, models: Models, *, now: float, with_capacity: bool = True) -> BoolA:
+def feasible(jobs: Jobs, nodes: Nodes, models: Models, *, now: float, with_capacity: bool = True) -> BoolA:  # noqa: C901 — to split into named steps
     """The (J × N) matrix of job/node pairs meeting every hard constraint (and, by default, free capacity).
 
     Fast path: catalog constraints and region are folded into one (job × model·region) table and

@@ -3,12 +3,12 @@ requirements that no listed hardware can ever meet (naming the market's maximum)
 
 import math
 from decimal import Decimal
-from typing import Any
+from typing import Any, NoReturn
 
 from django.db.models import Count, F, FloatField, Max, Q, QuerySet
 from django.db.models.functions import Cast
 
-from broker.jobspec import JobSpec
+from broker.jobspec import JobSpec, Requirements
 from broker.models import JobMode
 from broker.selectors.offers import _tier_rank_expr
 from common.errors import ValidationFailed
@@ -66,14 +66,13 @@ def _listed_hardware() -> QuerySet[Node]:
     return Node.objects.filter(listed=True).annotate(tier_rank=_tier_rank_expr())
 
 
-def requirements_check_possible(*, spec: JobSpec) -> None:
-    """Raise ImpossibleRequirement (400) when no listed node could ever meet the hardware requirements,
-    naming the requirement and the market's maximum.
+def _refuse(requirement: str, message: str, maximum: Any) -> NoReturn:
+    raise ImpossibleRequirement(message, details={"requirement": requirement, "market_max": str(maximum)})
 
-    One aggregate query on the booking path (maxima, models and regions listed, the largest node meeting all
-    requirements together); the lists of what is available are read only when refusing."""
+
+def _market_top(spec: JobSpec, listed: QuerySet[Node]) -> dict[str, Any]:
+    """One aggregate query: the market's maxima, models and regions listed, the largest node meeting all together."""
     req = spec.requirements
-    listed = _listed_hardware()
     aggregates: dict[str, Any] = {
         "gpus": Max("gpu_count"),
         "vram": Max("gpu_model__vram_gb"),
@@ -89,38 +88,38 @@ def requirements_check_possible(*, spec: JobSpec) -> None:
         aggregates["models_listed"] = Count("pk", filter=Q(gpu_model__slug__in=req.gpu_models))
     if req.regions:
         aggregates["in_regions"] = Count("pk", filter=Q(region__in=req.regions))
-    top = listed.aggregate(**aggregates)
-    if top["gpus"] is None:
-        raise ImpossibleRequirement(
-            "No hardware is listed on the market yet, so no requirement can be met.", details={"requirement": None}
-        )
+    return listed.aggregate(**aggregates)
 
-    def refuse(requirement: str, message: str, maximum: Any) -> None:
-        raise ImpossibleRequirement(message, details={"requirement": requirement, "market_max": str(maximum)})
 
+def _refuse_beyond_maxima(req: Requirements, top: dict[str, Any]) -> None:
+    """GPU count, GPU memory, compute capability, tier and bandwidth against the market's best."""
     if req.gpu_count > top["gpus"]:
-        refuse("gpu_count", f"gpu_count {req.gpu_count} exceeds the largest node ({top['gpus']} GPUs).", top["gpus"])
+        _refuse("gpu_count", f"gpu_count {req.gpu_count} exceeds the largest node ({top['gpus']} GPUs).", top["gpus"])
     if req.min_gpu_ram is not None and req.min_gpu_ram > top["vram"]:
-        refuse(
+        _refuse(
             "min_gpu_ram",
             f"min_gpu_ram {_num(req.min_gpu_ram)} exceeds the largest GPU ({_num(top['vram'])} GB).",
             _num(top["vram"]),
         )
     if req.min_compute_cap is not None and (top["cc"] is None or req.min_compute_cap > top["cc"]):
-        refuse(
+        _refuse(
             "min_compute_cap",
             f"min_compute_cap {req.min_compute_cap} exceeds the highest listed compute capability ({top['cc']}).",
             top["cc"],
         )
     if req.min_tier and TIER_RANK[Tier(req.min_tier)] > (top["tier"] or 0):
         best = next((t.value for t, r in TIER_RANK.items() if r == top["tier"]), "unsuitable")
-        refuse("min_tier", f"min_tier {req.min_tier} exceeds the best listed tier ({best}).", best)
+        _refuse("min_tier", f"min_tier {req.min_tier} exceeds the best listed tier ({best}).", best)
     if req.min_inet_down is not None and req.min_inet_down > top["inet"]:
-        refuse(
+        _refuse(
             "min_inet_down",
             f"min_inet_down {req.min_inet_down} exceeds the fastest listed node ({top['inet']} Mbit/s).",
             top["inet"],
         )
+
+
+def _refuse_per_gpu(req: Requirements, top: dict[str, Any]) -> None:
+    """CPU cores, RAM and disk per GPU against the most any listed node offers."""
     for name, key, unit in (
         ("min_cpu_cores_per_gpu", "cpu", "CPU cores per GPU"),
         ("min_ram_gb_per_gpu", "ram", "GB RAM per GPU"),
@@ -129,22 +128,29 @@ def requirements_check_possible(*, spec: JobSpec) -> None:
         wanted = getattr(req, name)
         if wanted and wanted > (top[key] or 0):
             most = math.floor(top[key] or 0)
-            refuse(name, f"{name} {wanted} exceeds the most any listed node offers ({most} {unit}).", most)
+            _refuse(name, f"{name} {wanted} exceeds the most any listed node offers ({most} {unit}).", most)
+
+
+def _refuse_unlisted(req: Requirements, top: dict[str, Any], listed: QuerySet[Node]) -> None:
+    """Models or regions of which nothing is listed (naming what is)."""
     if req.gpu_models and not top["models_listed"]:
         available = sorted(set(listed.values_list("gpu_model__slug", flat=True)))
-        refuse(
+        _refuse(
             "gpu_models",
             f"None of gpu_models {', '.join(req.gpu_models)} is listed; listed models: {', '.join(available)}.",
             ", ".join(available),
         )
     if req.regions and not top["in_regions"]:
         available = sorted(set(listed.values_list("region", flat=True)))
-        refuse(
+        _refuse(
             "regions",
             f"No node is listed in regions {', '.join(req.regions)}; listed regions: {', '.join(available)}.",
             ", ".join(available),
         )
-    # Each requirement alone is possible; together?
+
+
+def _refuse_combination(req: Requirements, top: dict[str, Any]) -> None:
+    """Each requirement alone is possible; together?"""
     together = top["together"]
     if together is None:
         raise ImpossibleRequirement(
@@ -153,11 +159,30 @@ def requirements_check_possible(*, spec: JobSpec) -> None:
             details={"requirement": "combination"},
         )
     if req.gpu_count > together:
-        refuse(
+        _refuse(
             "gpu_count",
             f"gpu_count {req.gpu_count} exceeds the largest node meeting the other requirements ({together} GPUs).",
             together,
         )
+
+
+def requirements_check_possible(*, spec: JobSpec) -> None:
+    """Raise ImpossibleRequirement (400) when no listed node could ever meet the hardware requirements,
+    naming the requirement and the market's maximum.
+
+    One aggregate query on the booking path (maxima, models and regions listed, the largest node meeting all
+    requirements together); the lists of what is available are read only when refusing."""
+    req = spec.requirements
+    listed = _listed_hardware()
+    top = _market_top(spec, listed)
+    if top["gpus"] is None:
+        raise ImpossibleRequirement(
+            "No hardware is listed on the market yet, so no requirement can be met.", details={"requirement": None}
+        )
+    _refuse_beyond_maxima(req, top)
+    _refuse_per_gpu(req, top)
+    _refuse_unlisted(req, top, listed)
+    _refuse_combination(req, top)
 
 
 def _num(value: Decimal | None) -> str:

@@ -110,6 +110,43 @@ def _ignored(
     return ignored
 
 
+def _apply_leases(
+    *,
+    node: Node,
+    leases: Sequence[dict[str, Any]],
+    events: Sequence[dict[str, Any]],
+    logs: Sequence[dict[str, Any]],
+    owned: dict[int, tuple[str, int, int]],
+) -> tuple[list[int], list[int]]:
+    """Phases, usage (activating reserved leases), log lines and exits of the node's own leases, in that order.
+    Returns (activated, ended) lease ids."""
+    activated: list[int] = []
+    ended: list[int] = []
+    lease_phases_apply(events=events, owned=owned)
+    own_reports = [report for report in leases if report["lease_id"] in owned]
+    _check_reports(reports=own_reports, owned=owned)
+    # a lease starts on a report of it running or of usage; a zero-usage "exited" report is the agent
+    # closing a lease it never started (e.g. withdrawn before it began): that must not activate it
+    started = {r["lease_id"] for r in own_reports if r["state"] == "running" or r["gpu_seconds"] > 0}
+    for lease_id in sorted(started):
+        state, _job_id, _ = owned[lease_id]
+        if state == LeaseState.RESERVED and lease_activate(lease_id=lease_id):
+            activated.append(lease_id)
+    if own_reports:
+        usage_ingest(node_id=node.pk, reports=own_reports)
+    lease_logs_append(lines=logs, owned=owned)
+    for report in sorted((r for r in own_reports if r["state"] == "exited"), key=lambda r: r["lease_id"]):
+        # the workload is over: free the GPUs now and settle, so no capacity is held after it closed
+        if lease_exit(
+            lease_id=report["lease_id"],
+            exit_code=report.get("exit_code"),
+            reason=report.get("reason") or "exited",
+            detail=report.get("detail") or "",
+        ):
+            ended.append(report["lease_id"])
+    return activated, ended
+
+
 def agent_heartbeat(
     *,
     node: Node,
@@ -139,38 +176,10 @@ def agent_heartbeat(
             seen_at = max(previous, now) if previous is not None else now  # never moves backwards
             Node.objects.filter(pk=node.pk).update(status=NodeStatus.ONLINE, last_heartbeat_at=seen_at)
             added = node_uptime_add(node_id=node.pk, previous=previous, now=now)
-            activated: list[int] = []
-            ended: list[int] = []
-            mentioned = (
-                [r["lease_id"] for r in leases] + [e["lease_id"] for e in events] + [x["lease_id"] for x in logs]
-            )
+            mentioned = [r["lease_id"] for r in [*leases, *events, *logs]]
             owned = agent_node_leases(node=node, lease_ids=mentioned) if mentioned else {}
             ignored = _ignored(leases=leases, events=events, logs=logs, owned=owned)
-            lease_phases_apply(events=events, owned=owned)
-            if leases:
-                own_reports = [report for report in leases if report["lease_id"] in owned]
-                _check_reports(reports=own_reports, owned=owned)
-                # a lease starts on a report of it running or of usage; a zero-usage "exited" report is the agent
-                # closing a lease it never started (e.g. withdrawn before it began): that must not activate it
-                started = {r["lease_id"] for r in own_reports if r["state"] == "running" or r["gpu_seconds"] > 0}
-                for lease_id in sorted(started):
-                    state, _job_id, _ = owned[lease_id]
-                    if state == LeaseState.RESERVED and lease_activate(lease_id=lease_id):
-                        activated.append(lease_id)
-                if own_reports:
-                    usage_ingest(node_id=node.pk, reports=own_reports)
-            lease_logs_append(lines=logs, owned=owned)
-            for report in sorted(
-                (r for r in leases if r["lease_id"] in owned and r["state"] == "exited"), key=lambda r: r["lease_id"]
-            ):
-                # the workload is over: free the GPUs now and settle, so no capacity is held after it closed
-                if lease_exit(
-                    lease_id=report["lease_id"],
-                    exit_code=report.get("exit_code"),
-                    reason=report.get("reason") or "exited",
-                    detail=report.get("detail") or "",
-                ):
-                    ended.append(report["lease_id"])
+            activated, ended = _apply_leases(node=node, leases=leases, events=events, logs=logs, owned=owned)
     except IntegrityError:
         seen = NodeHeartbeat.objects.filter(node_id=node.pk).aggregate(
             top=Max("seq"), same=Count("pk", filter=Q(seq=seq))

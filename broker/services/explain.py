@@ -140,7 +140,7 @@ def _price_message(*, spec: JobSpec, nodes: Any, idx: np.ndarray) -> tuple[str, 
     return msg, int(cheapest)
 
 
-def _explain(*, job: Job, snap: Any, code: str, before: np.ndarray, now: datetime) -> Explanation:
+def _explain(*, job: Job, snap: Any, code: str, before: np.ndarray, now: datetime) -> Explanation:  # noqa: C901 — to split into named steps
     spec = JobSpec.from_job(job)
     nodes = snap.nodes
     idx = np.flatnonzero(before)

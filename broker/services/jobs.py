@@ -86,13 +86,8 @@ def job_book_ex(
                 escrow_hold(
                     user=user, amount_micros=hold, key=f"job:{job.pk}:hold", memo=f"Escrow for job {job.pk} {job.name}"
                 )
-            booked = JobEvent.objects.create(
-                job=job,
-                from_state="",
-                to_state=JobState.PENDING,
-                note=f"booked; {format_usd(micros=hold)} held in escrow",
-            )
-            job_events_notify(events=[booked])
+            note = f"booked; {format_usd(micros=hold)} held in escrow"
+            job_events_notify(events=[JobEvent.objects.create(job=job, to_state=JobState.PENDING, note=note)])
             dispatch.match_round_soon()  # after commit; the beat round runs anyway
     except InsufficientFunds as exc:
         shortfall = exc.shortfall_micros

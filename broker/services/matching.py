@@ -121,37 +121,40 @@ def _reserved_slots_hold(
         used[node_id] = used.get(node_id, 0) + count
 
 
-def snapshot_take(*, now: datetime, job_limit: int | None = None, job_ids: list[int] | None = None) -> Snapshot:
-    """Read pending jobs, free capacity and fair-share usage into engine arrays."""
-    models, model_index = _models_table()
-    region_index = {r: i for i, r in enumerate(REGIONS)}
-    # Nodes: listed, online, not cordoned, and not failing their latest compute challenge.
-    node_rows = list(
-        Node.objects.filter(listed=True, cordoned=False, status=NodeStatus.ONLINE)
-        .exclude(challenge_verdict=ChallengeState.FAILED)
-        .order_by("pk")
-        .values_list(
-            "pk",
-            "gpu_model_id",
-            "region",
-            "reliability",
-            "verified",
-            "inet_down_mbps",
-            "cpu_cores",
-            "ram_gb",
-            "disk_gb",
-            "gpu_count",
-            "price_micros",
-            "min_bid_micros",
-            "dlperf",
-            "available_from",
-            "available_until",
-        )
-    )
-    n = len(node_rows)
-    node_ids = [r[0] for r in node_rows]
+# Node columns the snapshot reads (positions matter: _nodes_table indexes the rows).
+_NODE_COLUMNS = (
+    "pk",
+    "gpu_model_id",
+    "region",
+    "reliability",
+    "verified",
+    "inet_down_mbps",
+    "cpu_cores",
+    "ram_gb",
+    "disk_gb",
+    "gpu_count",
+    "price_micros",
+    "min_bid_micros",
+    "dlperf",
+    "available_from",
+    "available_until",
+)
+
+
+@dataclass
+class _SlotTable:
+    """When each GPU slot of each node becomes free (-inf: free now, inf: no such slot) and the latest holding."""
+
+    pos: dict[int, int]  # node id -> row
+    free_at: np.ndarray
+    holdings: dict[tuple[int, int], float]  # (row, slot) -> end of the last lease slot holding it
+    max_slots: int
+
+
+def _slot_table(*, node_ids: list[int], gpu_count: np.ndarray, now: datetime) -> _SlotTable:
+    """Free capacity: the slots current lease slots and reserved contracts hold, per node row."""
+    n = len(node_ids)
     pos = {pk: i for i, pk in enumerate(node_ids)}
-    gpu_count = np.array([r[9] for r in node_rows], dtype=np.int64)
     max_slots = max(int(gpu_count.max()) if n else MAX_SLOTS_DEFAULT, MAX_SLOTS_DEFAULT)
     slot_free_at = np.full((n, max_slots), np.inf)
     if n:
@@ -166,6 +169,24 @@ def snapshot_take(*, now: datetime, job_limit: int | None = None, job_ids: list[
             slot_free_at[i, slot] = t
         holdings[(i, slot)] = max(holdings.get((i, slot), -np.inf), t)
     _reserved_slots_hold(slot_free_at=slot_free_at, pos=pos, gpu_count=gpu_count, now=now)
+    return _SlotTable(pos=pos, free_at=slot_free_at, holdings=holdings, max_slots=max_slots)
+
+
+def _nodes_table(
+    *, now: datetime, models: engine.Models, model_index: dict[int, int]
+) -> tuple[engine.Nodes, list[int], _SlotTable]:
+    """The engine's node arrays: listed, online, not cordoned, and not failing their latest compute challenge."""
+    node_rows = list(
+        Node.objects.filter(listed=True, cordoned=False, status=NodeStatus.ONLINE)
+        .exclude(challenge_verdict=ChallengeState.FAILED)
+        .order_by("pk")
+        .values_list(*_NODE_COLUMNS)
+    )
+    n = len(node_rows)
+    node_ids = [r[0] for r in node_rows]
+    region_index = {r: i for i, r in enumerate(REGIONS)}
+    gpu_count = np.array([r[9] for r in node_rows], dtype=np.int64)
+    slots = _slot_table(node_ids=node_ids, gpu_count=gpu_count, now=now)
     gpu = np.maximum(gpu_count, 1)
     fp16 = models.fp16[[model_index[r[1]] for r in node_rows]] if n else np.zeros(0)
     nodes = engine.Nodes(
@@ -184,46 +205,57 @@ def snapshot_take(*, now: datetime, job_limit: int | None = None, job_ids: list[
         dlperf=np.array([r[12] if r[12] is not None else np.nan for r in node_rows], dtype=float) if n else np.zeros(0),
         avail_from=np.array([_epoch(r[13], -np.inf) for r in node_rows], dtype=float),
         avail_until=np.array([_epoch(r[14], np.inf) for r in node_rows], dtype=float),
-        slot_free_at=slot_free_at,
+        slot_free_at=slots.free_at,
     )
     if n:
         nodes.dlperf = np.where(np.isnan(nodes.dlperf), fp16, nodes.dlperf)
-    # Interruptible leases that may be preempted: started, and the last holding on each of their slots.
+    return nodes, node_ids, slots
+
+
+def _preemptible_table(*, now: datetime, slots: _SlotTable) -> engine.Preemptible:
+    """Interruptible leases that may be preempted: started, and the last holding on each of their slots."""
     pre_rows = list(
         Lease.objects.filter(
             state__in=HOLDING_STATES, job__mode=JobMode.INTERRUPTIBLE, starts_at__lte=now, ends_at__gt=now
         ).values_list("pk", "node_id", "price_micros", "gpu_slots", "ends_at")
     )
+    pos, holdings = slots.pos, slots.holdings
     pre = [
         r
         for r in pre_rows
-        if r[1] in pos and all(holdings.get((pos[r[1]], s)) == r[4].timestamp() for s in r[3] if s < max_slots)
+        if r[1] in pos and all(holdings.get((pos[r[1]], s)) == r[4].timestamp() for s in r[3] if s < slots.max_slots)
     ]
-    preemptible = engine.Preemptible(
+    return engine.Preemptible(
         lease_ids=np.array([r[0] for r in pre], dtype=np.int64),
         node_idx=np.array([pos[r[1]] for r in pre], dtype=np.int64),
         bid=np.array([r[2] for r in pre], dtype=float),
         gpu_count=np.array([len(r[3]) for r in pre], dtype=np.int64),
         slots=[list(r[3]) for r in pre],
     )
-    # Jobs: the requirements and terms columns JobSpec names, read column-wise.
+
+
+def _pending_job_columns(*, job_limit: int | None, job_ids: list[int] | None) -> dict[str, list[Any]]:
+    """Pending jobs in submission order: the requirements and terms columns JobSpec names, read column-wise."""
     qs = Job.objects.filter(state=JobState.PENDING).order_by("created_at", "pk")
     if job_ids is not None:
         qs = qs.filter(pk__in=job_ids)
     names = ("pk", "customer_id", "created_at", *SNAPSHOT_COLUMNS)
     job_rows = list((qs[:job_limit] if job_limit else qs).values_list(*names))
-    col: dict[str, list[Any]] = {name: [r[i] for r in job_rows] for i, name in enumerate(names)}
-    job_ids = col["pk"]
+    return {name: [r[i] for r in job_rows] for i, name in enumerate(names)}
+
+
+def snapshot_take(*, now: datetime, job_limit: int | None = None, job_ids: list[int] | None = None) -> Snapshot:
+    """Read pending jobs, free capacity and fair-share usage into engine arrays."""
+    models, model_index = _models_table()
+    nodes, node_ids, slots = _nodes_table(now=now, models=models, model_index=model_index)
+    preemptible = _preemptible_table(now=now, slots=slots)
+    col = _pending_job_columns(job_limit=job_limit, job_ids=job_ids)
     jobs = _jobs_table(col=col, now=now, models=models, model_index=model_index)
-    return Snapshot(now, jobs, nodes, models, preemptible, job_ids, node_ids)
+    return Snapshot(now, jobs, nodes, models, preemptible, col["pk"], node_ids)
 
 
-def _jobs_table(
-    *, col: dict[str, list[Any]], now: datetime, models: engine.Models, model_index: dict[int, int]
-) -> engine.Jobs:
-    """The engine's job arrays from the snapshot's columns (one entry per pending job, in submission order)."""
-    nowf = now.timestamp()
-    job_ids = col["pk"]
+def _allowed_models(*, job_ids: list[int], models: engine.Models, model_index: dict[int, int]) -> np.ndarray:
+    """(jobs × models) booleans: every model, or only the ones a job names."""
     m = len(job_ids)
     jpos = {pk: i for i, pk in enumerate(job_ids)}
     allowed_models = np.ones((m, max(models.count, 1)), dtype=bool)
@@ -238,15 +270,32 @@ def _jobs_table(
         for i, idx in constrained.items():
             allowed_models[i] = False
             allowed_models[i, idx] = True
+    return allowed_models
+
+
+def _allowed_regions(wanted_regions: list[Any]) -> tuple[np.ndarray, np.ndarray]:
+    """(jobs × regions) booleans (every region when a job names none) and each job's first named region (-1)."""
+    m = len(wanted_regions)
     region_index = {r: i for i, r in enumerate(REGIONS)}
     allowed_regions = np.ones((m, len(REGIONS)), dtype=bool)
     pref_region = np.full(m, -1, dtype=np.int64)
-    for i, wanted in enumerate(col["regions"]):
+    for i, wanted in enumerate(wanted_regions):
         regions = [region_index[x] for x in (wanted or []) if x in region_index]
         if wanted:
             allowed_regions[i] = False
             allowed_regions[i, regions] = True
             pref_region[i] = regions[0] if regions else -1
+    return allowed_regions, pref_region
+
+
+def _jobs_table(
+    *, col: dict[str, list[Any]], now: datetime, models: engine.Models, model_index: dict[int, int]
+) -> engine.Jobs:
+    """The engine's job arrays from the snapshot's columns (one entry per pending job, in submission order)."""
+    nowf = now.timestamp()
+    job_ids = col["pk"]
+    allowed_models = _allowed_models(job_ids=job_ids, models=models, model_index=model_index)
+    allowed_regions, pref_region = _allowed_regions(col["regions"])
     modes = col["mode"]
     mode = np.array([MODE_CODE.get(x, 0) for x in modes], dtype=np.int64)
     price_limit = np.array(
@@ -455,7 +504,6 @@ def _commit(*, snap: Snapshot, result: engine.Result, phases: dict[str, float]) 
             ],
             now=now,
         )
-        job_steps_notify(job_ids=[pl.job_id for pl in plans], to_state=JobState.MATCHED, at=now)
         lap("events")
         by_reason: dict[str, list[int]] = {}
         for j, code in result.reasons.items():
@@ -499,7 +547,12 @@ def _jobs_claim(*, job_ids: list[int], now: datetime) -> set[int]:
 
 
 def _events_insert(*, rows: list[tuple[int, str]], now: datetime) -> None:
-    """JobEvents pending → matched for the round (COPY on PostgreSQL)."""
+    """JobEvents pending → matched for the round (COPY on PostgreSQL); their customers are told."""
+    _events_write(rows=rows, now=now)
+    job_steps_notify(job_ids=[job_id for job_id, _ in rows], to_state=JobState.MATCHED, at=now)
+
+
+def _events_write(*, rows: list[tuple[int, str]], now: datetime) -> None:
     connection = transaction.get_connection()
     if connection.vendor == "postgresql" and rows:
         with (

@@ -55,7 +55,7 @@ import math
 from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
-from typing import Any
+from typing import Any, NamedTuple
 
 from common.money import format_usd
 from financing.selectors.underwriting import UnderwritingInputs
@@ -254,6 +254,78 @@ def _history_lines(inputs: UnderwritingInputs, f: _Figures) -> list[str]:
     ]
 
 
+class _Terms(NamedTuple):
+    principal: int
+    fee: int
+    fee_bps: int
+    repayment: int  # per month
+    months: Decimal | None  # expected payoff; None: never
+
+
+def _terms(f: _Figures, *, n: int, withhold_bps: int, unit_cost_micros: int) -> _Terms:
+    """The terms of an advance for `n` GPUs repaid by withholding `withhold_bps` of the monthly share."""
+    counted_per_gpu = f.per_gpu if f.has_history else 0
+    principal = n * unit_cost_micros
+    bps = max(f.fee_bps - (200 if f.contract_receivable * 2 >= principal else 0), MIN_FEE_BPS)
+    fee = principal * bps // BPS
+    repayment = (f.existing + f.contracts_share + counted_per_gpu * n) * withhold_bps // BPS
+    return _Terms(
+        principal, fee, bps, repayment, payoff_months(due_micros=principal + fee, monthly_repayment_micros=repayment)
+    )
+
+
+def _terms_choose(f: _Figures, *, count: int, withholds: list[int], unit_cost_micros: int) -> tuple[int, int] | None:
+    """(GPUs, withhold rate): the most GPUs, at the lowest rate, repaid within MAX_PAYOFF_MONTHS; None: none is."""
+    return next(
+        (
+            (n, w)
+            for n in range(count, 0, -1)
+            for w in withholds
+            if (months := _terms(f, n=n, withhold_bps=w, unit_cost_micros=unit_cost_micros).months) is not None
+            and months <= MAX_PAYOFF_MONTHS
+        ),
+        None,
+    )
+
+
+def _terms_declines(
+    inputs: UnderwritingInputs, f: _Figures, *, withholds: list[int], unit_cost_micros: int
+) -> list[str]:
+    """D9 (no withhold rate left under the total cap) or D5 (not even one GPU repaid in time)."""
+    if not withholds:
+        return [
+            f"D9: your open advances already withhold {inputs.open_withhold_bps / 100:.0f}% of your earnings; "
+            f"together they may withhold at most {MAX_TOTAL_WITHHOLD_BPS / 100:.0f}%."
+        ]
+    one = _terms(f, n=1, withhold_bps=withholds[-1], unit_cost_micros=unit_cost_micros)
+    shown = "never" if one.months is None else f"{one.months} months"
+    return [
+        f"D5: even one GPU at a {withholds[-1] / 100:.0f}% withhold rate would take {shown} to repay "
+        f"(monthly repayment {_usd(one.repayment)}); the maximum is {MAX_PAYOFF_MONTHS} months."
+    ]
+
+
+def _offer_make(d: Decision, f: _Figures, *, count: int, n: int, withhold: int, unit_cost_micros: int) -> None:
+    """Fill the offer for `n` GPUs at `withhold` into `d`, with its arithmetic."""
+    t = _terms(f, n=n, withhold_bps=withhold, unit_cost_micros=unit_cost_micros)
+    assert t.months is not None
+    if t.fee_bps != max(f.fee_bps, MIN_FEE_BPS):
+        f.fee_parts.append("-2% reserved contracts cover ≥ half of the principal")
+    counted_per_gpu = f.per_gpu if f.has_history else 0
+    a = d.arithmetic
+    if n < count:
+        a.append(f"{count} GPUs would need more than {MAX_PAYOFF_MONTHS} months: offer reduced to {n} GPUs")
+    a.append(f"principal = {n} × {_usd(unit_cost_micros)} = {_usd(t.principal)}")
+    a.append(f"fee rate = {' '.join(f.fee_parts)} = {t.fee_bps / 100:.2f}%; fee = {_usd(t.fee)}")
+    a.append(f"monthly share M = E + C + N × {n} = {_usd(f.existing + f.contracts_share + counted_per_gpu * n)}")
+    a.append(f"withhold rate {withhold / 100:.0f}% → monthly repayment {_usd(t.repayment)}")
+    a.append(f"expected payoff = ({_usd(t.principal)} + {_usd(t.fee)}) / {_usd(t.repayment)} = {t.months} months")
+    min_progress = math.ceil(t.repayment)
+    a.append(f"minimum progress per 60 days = half of 2 × monthly repayment = {_usd(min_progress)}")
+    d.offered, d.count, d.principal_micros, d.fee_micros = True, n, t.principal, t.fee
+    d.withhold_bps, d.expected_payoff_months, d.min_progress_micros = withhold, t.months, min_progress
+
+
 def underwrite(*, inputs: UnderwritingInputs, tier: str, count: int, unit_cost_micros: int) -> Decision:
     """Apply the rules of this module's docstring. Pure: no database access."""
     f = _figures(inputs)
@@ -261,63 +333,15 @@ def underwrite(*, inputs: UnderwritingInputs, tier: str, count: int, unit_cost_m
     d.inputs = _inputs_shown(inputs, f, count, unit_cost_micros)
     d.arithmetic = _history_lines(inputs, f)
     d.reasons = _declines(inputs, f, tier)
-    counted_per_gpu = f.per_gpu if f.has_history else 0
     withholds = [
         w for w in (BASE_WITHHOLD_BPS, MAX_WITHHOLD_BPS) if inputs.open_withhold_bps + w <= MAX_TOTAL_WITHHOLD_BPS
     ]
-
-    def terms(n: int, withhold_bps: int) -> tuple[int, int, int, int, Decimal | None]:
-        principal = n * unit_cost_micros
-        bps = max(f.fee_bps - (200 if f.contract_receivable * 2 >= principal else 0), MIN_FEE_BPS)
-        fee = principal * bps // BPS
-        repayment = (f.existing + f.contracts_share + counted_per_gpu * n) * withhold_bps // BPS
-        return (
-            principal,
-            fee,
-            bps,
-            repayment,
-            payoff_months(due_micros=principal + fee, monthly_repayment_micros=repayment),
-        )
-
-    chosen = next(
-        (
-            (n, w)
-            for n in range(count, 0, -1)
-            for w in withholds
-            if (months := terms(n, w)[4]) is not None and months <= MAX_PAYOFF_MONTHS
-        ),
-        None,
-    )
-    if not withholds:
-        d.reasons.append(
-            f"D9: your open advances already withhold {inputs.open_withhold_bps / 100:.0f}% of your earnings; "
-            f"together they may withhold at most {MAX_TOTAL_WITHHOLD_BPS / 100:.0f}%."
-        )
-    elif chosen is None:
-        _, _, _, repay, months = terms(1, withholds[-1])
-        shown = "never" if months is None else f"{months} months"
-        d.reasons.append(
-            f"D5: even one GPU at a {withholds[-1] / 100:.0f}% withhold rate would take {shown} to repay "
-            f"(monthly repayment {_usd(repay)}); the maximum is {MAX_PAYOFF_MONTHS} months."
-        )
+    chosen = _terms_choose(f, count=count, withholds=withholds, unit_cost_micros=unit_cost_micros)
+    if chosen is None:
+        d.reasons += _terms_declines(inputs, f, withholds=withholds, unit_cost_micros=unit_cost_micros)
     if d.reasons or chosen is None:
         d.arithmetic.append("declined: " + "; ".join(r.split(":")[0] for r in d.reasons))
         return d
     n, withhold = chosen
-    principal, fee, bps, repayment, months = terms(n, withhold)
-    assert months is not None
-    if bps != max(f.fee_bps, MIN_FEE_BPS):
-        f.fee_parts.append("-2% reserved contracts cover ≥ half of the principal")
-    a = d.arithmetic
-    if n < count:
-        a.append(f"{count} GPUs would need more than {MAX_PAYOFF_MONTHS} months: offer reduced to {n} GPUs")
-    a.append(f"principal = {n} × {_usd(unit_cost_micros)} = {_usd(principal)}")
-    a.append(f"fee rate = {' '.join(f.fee_parts)} = {bps / 100:.2f}%; fee = {_usd(fee)}")
-    a.append(f"monthly share M = E + C + N × {n} = {_usd(f.existing + f.contracts_share + counted_per_gpu * n)}")
-    a.append(f"withhold rate {withhold / 100:.0f}% → monthly repayment {_usd(repayment)}")
-    a.append(f"expected payoff = ({_usd(principal)} + {_usd(fee)}) / {_usd(repayment)} = {months} months")
-    min_progress = math.ceil(repayment)
-    a.append(f"minimum progress per 60 days = half of 2 × monthly repayment = {_usd(min_progress)}")
-    d.offered, d.count, d.principal_micros, d.fee_micros = True, n, principal, fee
-    d.withhold_bps, d.expected_payoff_months, d.min_progress_micros = withhold, months, min_progress
+    _offer_make(d, f, count=count, n=n, withhold=withhold, unit_cost_micros=unit_cost_micros)
     return d

@@ -28,7 +28,7 @@ import csv
 import io
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
@@ -320,6 +320,131 @@ def _upgrade_option(
     }
 
 
+@dataclass
+class _FleetTally:
+    """The fleet's lines counted: per line, per model, per tier, and the fleet's monthly earnings."""
+
+    tiers: dict[str, int] = field(default_factory=lambda: {tier.value: 0 for tier in Tier})
+    lines: list[dict[str, Any]] = field(default_factory=list)
+    unmatched: list[dict[str, Any]] = field(default_factory=list)
+    not_gpus: list[dict[str, Any]] = field(default_factory=list)
+    per_model: dict[str, dict[str, Any]] = field(default_factory=dict)
+    total_gpus: int = 0
+    qualifying_gpus: int = 0
+    unsuitable_gpus: int = 0
+    unmatched_gpus: int = 0
+    fleet_monthly: int = 0
+
+
+def _tally_unmatched(tally: _FleetTally, line: _Line) -> None:
+    tally.unmatched_gpus += line.count
+    tally.unmatched.append(
+        {
+            "position": line.position,
+            "raw_model": line.raw,
+            "count": line.count,
+            "message": f"Unknown GPU model {line.raw!r}: no catalog model matches this name. Check the "
+            "spelling (for example 'RTX 3090' or 'RX 580 8GB'); these GPUs count as not qualifying.",
+        }
+    )
+
+
+def _tally_matched(
+    tally: _FleetTally, line: _Line, *, model: GPUModel, price: ModelPrice, utilisation: Decimal
+) -> None:
+    tally.tiers[model.tier] += line.count
+    qualifies = model.tier != Tier.UNSUITABLE
+    per_gpu = _monthly_net_micros(price_micros=price.micros_per_gpu_hour, utilisation=utilisation) if qualifies else 0
+    if qualifies:
+        tally.qualifying_gpus += line.count
+    else:
+        tally.unsuitable_gpus += line.count
+    tally.fleet_monthly += per_gpu * line.count
+    tally.lines.append(
+        {
+            "position": line.position,
+            "raw_model": line.raw,
+            "count": line.count,
+            "slug": model.slug,
+            "name": model.name,
+            "vram_gb": str(model.vram_gb.normalize()),
+            "tier": model.tier,
+            "reason": model.tier_reason,
+            "qualifies": qualifies,
+            "price_per_gpu_hour": _hourly(price.micros_per_gpu_hour if qualifies else 0),
+            "price_source": price.source if qualifies else "none",
+            "monthly_earnings_per_gpu": _usd(per_gpu),
+            "monthly_earnings_total": _usd(per_gpu * line.count),
+        }
+    )
+    entry = tally.per_model.setdefault(
+        model.slug,
+        {"slug": model.slug, "name": model.name, "tier": model.tier, "count": 0, "_monthly": 0},
+    )
+    entry["count"] += line.count
+    entry["_monthly"] += per_gpu * line.count
+
+
+def _tally(lines: list[_Line], *, prices: dict[int, ModelPrice], utilisation: Decimal) -> _FleetTally:
+    tally = _FleetTally()
+    for line in lines:
+        if line.asic:
+            tally.not_gpus.append(_not_gpu(line))
+            continue
+        tally.total_gpus += line.count
+        if line.model is None:
+            _tally_unmatched(tally, line)
+        else:
+            _tally_matched(tally, line, model=line.model, price=prices[line.model.pk], utilisation=utilisation)
+    tally.tiers["unmatched"] = tally.unmatched_gpus
+    return tally
+
+
+def _models_summary(per_model: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Models by monthly earnings (then GPUs, slug), each with its total."""
+    summary = []
+    for entry in sorted(per_model.values(), key=lambda e: (-e["_monthly"], -e["count"], e["slug"])):
+        monthly = entry.pop("_monthly")
+        entry["monthly_earnings_total"] = _usd(monthly)
+        summary.append(entry)
+    return summary
+
+
+def _upgrade_options(
+    tally: _FleetTally, *, upgrade_models: dict[str, GPUModel], prices: dict[int, ModelPrice], ctx: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """One option per upgrade target in the catalog, replacing the unsuitable cards one for one (none: none)."""
+    if not tally.unsuitable_gpus:
+        return []
+    return [
+        _upgrade_option(
+            option=option,
+            target=target,
+            price=prices[target.pk],
+            replaces=tally.unsuitable_gpus,
+            fleet_monthly=tally.fleet_monthly,
+            ctx=ctx,
+        )
+        for option in UPGRADE_OPTIONS
+        if (target := upgrade_models.get(option.slug)) is not None
+    ]
+
+
+def _assumptions(*, utilisation: Decimal, fee_rate: Decimal) -> list[str]:
+    return [
+        f"{HOURS_PER_MONTH} hours per month at {utilisation * 100:.1f}% utilisation for the cards you have.",
+        f"Net of the {fee_rate * 100:.1f}% platform fee and the reserve (your share of each settlement); "
+        "before electricity and hosting costs.",
+        "Upgrade options: earnings and payback are the financing quote for one application (at most the "
+        "per-application limit of GPUs), projected at the market utilisation underwriting uses; the payback is "
+        "the advance's expected payoff (principal + fee repaid by the withhold rate), or the reasons there is "
+        "no offer.",
+        "Prices: median on-demand ask of listed RigShift nodes of the model, else the catalog reference price.",
+        "Unsuitable cards earn nothing; unmatched names count as GPUs that do not qualify.",
+        "Mining ASICs (Antminer, Whatsminer, AvalonMiner, …) are not GPUs: listed apart, counted nowhere.",
+    ]
+
+
 def _build_report(
     *,
     lines: list[_Line],
@@ -331,131 +456,38 @@ def _build_report(
     matched_models = {line.model.pk: line.model for line in lines if line.model is not None}
     all_models = {**matched_models, **{m.pk: m for m in upgrade_models.values()}}
     prices: dict[int, ModelPrice] = gpu_model_prices(gpu_models=all_models.values())
-
-    tiers = {tier.value: 0 for tier in Tier}
-    report_lines: list[dict[str, Any]] = []
-    unmatched: list[dict[str, Any]] = []
-    per_model: dict[str, dict[str, Any]] = {}
-    not_gpus: list[dict[str, Any]] = []
-    total_gpus = qualifying_gpus = unsuitable_gpus = unmatched_gpus = 0
-    fleet_monthly = 0
-    for line in lines:
-        if line.asic:
-            not_gpus.append(_not_gpu(line))
-            continue
-        total_gpus += line.count
-        if line.model is None:
-            unmatched_gpus += line.count
-            unmatched.append(
-                {
-                    "position": line.position,
-                    "raw_model": line.raw,
-                    "count": line.count,
-                    "message": f"Unknown GPU model {line.raw!r}: no catalog model matches this name. Check the "
-                    "spelling (for example 'RTX 3090' or 'RX 580 8GB'); these GPUs count as not qualifying.",
-                }
-            )
-            continue
-        model = line.model
-        tiers[model.tier] += line.count
-        qualifies = model.tier != Tier.UNSUITABLE
-        price = prices[model.pk]
-        per_gpu = (
-            _monthly_net_micros(price_micros=price.micros_per_gpu_hour, utilisation=utilisation) if qualifies else 0
-        )
-        if qualifies:
-            qualifying_gpus += line.count
-        else:
-            unsuitable_gpus += line.count
-        fleet_monthly += per_gpu * line.count
-        report_lines.append(
-            {
-                "position": line.position,
-                "raw_model": line.raw,
-                "count": line.count,
-                "slug": model.slug,
-                "name": model.name,
-                "vram_gb": str(model.vram_gb.normalize()),
-                "tier": model.tier,
-                "reason": model.tier_reason,
-                "qualifies": qualifies,
-                "price_per_gpu_hour": _hourly(price.micros_per_gpu_hour if qualifies else 0),
-                "price_source": price.source if qualifies else "none",
-                "monthly_earnings_per_gpu": _usd(per_gpu),
-                "monthly_earnings_total": _usd(per_gpu * line.count),
-            }
-        )
-        entry = per_model.setdefault(
-            model.slug,
-            {"slug": model.slug, "name": model.name, "tier": model.tier, "count": 0, "_monthly": 0},
-        )
-        entry["count"] += line.count
-        entry["_monthly"] += per_gpu * line.count
-    tiers["unmatched"] = unmatched_gpus
-
-    models_summary = []
-    for entry in sorted(per_model.values(), key=lambda e: (-e["_monthly"], -e["count"], e["slug"])):
-        monthly = entry.pop("_monthly")
-        entry["monthly_earnings_total"] = _usd(monthly)
-        models_summary.append(entry)
-
-    options: list[dict[str, Any]] = []
+    t = _tally(lines, prices=prices, utilisation=utilisation)
     ctx = {"provider": provider, "utilisation": utilisation}
-    if unsuitable_gpus:
-        for option in UPGRADE_OPTIONS:
-            target = upgrade_models.get(option.slug)
-            if target is not None:
-                options.append(
-                    _upgrade_option(
-                        option=option,
-                        target=target,
-                        price=prices[target.pk],
-                        replaces=unsuitable_gpus,
-                        fleet_monthly=fleet_monthly,
-                        ctx=ctx,
-                    )
-                )
-    share = Decimal(qualifying_gpus) / Decimal(total_gpus) if total_gpus else Decimal(0)
+    share = Decimal(t.qualifying_gpus) / Decimal(t.total_gpus) if t.total_gpus else Decimal(0)
     return {
-        "total_gpus": total_gpus,
-        "qualifying_gpus": qualifying_gpus,
-        "unsuitable_gpus": unsuitable_gpus,
-        "unmatched_gpus": unmatched_gpus,
+        "total_gpus": t.total_gpus,
+        "qualifying_gpus": t.qualifying_gpus,
+        "unsuitable_gpus": t.unsuitable_gpus,
+        "unmatched_gpus": t.unmatched_gpus,
         "qualifying_share": float(share.quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP)),
-        "tiers": tiers,
+        "tiers": t.tiers,
         "utilisation": str(utilisation),
         "hours_per_month": HOURS_PER_MONTH,
         "platform_fee_rate": str(fee_rate),
-        "lines": report_lines,
-        "unmatched": unmatched,
-        "not_gpus": not_gpus,
-        "not_gpu_units": sum(item["count"] for item in not_gpus),
-        "models": models_summary,
+        "lines": t.lines,
+        "unmatched": t.unmatched,
+        "not_gpus": t.not_gpus,
+        "not_gpu_units": sum(item["count"] for item in t.not_gpus),
+        "models": _models_summary(t.per_model),
         "earnings": {
-            "monthly_total": _usd(fleet_monthly),
-            "monthly_per_qualifying_gpu": _usd(fleet_monthly // qualifying_gpus if qualifying_gpus else 0),
+            "monthly_total": _usd(t.fleet_monthly),
+            "monthly_per_qualifying_gpu": _usd(t.fleet_monthly // t.qualifying_gpus if t.qualifying_gpus else 0),
         },
         "upgrade_path": {
-            "replaces_gpus": unsuitable_gpus,
-            "options": options,
+            "replaces_gpus": t.unsuitable_gpus,
+            "options": _upgrade_options(t, upgrade_models=upgrade_models, prices=prices, ctx=ctx),
             "note": (
                 "Replacing each unsuitable card one for one; costs exclude resale of the old cards, power and hosting."
-                if unsuitable_gpus
+                if t.unsuitable_gpus
                 else "Every matched GPU already qualifies; no upgrade needed."
             ),
         },
-        "assumptions": [
-            f"{HOURS_PER_MONTH} hours per month at {utilisation * 100:.1f}% utilisation for the cards you have.",
-            f"Net of the {fee_rate * 100:.1f}% platform fee and the reserve (your share of each settlement); "
-            "before electricity and hosting costs.",
-            "Upgrade options: earnings and payback are the financing quote for one application (at most the "
-            "per-application limit of GPUs), projected at the market utilisation underwriting uses; the payback is "
-            "the advance's expected payoff (principal + fee repaid by the withhold rate), or the reasons there is "
-            "no offer.",
-            "Prices: median on-demand ask of listed RigShift nodes of the model, else the catalog reference price.",
-            "Unsuitable cards earn nothing; unmatched names count as GPUs that do not qualify.",
-            "Mining ASICs (Antminer, Whatsminer, AvalonMiner, …) are not GPUs: listed apart, counted nowhere.",
-        ],
+        "assumptions": _assumptions(utilisation=utilisation, fee_rate=fee_rate),
     }
 
 

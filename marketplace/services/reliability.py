@@ -110,7 +110,19 @@ def node_uptime_add(*, node_id: int, previous: datetime | None, now: datetime) -
     if (now - previous).total_seconds() > settings.RIGSHIFT_NODE_OFFLINE_AFTER_S:
         return 0
     added = 0
-    for hour, seconds in uptime_split(start=previous, end=now):
+    splits = list(uptime_split(start=previous, end=now))
+    if len(splits) > 2:  # a long gap (simulated time with coarse ticks): the new buckets in one insert
+        hours = [hour for hour, _ in splits]
+        existing = set(
+            NodeUptime.objects.filter(node_id=node_id, hour__gte=hours[0], hour__lte=hours[-1]).values_list(
+                "hour", flat=True
+            )
+        )
+        new = [NodeUptime(node_id=node_id, hour=h, up_seconds=s) for h, s in splits if h not in existing]
+        NodeUptime.objects.bulk_create(new)
+        added += sum(row.up_seconds for row in new)
+        splits = [(hour, seconds) for hour, seconds in splits if hour in existing]
+    for hour, seconds in splits:
         updated = NodeUptime.objects.filter(node_id=node_id, hour=hour).update(up_seconds=F("up_seconds") + seconds)
         if not updated:
             NodeUptime.objects.create(node_id=node_id, hour=hour, up_seconds=seconds)

@@ -14,11 +14,11 @@ from rigshift_agent.state import StateStore
 from rigshift_client import ApiClient
 
 from billing.models import UsageRecord
-from broker.models import Job, Lease, LeaseState
+from broker.models import LeaseState
 from marketplace.models import Customer, Node, NodeHeartbeat, NodeStatus
 from marketplace.services.nodes import node_register
 from tests.agent.fakes import Clock, Crash
-from tests.factories import CustomerFactory, GPUModelFactory, ProviderFactory
+from tests.factories import CustomerFactory, GPUModelFactory, JobFactory, LeaseFactory, ProviderFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -58,10 +58,8 @@ def test_agent_restarted_mid_lease_reports_usage_exactly_once(live_server: Any, 
     )
     now = timezone.now()
     customer = cast(Customer, CustomerFactory())
-    job = Job.objects.create(
-        customer=customer, name="train", gpu_count=2, image="pytorch/pytorch", duration_seconds=3600
-    )
-    lease = Lease.objects.create(
+    job = JobFactory(customer=customer, name="train", gpu_count=2, image="pytorch/pytorch", duration_seconds=3600)
+    lease = LeaseFactory(
         job=job,
         node=node,
         gpu_slots=[0, 1],

@@ -12,11 +12,10 @@ from billing.selectors.ledger import ledger_verify
 from billing.selectors.wallet import wallet_balance
 from billing.services.settlement import usage_settle_pending
 from billing.services.wallet import escrow_hold, wallet_credit
-from broker.models import Job
 from broker.services.agent import agent_heartbeat
 from broker.services.jobs import job_cancel
 from broker.services.leases import lease_create, lease_end, lease_fail
-from tests.factories import CustomerFactory, NodeFactory
+from tests.factories import CustomerFactory, JobFactory, NodeFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -42,7 +41,7 @@ def test_book_run_fail_over_complete_pays_exactly_the_metered_usage() -> None:
     customer: Any = CustomerFactory()
     wallet_credit(user=customer.user, amount_micros=100_000_000, key="fund")
     hold = 2 * 3_600_000 * 2  # 2 GPUs × 2 h at $3.60
-    job = Job.objects.create(
+    job = JobFactory(
         customer=customer,
         name="train",
         gpu_count=2,
@@ -93,7 +92,7 @@ def test_cancel_after_failover_returns_the_whole_unused_hold_once() -> None:
     customer: Any = CustomerFactory()
     wallet_credit(user=customer.user, amount_micros=100_000_000, key="fund")
     hold = 2 * 3_600_000 * 2
-    job = Job.objects.create(
+    job = JobFactory(
         customer=customer,
         name="train",
         gpu_count=2,

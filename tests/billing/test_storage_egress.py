@@ -20,7 +20,7 @@ from broker.api.agent_serializers import AgentLeaseReportSerializer
 from common.errors import ValidationFailed
 from marketplace.services.nodes import node_update_listing
 from tests.billing.helpers import report
-from tests.factories import PASSWORD, CustomerFactory, NodeFactory, ProviderFactory
+from tests.factories import PASSWORD, CustomerFactory, JobFactory, NodeFactory, ProviderFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -259,13 +259,12 @@ def test_invoice_shows_storage_and_egress_lines_and_reconciles() -> None:
 
 
 def test_heartbeat_storage_and_egress_billed_at_the_listing_prices() -> None:
-    from broker.models import Job
     from broker.services.agent import agent_heartbeat
     from broker.services.leases import lease_create
 
     customer: Any = CustomerFactory()
     wallet_credit(user=customer.user, amount_micros=100_000_000, key="fund")
-    job = Job.objects.create(
+    job = JobFactory(
         customer=customer,
         name="train",
         gpu_count=1,

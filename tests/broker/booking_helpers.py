@@ -6,9 +6,9 @@ from typing import Any, cast
 from django.utils import timezone
 
 from billing.services.wallet import wallet_credit
-from broker.models import Job, Lease, LeaseState
+from broker.models import Lease, LeaseState
 from marketplace.models import Customer, GPUModel, Node
-from tests.factories import GPUModelFactory, NodeFactory
+from tests.factories import GPUModelFactory, JobFactory, LeaseFactory, NodeFactory
 
 
 def gpu(slug: str) -> GPUModel:
@@ -29,16 +29,14 @@ def lease_on(
     node_obj: Node, customer: Customer, gpus: int, *, hours: float = 2, state: str = LeaseState.ACTIVE
 ) -> Lease:
     now = timezone.now()
-    job = Job.objects.create(
-        customer=customer, name="other", gpu_count=gpus, image="img", duration_seconds=3600, state="running"
-    )
-    return Lease.objects.create(
-        job=job,
-        node=node_obj,
-        gpu_slots=list(range(gpus)),
-        gpu_count=gpus,
-        price_micros=node_obj.price_micros,
-        starts_at=now - timedelta(minutes=5),
-        ends_at=now + timedelta(hours=hours),
-        state=state,
+    job = JobFactory(customer=customer, name="other", gpu_count=gpus, state="running")
+    return cast(
+        Lease,
+        LeaseFactory(
+            job=job,
+            node=node_obj,
+            starts_at=now - timedelta(minutes=5),
+            ends_at=now + timedelta(hours=hours),
+            state=state,
+        ),
     )

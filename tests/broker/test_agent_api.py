@@ -8,7 +8,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from billing.models import UsageRecord
-from broker.models import Job, JobEvent, JobState, Lease, LeaseState
+from broker.models import Job, JobEvent, JobState, LeaseState
 from common.errors import Conflict
 from common.models import AuditLog
 from common.tokens import token_generate, token_hash
@@ -18,7 +18,7 @@ from marketplace.services.verification import node_verify
 from marketplace.tasks import nodes_mark_offline as nodes_mark_offline_task
 from tests.challenge_helpers import pass_challenge
 from tests.conftest import client_for
-from tests.factories import CustomerFactory, NodeFactory, UserFactory
+from tests.factories import CustomerFactory, JobFactory, LeaseFactory, NodeFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -63,8 +63,8 @@ def register_body(*, count: int = 8, name: str = "NVIDIA GeForce RTX 4090", tflo
 
 def make_lease(node: Node, *, state: str = LeaseState.RESERVED, job_state: str = JobState.MATCHED, **fields: Any):
     now = timezone.now()
-    job = Job.objects.create(
-        customer_id=CustomerFactory().pk,
+    job = JobFactory(
+        customer=CustomerFactory(),
         name="train",
         gpu_count=fields.pop("gpu_count", 2),
         image="ghcr.io/acme/train:1",
@@ -85,7 +85,7 @@ def make_lease(node: Node, *, state: str = LeaseState.RESERVED, job_state: str =
         "state": state,
     }
     values.update(fields)
-    return Lease.objects.create(**values)
+    return LeaseFactory(**values)
 
 
 def report(lease_id: int, seq: int, *, gpu_seconds: float = 120, span_s: int = 60) -> dict:

@@ -1,7 +1,7 @@
 """End to end over HTTP: the real node agent (simulated hardware) against the live server's agent API."""
 
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from django.utils import timezone
@@ -10,7 +10,7 @@ from billing.models import UsageRecord
 from broker.models import Job, JobState, Lease, LeaseState
 from marketplace.models import Node, NodeHeartbeat, NodeStatus
 from marketplace.services.nodes import node_register
-from tests.factories import CustomerFactory, ProviderFactory
+from tests.factories import CustomerFactory, JobFactory, LeaseFactory, ProviderFactory
 
 rigshift_agent = pytest.importorskip("rigshift_agent.runner")
 from rigshift_agent.detect import simulate, simulated_benchmark, simulated_challenge_tflops  # noqa: E402
@@ -58,22 +58,25 @@ def test_agent_registers_heartbeats_runs_a_lease_and_stops_it(live_server: Any) 
     assert node.dlperf == pytest.approx(132.2)
 
     now = timezone.now()
-    job = Job.objects.create(
-        customer_id=CustomerFactory().pk,
+    job = JobFactory(
+        customer=CustomerFactory(),
         name="train",
         gpu_count=2,
         image="ghcr.io/acme/train:1",
         duration_seconds=3600,
         state=JobState.MATCHED,
     )
-    lease = Lease.objects.create(
-        job=job,
-        node=node,
-        gpu_slots=[0, 1],
-        gpu_count=2,
-        price_micros=400_000,
-        starts_at=now - timedelta(seconds=5),
-        ends_at=now + timedelta(hours=1),
+    lease = cast(
+        Lease,
+        LeaseFactory(
+            job=job,
+            node=node,
+            gpu_slots=[0, 1],
+            gpu_count=2,
+            price_micros=400_000,
+            starts_at=now - timedelta(seconds=5),
+            ends_at=now + timedelta(hours=1),
+        ),
     )
     clock.now += 15
     runner.step()  # picks the lease up and starts it

@@ -10,10 +10,10 @@ from django.utils import timezone
 
 from billing.selectors.wallet import wallet_balance
 from billing.services.wallet import wallet_credit
-from broker.models import Job, JobState, Lease
+from broker.models import Job, JobState
 from common.models import ApiToken
 from marketplace.models import Customer
-from tests.factories import PASSWORD, NodeFactory, ProviderFactory
+from tests.factories import PASSWORD, JobFactory, LeaseFactory, NodeFactory, ProviderFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -125,9 +125,9 @@ def test_dashboard_low_balance_warning_goes_away_after_funding(cust_client: Clie
 def test_low_balance_uses_the_typical_job_hour(cust_client: Client, customer: Customer) -> None:
     """$50 is over the $10 floor but under one hour of the latest job (8 GPUs leased at $9/GPU-hour = $72)."""
     node: Any = NodeFactory(gpu_count=8, price_micros=9_000_000)
-    job = Job.objects.create(customer=customer, name="big", gpu_count=8, image="x", duration_seconds=3600)
+    job = JobFactory(customer=customer, name="big", gpu_count=8, image="x", duration_seconds=3600)
     now = timezone.now()
-    Lease.objects.create(
+    LeaseFactory(
         job=job,
         node=node,
         gpu_slots=list(range(8)),

@@ -14,7 +14,7 @@ from broker.services.matching import match_round_run, matching_pause_set
 from broker.views.console_urls import urlpatterns
 from marketplace.models import Customer
 from tests.broker.booking_helpers import lease_on
-from tests.factories import CustomerFactory, LenderFactory, NodeFactory, ProviderFactory, UserFactory
+from tests.factories import CustomerFactory, JobFactory, LenderFactory, NodeFactory, ProviderFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -66,7 +66,7 @@ def objects() -> dict[str, int]:
     """One of everything a console URL can point at."""
     node = NodeFactory(name="gpu-box-1")
     customer = cust()
-    job = Job.objects.create(
+    job = JobFactory(
         customer=customer, name="train", gpu_count=1, image="img", duration_seconds=3600, max_price_micros=5_000_000
     )
     rnd = MatchRound.objects.create(shard="default", started_at=timezone.now(), jobs_considered=1)
@@ -154,12 +154,12 @@ def test_missing_objects_are_404(staff_client: Client) -> None:
 
 def test_queue_shows_pending_jobs_with_age_and_explanation(staff_client: Client) -> None:
     customer = cust(company="Acme AI")
-    job = Job.objects.create(
+    job = JobFactory(
         customer=customer, name="needs-h100", gpu_count=8, image="img", duration_seconds=3600, regions=["eu"]
     )
     Job.objects.filter(pk=job.pk).update(created_at=timezone.now() - timedelta(minutes=42))
     match_round_run()  # no node at all: the round stores the reason
-    matched = Job.objects.create(customer=customer, name="done", gpu_count=1, image="i", duration_seconds=60)
+    matched = JobFactory(customer=customer, name="done", gpu_count=1, image="i", duration_seconds=60)
     Job.objects.filter(pk=matched.pk).update(state=JobState.MATCHED)
     html = staff_client.get("/console/").content.decode()
     assert f'id="queue-job-{job.pk}"' in html
@@ -171,13 +171,13 @@ def test_queue_shows_pending_jobs_with_age_and_explanation(staff_client: Client)
 
 def test_queue_filters(staff_client: Client) -> None:
     a, b = cust(company="Acme AI"), cust(company="Beta Labs")
-    old = Job.objects.create(customer=a, name="old-eu", gpu_count=1, image="i", duration_seconds=60, regions=["eu"])
+    old = JobFactory(customer=a, name="old-eu", gpu_count=1, image="i", duration_seconds=60, regions=["eu"])
     Job.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(hours=2))
-    spot = Job.objects.create(
+    spot = JobFactory(
         customer=b, name="spot-us", gpu_count=1, image="i", duration_seconds=60, regions=["us"], mode="interruptible"
     )
-    anywhere = Job.objects.create(customer=b, name="anywhere", gpu_count=1, image="i", duration_seconds=60)
-    running = Job.objects.create(customer=a, name="running", gpu_count=1, image="i", duration_seconds=60)
+    anywhere = JobFactory(customer=b, name="anywhere", gpu_count=1, image="i", duration_seconds=60)
+    running = JobFactory(customer=a, name="running", gpu_count=1, image="i", duration_seconds=60)
     Job.objects.filter(pk=running.pk).update(state=JobState.RUNNING)
 
     def shown(query: str) -> set[int]:
@@ -223,8 +223,8 @@ def test_supply_by_tier_and_region_with_chart(staff_client: Client) -> None:
 def test_rounds_page_timings_and_reasons_chart(staff_client: Client) -> None:
     NodeFactory(gpu_count=1, price_micros=3_000_000)
     customer = cust()
-    Job.objects.create(customer=customer, name="cheap", gpu_count=1, image="i", duration_seconds=60, max_price_micros=1)
-    Job.objects.create(customer=customer, name="big", gpu_count=8, image="i", duration_seconds=60)
+    JobFactory(customer=customer, name="cheap", gpu_count=1, image="i", duration_seconds=60, max_price_micros=1)
+    JobFactory(customer=customer, name="big", gpu_count=8, image="i", duration_seconds=60)
     rnd = match_round_run()
     html = staff_client.get("/console/rounds/").content.decode()
     assert f'id="round-{rnd.pk}"' in html
@@ -241,7 +241,7 @@ def test_rounds_page_timings_and_reasons_chart(staff_client: Client) -> None:
 def test_job_page_shows_requirements_timeline_leases_and_candidates(staff_client: Client) -> None:
     fits = NodeFactory(name="fits", region="eu", gpu_count=2)
     NodeFactory(name="wrong-region", region="us", country="US", gpu_count=2)
-    job = Job.objects.create(
+    job = JobFactory(
         customer=cust(),
         name="eu-only",
         gpu_count=2,
@@ -255,7 +255,7 @@ def test_job_page_shows_requirements_timeline_leases_and_candidates(staff_client
     assert f'<option value="{fits.pk}">fits (#{fits.pk}) — fits: GPU slot(s) 0, 1' in html
     assert "violates: the node is not in one of the job&#x27;s regions" in html
     assert html.index("fits (#") < html.index("wrong-region (#")
-    other = Job.objects.create(customer=cust(), name="ran", gpu_count=1, image="i", duration_seconds=60)
+    other = JobFactory(customer=cust(), name="ran", gpu_count=1, image="i", duration_seconds=60)
     lease = lease_on(fits, other.customer, 1, state=LeaseState.ACTIVE)
     html = staff_client.get(f"/console/jobs/{lease.job_id}/").content.decode()
     assert f"#{lease.pk}" in html and "Only pending jobs can be assigned." in html
@@ -280,7 +280,7 @@ def test_node_page_shows_agent_report_beside_registration(staff_client: Client) 
 
 def test_job_page_shows_the_matching_explanation(staff_client: Client) -> None:
     NodeFactory(name="dear", gpu_count=2, price_micros=2_450_000)
-    job = Job.objects.create(
+    job = JobFactory(
         customer=cust(), name="cheap", gpu_count=1, image="img", duration_seconds=3600, max_price_micros=2_000_000
     )
     html = staff_client.get(f"/console/jobs/{job.pk}/").content.decode()

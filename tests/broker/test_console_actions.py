@@ -15,9 +15,9 @@ from broker.services.leases import lease_create
 from broker.services.matching import match_round_run, matching_pause_set, matching_paused
 from common.errors import PermissionDenied
 from common.models import AuditLog
-from marketplace.models import Customer, Node
+from marketplace.models import Node
 from tests.challenge_helpers import pass_challenge
-from tests.factories import CustomerFactory, NodeFactory, UserFactory
+from tests.factories import JobFactory, NodeFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -47,15 +47,7 @@ def node(**kwargs: Any) -> Node:
 
 
 def pending_job(**kwargs: Any) -> Job:
-    defaults: dict[str, Any] = {
-        "name": "train",
-        "gpu_count": 2,
-        "image": "img",
-        "duration_seconds": 3600,
-        "max_price_micros": 5_000_000,
-    }
-    defaults.update(kwargs)
-    return Job.objects.create(customer=cast(Customer, CustomerFactory()), **defaults)
+    return cast(Job, JobFactory(**{"name": "train", "gpu_count": 2, "max_price_micros": 5_000_000, **kwargs}))
 
 
 def audits(action: str) -> list[AuditLog]:

@@ -7,11 +7,11 @@ from typing import Any
 import pytest
 from django.db import connection
 
-from broker.models import Job, Lease, LeaseSlot
+from broker.models import Lease, LeaseSlot
 from broker.services.console import job_assign_manual
 from common.errors import Conflict
 from common.models import AuditLog
-from tests.factories import CustomerFactory, NodeFactory, UserFactory
+from tests.factories import CustomerFactory, JobFactory, NodeFactory, UserFactory
 
 pytestmark = [
     pytest.mark.postgres,
@@ -28,8 +28,7 @@ def test_two_staff_assigning_the_same_gpus_at_once() -> None:
     for _ in range(ROUNDS):
         node: Any = NodeFactory(gpu_count=2)
         jobs = [
-            Job.objects.create(customer=customer, name=f"j{i}", gpu_count=2, image="i", duration_seconds=3600)
-            for i in range(2)
+            JobFactory(customer=customer, name=f"j{i}", gpu_count=2, image="i", duration_seconds=3600) for i in range(2)
         ]
         barrier = threading.Barrier(2)
         outcomes: list[str] = []

@@ -6,12 +6,11 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from broker.models import Job
 from broker.services.explain import job_explain
 from broker.services.leases import lease_create
 from broker.services.matching import match_round_run
 from tests.conftest import client_for
-from tests.factories import CustomerFactory, GPUModelFactory, NodeFactory, UserFactory
+from tests.factories import CustomerFactory, GPUModelFactory, JobFactory, NodeFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -20,7 +19,7 @@ def job_for(customer, **kw):
     models = kw.pop("gpu_models", None)
     defaults = {"name": "j", "gpu_count": 1, "image": "img", "duration_seconds": 3600, "max_price_micros": 5_000_000}
     defaults.update(kw)
-    job = Job.objects.create(customer=customer, **defaults)
+    job = JobFactory(customer=customer, **defaults)
     if models:
         job.gpu_models.set(models)
     return job

@@ -13,7 +13,7 @@ from broker.services.leases import lease_activate
 from broker.services.matching import match_round_run
 from marketplace.models import Node, NodeStatus
 from marketplace.services.reliability import nodes_mark_offline
-from tests.factories import CustomerFactory, NodeFactory
+from tests.factories import CustomerFactory, JobFactory, NodeFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.django_db
 def book(**kw):
     defaults = {"name": "j", "gpu_count": 1, "image": "img", "duration_seconds": 3600, "max_price_micros": 5_000_000}
     defaults.update(kw)
-    return Job.objects.create(customer=CustomerFactory(), **defaults)
+    return JobFactory(customer=CustomerFactory(), **defaults)
 
 
 def test_offline_sweep_fails_leases_over_and_jobs_are_placed_elsewhere(django_capture_on_commit_callbacks):

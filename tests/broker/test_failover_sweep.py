@@ -14,7 +14,7 @@ from broker.services.matching import match_round_run
 from broker.tasks import failover_sweep
 from marketplace.models import Node, NodeStatus
 from marketplace.services.reliability import nodes_mark_offline
-from tests.factories import CustomerFactory, NodeFactory
+from tests.factories import CustomerFactory, JobFactory, NodeFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -24,7 +24,7 @@ def test_a_lost_failover_task_is_made_up_by_the_sweep(monkeypatch: pytest.Monkey
     alive = NodeFactory(gpu_count=2, price_micros=900_000, last_heartbeat_at=timezone.now())
     customer = CustomerFactory()
     jobs = [
-        Job.objects.create(
+        JobFactory(
             customer=customer, name="j", gpu_count=1, image="i", duration_seconds=3600, max_price_micros=5_000_000
         )
         for _ in range(3)

@@ -23,15 +23,13 @@ from broker.services.leases import (
 )
 from common.errors import Conflict
 from tests.broker.booking_helpers import fund
-from tests.factories import CustomerFactory, NodeFactory
+from tests.factories import CustomerFactory, JobFactory, NodeFactory
 
 pytestmark = pytest.mark.django_db
 
 
 def pending_job(customer=None, **kw):
-    defaults = {"name": "j", "gpu_count": 1, "image": "img", "duration_seconds": 3600, "max_price_micros": 2_000_000}
-    defaults.update(kw)
-    return Job.objects.create(customer=customer or CustomerFactory(), **defaults)
+    return JobFactory(customer=customer or CustomerFactory(), **{"name": "j", "max_price_micros": 2_000_000, **kw})
 
 
 def leased(node=None, job=None, slots=(0,), hours=1.0):

@@ -9,11 +9,11 @@ from django.conf import settings
 
 from broker import dispatch, tasks
 from broker.locks import shard_lock
-from broker.models import Job, JobState, Lease, MatchRound
+from broker.models import JobState, Lease, MatchRound
 from broker.services.jobs import job_book
 from broker.services.matching import match_round_run, matching_pause_set
 from tests.broker.booking_helpers import fund
-from tests.factories import CustomerFactory, NodeFactory
+from tests.factories import CustomerFactory, JobFactory, NodeFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -44,7 +44,7 @@ def test_booking_triggers_a_round_that_matches_it(django_capture_on_commit_callb
 
 def test_match_round_task_is_idempotent():
     NodeFactory(gpu_count=1)
-    Job.objects.create(customer=CustomerFactory(), name="j", gpu_count=1, image="i", duration_seconds=60)
+    JobFactory(customer=CustomerFactory(), name="j", gpu_count=1, image="i", duration_seconds=60)
     tasks.match_round.delay("default")
     tasks.match_round.delay("default")
     assert Lease.objects.count() == 1 and MatchRound.objects.count() == 2
@@ -79,7 +79,7 @@ def test_match_round_soon_sends_nothing_for_a_rolled_back_transaction(django_cap
 
 def test_second_matcher_skips_while_the_shard_lock_is_held():
     NodeFactory(gpu_count=1)
-    Job.objects.create(customer=CustomerFactory(), name="j", gpu_count=1, image="i", duration_seconds=60)
+    JobFactory(customer=CustomerFactory(), name="j", gpu_count=1, image="i", duration_seconds=60)
     with shard_lock(shard="default") as held:
         assert held
         rnd = match_round_run(wait_s=0)
@@ -89,7 +89,7 @@ def test_second_matcher_skips_while_the_shard_lock_is_held():
 
 def test_paused_matching_places_nothing():
     NodeFactory(gpu_count=1)
-    Job.objects.create(customer=CustomerFactory(), name="j", gpu_count=1, image="i", duration_seconds=60)
+    JobFactory(customer=CustomerFactory(), name="j", gpu_count=1, image="i", duration_seconds=60)
     matching_pause_set(paused=True)
     try:
         assert match_round_run().note == "paused"

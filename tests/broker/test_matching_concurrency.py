@@ -17,7 +17,7 @@ from django.db import connection
 from broker.models import Job, JobState, Lease, LeaseState
 from broker.services.matching import match_round_run
 from tests.broker.booking_helpers import fund, node
-from tests.factories import CustomerFactory
+from tests.factories import CustomerFactory, JobFactory
 
 pytestmark = [
     pytest.mark.postgres,
@@ -74,7 +74,7 @@ def test_concurrent_rounds_and_bookings_never_double_book() -> None:
     # Pending jobs already queued (more than capacity), then bookings arrive while rounds run.
     for c in customers:
         for _ in range(4):
-            Job.objects.create(customer=c, name="q", gpu_count=1, image="i", duration_seconds=3600)
+            JobFactory(customer=c, name="q", gpu_count=1, image="i", duration_seconds=3600)
     results = _run(
         [
             ["round", "15"],

@@ -6,19 +6,13 @@ from django.utils import timezone
 
 from broker.models import Job, JobState, Lease, LeaseSlot, MatchRound
 from broker.services.matching import match_round_run
-from tests.factories import CustomerFactory, GPUModelFactory, NodeFactory
+from tests.factories import CustomerFactory, GPUModelFactory, JobFactory, NodeFactory
 
 pytestmark = pytest.mark.django_db
 
 
 def make_job(customer, **kw):
-    models = kw.pop("gpu_models", None)
-    defaults = {"name": "j", "gpu_count": 1, "image": "img", "duration_seconds": 3600, "max_price_micros": 5_000_000}
-    defaults.update(kw)
-    job = Job.objects.create(customer=customer, **defaults)
-    if models:
-        job.gpu_models.set(models)
-    return job
+    return JobFactory(customer=customer, **{"name": "j", "max_price_micros": 5_000_000, **kw})
 
 
 def test_round_places_jobs_and_records_round():

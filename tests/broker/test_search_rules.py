@@ -1,7 +1,7 @@
 """Search (issue 17, point 7): one rule for unverified nodes on the node form, the search and matching; gpu_name
 takes the names users type, and an unknown name is a 400 that lists the names that exist."""
 
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from django.test import Client
@@ -10,7 +10,7 @@ from broker.models import Job, JobState
 from broker.selectors.offers import offer_search
 from broker.services.matching import match_round_run
 from marketplace.selectors.nodes import UNVERIFIED_NODE_RULE
-from tests.factories import CustomerFactory, NodeFactory
+from tests.factories import CustomerFactory, JobFactory, NodeFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -21,14 +21,17 @@ def unverified() -> Any:
 
 
 def _job(customer: Any, *, verified_only: bool) -> Job:
-    return Job.objects.create(
-        customer=customer,
-        name="j",
-        gpu_count=1,
-        image="img",
-        duration_seconds=600,
-        max_price_micros=5_000_000,
-        verified_only=verified_only,
+    return cast(
+        Job,
+        JobFactory(
+            customer=customer,
+            name="j",
+            gpu_count=1,
+            image="img",
+            duration_seconds=600,
+            max_price_micros=5_000_000,
+            verified_only=verified_only,
+        ),
     )
 
 

@@ -12,7 +12,7 @@ from broker.services.matching import match_round_run, matching_pause_set
 from common.models import AuditLog
 from marketplace.models import Customer, Node
 from tests.browser.conftest import login
-from tests.factories import PASSWORD, CustomerFactory, NodeFactory, ProviderFactory, UserFactory
+from tests.factories import PASSWORD, CustomerFactory, JobFactory, NodeFactory, ProviderFactory, UserFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -28,7 +28,7 @@ def _own_matcher_lock(settings: Any, tmp_path: Any) -> Any:
 def test_staff_runs_a_round_and_cordons_a_node(page: Any) -> None:
     UserFactory(username="ops", is_staff=True)
     customer = cast(Customer, CustomerFactory(company="Ada Labs"))
-    job = Job.objects.create(
+    job = JobFactory(
         customer=customer, name="train-llm", gpu_count=2, image="img", duration_seconds=3600, max_price_micros=2_000_000
     )
     match_round_run()  # no node yet: the round stores why the job is not placed
@@ -52,7 +52,7 @@ def test_staff_runs_a_round_and_cordons_a_node(page: Any) -> None:
 
     # The queue refreshes by itself (htmx polling): a new booking appears without a reload.
     page.goto("/console/")
-    late = Job.objects.create(customer=customer, name="late-arrival", gpu_count=1, image="img", duration_seconds=60)
+    late = JobFactory(customer=customer, name="late-arrival", gpu_count=1, image="img", duration_seconds=60)
     page.wait_for_selector(f"#queue-job-{late.pk}", timeout=15_000)
 
     # Cordon the node from its console page.

@@ -19,7 +19,7 @@ from billing.services.ledger import account_get
 from broker.models import Job, JobState, MatchRound
 from common import metrics
 from marketplace.models import NodeStatus, Tier
-from tests.factories import CustomerFactory, GPUModelFactory, NodeFactory
+from tests.factories import CustomerFactory, GPUModelFactory, JobFactory, NodeFactory
 
 pytestmark = pytest.mark.django_db
 ROOT = Path(__file__).resolve().parents[2]
@@ -107,12 +107,10 @@ def test_server_errors_counted_by_view() -> None:
 def test_gauges_from_the_database(client: Client) -> None:
     now = timezone.now()
     customer: Any = CustomerFactory()
-    fresh = Job.objects.create(customer=customer, name="fresh", gpu_count=1, image="img", duration_seconds=60)
-    old = Job.objects.create(customer=customer, name="old", gpu_count=1, image="img", duration_seconds=60)
+    fresh = JobFactory(customer=customer, name="fresh", gpu_count=1, image="img", duration_seconds=60)
+    old = JobFactory(customer=customer, name="old", gpu_count=1, image="img", duration_seconds=60)
     Job.objects.filter(pk=old.pk).update(created_at=now - timedelta(minutes=20))
-    Job.objects.create(
-        customer=customer, name="done", gpu_count=1, image="img", duration_seconds=60, state=JobState.COMPLETED
-    )
+    JobFactory(customer=customer, name="done", gpu_count=1, image="img", duration_seconds=60, state=JobState.COMPLETED)
     assert fresh.state == JobState.PENDING
 
     training = GPUModelFactory(slug="h100-sxm", name="H100 SXM", tier=Tier.TRAINING)

@@ -70,7 +70,7 @@ def stack_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         "PYTHONUNBUFFERED": "1",
     }
     for command in (["migrate", "--noinput", "-v0"], ["seed_demo"]):
-        subprocess.run([sys.executable, MANAGE, *command], env=env, check=True, timeout=40, capture_output=True)
+        subprocess.run([sys.executable, MANAGE, *command], env=env, check=True, timeout=240, capture_output=True)
     return env
 
 

@@ -19,7 +19,7 @@ from marketplace.services.reliability import (
     reliability_percent,
     reliability_public,
 )
-from tests.factories import CustomerFactory, NodeFactory, ProviderFactory, UserFactory
+from tests.factories import CustomerFactory, JobFactory, NodeFactory, ProviderFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -91,12 +91,11 @@ def test_schema_documents_the_meaning(client: Client) -> None:
 
 
 def test_explanation_and_console_requirements_use_percentages(node) -> None:
-    from broker.models import Job
     from broker.selectors.console import job_requirements
     from broker.services.explain import job_explain
 
     customer: Any = CustomerFactory()
-    job = Job.objects.create(
+    job = JobFactory(
         customer=customer,
         name="j",
         gpu_count=1,

@@ -2,8 +2,7 @@
 
 from dataclasses import dataclass, field
 from datetime import timedelta
-from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from django.contrib.auth.models import User
 from django.test import Client
@@ -13,11 +12,21 @@ from billing.models import Invoice, InvoiceKind
 from broker.models import Job, MatchRound, SshKey
 from common.models import ApiToken
 from common.services import api_token_create
-from financing.models import Advance, AdvanceApplication, ApplicationStatus, ContractDemand
+from financing.models import Advance, AdvanceApplication, ContractDemand
 from marketplace.models import FleetAssessment, Node
 from marketplace.services.assessment import fleet_assess
 from marketplace.services.nodes import node_token_rotate
-from tests.factories import CustomerFactory, GPUModelFactory, LenderFactory, NodeFactory, ProviderFactory, UserFactory
+from tests.factories import (
+    AdvanceApplicationFactory,
+    AdvanceFactory,
+    CustomerFactory,
+    GPUModelFactory,
+    JobFactory,
+    LenderFactory,
+    NodeFactory,
+    ProviderFactory,
+    UserFactory,
+)
 
 ROLES = ("anon", "provider_a", "provider_b", "customer_a", "customer_b", "lender", "node_a", "staff")
 
@@ -93,7 +102,7 @@ def world_build() -> World:
     node_b: Any = NodeFactory(provider=provider_b)
     world.node_a, world.node_b = node_a, node_b
     world.tokens["node_a"] = node_token_rotate(node=node_a)
-    world.job_a = Job.objects.create(customer=customer_a, name="a-job", gpu_count=1, image="img", duration_seconds=600)
+    world.job_a = cast(Job, JobFactory(customer=customer_a, name="a-job", gpu_count=1, duration_seconds=600))
     world.ssh_key_a = SshKey.objects.create(
         customer=customer_a, name="a", public_key="ssh-ed25519 AAAA", fingerprint="x"
     )
@@ -125,29 +134,7 @@ def world_build() -> World:
 def _financing_build(world: World, provider_user: User, gpu_model: Any) -> None:
     """Provider A's advance application (approved) and its advance, still funding."""
     now = timezone.now()
-    world.application_a = AdvanceApplication.objects.create(
-        provider=provider_user,
-        gpu_model=gpu_model,
-        gpu_count=2,
-        unit_cost_micros=1_600_000_000,
-        requested_micros=3_200_000_000,
-        status=ApplicationStatus.APPROVED,
-        offered_gpu_count=2,
-        principal_micros=3_200_000_000,
-        fee_micros=320_000_000,
-        withhold_bps=2000,
-        rules_version="test",
+    world.application_a = cast(
+        AdvanceApplication, AdvanceApplicationFactory(provider=provider_user, gpu_model=gpu_model, gpu_count=2)
     )
-    world.advance_a = Advance.objects.create(
-        application=world.application_a,
-        provider=provider_user,
-        gpu_model=gpu_model,
-        gpu_count=2,
-        principal_micros=3_200_000_000,
-        fee_micros=320_000_000,
-        base_withhold_bps=2000,
-        withhold_bps=2000,
-        expected_payoff_months=Decimal("6.0"),
-        min_progress_micros=100_000_000,
-        approved_at=now,
-    )
+    world.advance_a = cast(Advance, AdvanceFactory(application=world.application_a, approved_at=now))

@@ -9,17 +9,25 @@ from demo.seed import DEMO_PASSWORD, demo_seed
 
 
 class Command(BaseCommand):
-    help = "Seed the demo market: demo logins, wallet credit and ~36 verified, listed nodes (idempotent)."
+    help = (
+        "Seed the demo market: demo logins, wallet credit, ~36 verified, listed nodes and four months of settled "
+        "usage and financing written in simulated time (idempotent)."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "--force", action="store_true", help="seed even with DJANGO_DEBUG off (never in production)"
         )
+        parser.add_argument(
+            "--no-history",
+            action="store_true",
+            help="skip the months of settled usage and financing written in simulated time (demo/history.py)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         if not settings.DEV_MODE and not options["force"]:
             raise CommandError("seed_demo is for the demo only and refuses to run with DJANGO_DEBUG off (use --force).")
-        result = demo_seed()
+        result = demo_seed(history=not options["no_history"])
         if result.created:
             self.stdout.write(f"demo market: created {len(result.created)} objects ({result.nodes} demo nodes)")
         else:

@@ -26,10 +26,13 @@ def main() -> None:
     parser.add_argument("--no-settle", action="store_true")
     args = parser.parse_args()
     setup()
+    from datetime import timedelta
+
     from django.contrib.auth.models import User
     from django.db import connection
+    from django.utils import timezone
 
-    from billing.models import UsageRecord
+    from billing.models import LeaseAccount, UsageRecord
     from billing.selectors.ledger import ledger_verify
     from billing.services.metering import usage_ingest
     from billing.services.settlement import lease_account_open, usage_settle_pending
@@ -80,7 +83,11 @@ def main() -> None:
                 node_id=node_id,
                 price_micros=2_450_000,
                 gpu_count=1,
+                hold_micros=10**12,
+                active_from=timezone.now() - timedelta(days=30),
             )
+            # the node heartbeated all along: the broker clock of its leases reads now
+            LeaseAccount.objects.filter(node_id=node_id).update(seen_until=timezone.now())
         t0 = time.perf_counter()
         settled = usage_settle_pending()
         print(f"settle: {settled} lease settlements covering {stored} reports in {time.perf_counter() - t0:.2f}s")

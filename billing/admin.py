@@ -14,6 +14,7 @@ from billing.models import (
     SlaCredit,
     StripeEvent,
     TopUp,
+    UsageAnomaly,
     UsageRecord,
 )
 from common.money import format_usd
@@ -140,3 +141,12 @@ class InvoiceLineAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[InvoiceLine]):
     list_display = ("invoice", "position", "kind", "description", "amount_micros")
     list_filter = ("kind",)
     search_fields = ("invoice__number", "description")
+
+
+@admin.register(UsageAnomaly)
+class UsageAnomalyAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[UsageAnomaly]):
+    """Usage the broker capped or refused (issue 12): nothing here moved money."""
+
+    list_display = ("id", "kind", "lease_ref", "job_ref", "node_id", "provider", "claimed_micros", "charged_micros")
+    list_filter = ("kind",)
+    search_fields = ("lease_ref", "job_ref", "detail", "provider__username")

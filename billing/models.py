@@ -133,9 +133,24 @@ class LeaseAccount(models.Model):
     price_micros = models.BigIntegerField(help_text="Price per GPU-hour, micro-USD")
     gpu_count = models.PositiveSmallIntegerField()
     hold_micros = models.BigIntegerField(
-        default=0, help_text="Escrow backing this lease; charges never exceed it (0 = no cap)"
+        default=0, help_text="The job's escrow hold: the job's leases together are never charged more"
     )
-    rated_gpu_ms = models.BigIntegerField(default=0, help_text="Cumulative GPU-milliseconds rated")
+    rated_gpu_ms = models.BigIntegerField(
+        default=0, help_text="Cumulative GPU-milliseconds billed: never more than the broker observed"
+    )
+    # The broker's clock (services/metering.py, THE RULE): billed time runs from `active_from` to `seen_until`.
+    active_from = models.DateTimeField(null=True, blank=True, help_text="Activation: the broker saw it start")
+    period_end = models.DateTimeField(null=True, blank=True, help_text="The lease's scheduled end")
+    seen_until = models.DateTimeField(
+        null=True, blank=True, help_text="Broker clock: the node's last heartbeat, capped by the period and the close"
+    )
+    claimed_gpu_ms = models.BigIntegerField(default=0, help_text="Cumulative GPU-ms the agent's accepted reports claim")
+    storage_gb_cap = models.BigIntegerField(
+        null=True, blank=True, help_text="Most GB of storage the listing makes possible (null = no bound)"
+    )
+    egress_bytes_per_s_cap = models.BigIntegerField(
+        null=True, blank=True, help_text="Most egress bytes per second the listing makes possible (null = no bound)"
+    )
     storage_price_micros = models.BigIntegerField(default=0, help_text="Price per GB-month of storage, micro-USD")
     egress_price_micros = models.BigIntegerField(default=0, help_text="Price per GB of egress, micro-USD")
     rated_storage_gb_ms = models.BigIntegerField(default=0, help_text="Cumulative storage GB-milliseconds rated")
@@ -164,9 +179,47 @@ class LeaseAccount(models.Model):
             models.CheckConstraint(condition=models.Q(price_micros__gte=0), name="lease_account_price_non_negative"),
             models.CheckConstraint(condition=models.Q(gpu_count__gte=1), name="lease_account_gpus_positive"),
         ]
+        # settlement looks for open leases whose claims ran ahead of the broker clock (services.settlement)
+        indexes = [
+            models.Index(fields=["lease_ref"], condition=models.Q(status="open"), name="lease_account_open_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"lease {self.lease_ref} ({self.status})"
+
+
+class UsageAnomalyKind(models.TextChoices):
+    OVER_HOLD = "over_hold", "Usage beyond the job's escrow (capped)"
+    OVER_CLOCK = "over_clock", "Claimed more than the broker observed (capped)"
+    REFUSED_REPORT = "refused_report", "Usage report refused"
+
+
+class UsageAnomaly(models.Model):
+    """Usage the broker would not charge as claimed: capped or refused, shown to staff, counted against the provider.
+
+    Nothing here moves money: what was capped stayed in the customer's escrow (released with the job's hold).
+    """
+
+    kind = models.CharField(max_length=20, choices=UsageAnomalyKind.choices)
+    lease_ref = models.BigIntegerField(db_index=True)
+    job_ref = models.BigIntegerField(null=True, blank=True)
+    node_id = models.BigIntegerField(null=True, blank=True)
+    provider = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="usage_anomalies"
+    )
+    customer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    claimed_micros = models.BigIntegerField(default=0, help_text="What the usage would have cost as claimed")
+    charged_micros = models.BigIntegerField(default=0, help_text="What was charged instead")
+    detail = models.CharField(max_length=500)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} lease {self.lease_ref}"
 
 
 class UsageStatus(models.TextChoices):

@@ -2,7 +2,7 @@
 
 from django.contrib import admin
 
-from broker.models import Job, JobEvent, JobLogLine, Lease, LeaseSlot, MatchRound, SshKey
+from broker.models import Job, JobEvent, JobLogLine, Lease, LeaseSlot, MatchRound, PriceOffer, SshKey
 from marketplace.admin import ReadOnlyAdminMixin
 
 
@@ -73,3 +73,12 @@ class MatchRoundAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[MatchRound]):
     list_display = ("id", "shard", "started_at", "jobs_considered", "nodes_considered", "placed", "total_ms")
     list_filter = ("shard",)
     date_hierarchy = "started_at"
+
+
+@admin.register(PriceOffer)
+class PriceOfferAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[PriceOffer]):
+    """Below-ask staff assignments waiting for (or answered by) the provider (issue 12 point 5)."""
+
+    list_display = ("id", "job", "node", "price_micros", "floor_micros", "state", "created_by", "created_at")
+    list_filter = ("state",)
+    search_fields = ("node__name", "reason")

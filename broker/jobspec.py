@@ -54,11 +54,11 @@ from broker.jobspec_kinds import (
     Text,
     When,
 )
-from broker.models import JobMode
+from broker.models import JobMode, Placement
 from broker.workload_templates import TEMPLATE_BY_SLUG, TEMPLATE_CHOICES, TEMPLATES
 from common.errors import ValidationFailed
 from common.money import prorate
-from marketplace.models import GPUModel, Region, Tier
+from marketplace.models import GPUModel, Node, Region, Tier
 
 if TYPE_CHECKING:
     from broker.models import Job
@@ -93,6 +93,7 @@ class Field:
     need: Need = Need.NEVER
     reason: str = ""
     column: bool = True
+    late: bool = False  # added after bookings existed: left out of the fingerprint while at its default
 
 
 def spec_field(kind: Kind, label: str, group: str, *, required: bool = False, **info: Any) -> Any:
@@ -104,7 +105,6 @@ def spec_field(kind: Kind, label: str, group: str, *, required: bool = False, **
 
 
 HW, WHERE, TERMS = GROUPS[1], GROUPS[2], GROUPS[4]
-LATER_FIELDS = frozenset({"template", "ssh"})  # added after bookings were fingerprinted (see fingerprint())
 MODE_CHOICES = tuple(JobMode.choices)
 
 
@@ -153,6 +153,17 @@ class Requirements:
     min_cpu_cores_per_gpu: int | None = spec_field(Count(0, 10_000), "Min CPU cores per GPU", WHERE, reason="cpu")
     min_ram_gb_per_gpu: int | None = spec_field(Count(0, 1_000_000), "Min RAM per GPU (GB)", WHERE, reason="ram")
     min_disk_gb_per_gpu: int | None = spec_field(Count(0, 10_000_000), "Min disk per GPU (GB)", WHERE, reason="disk")
+    node_id: int | None = spec_field(
+        Count(1, 2_147_483_647),
+        "Node (booked from an offer)",
+        WHERE,
+        key="node",
+        reason="pinned_node",
+        late=True,
+        doc="A node id from offer search: the job takes that node, or the booking says why not (409) and "
+        "lists the next offers at the same or a lower price",
+        hint="Set by the Book link in search: the job runs on that node or not at all.",
+    )
 
 
 @dataclass(frozen=True)
@@ -160,6 +171,14 @@ class Terms:
     """How the job runs and pays: mode, price limit (micro-dollars per GPU-hour), start window, duration."""
 
     mode: str = spec_field(Choice(MODE_CHOICES, initial=JobMode.ON_DEMAND.value), "Mode", TERMS)
+    placement: str = spec_field(
+        Choice(tuple(Placement.choices), initial=Placement.CHEAPEST.value),
+        "Placement preference",
+        TERMS,
+        doc="Among the offers that fit, never above max_price: cheapest (default), perf_per_dollar or reliable",
+        late=True,
+        hint="On-demand and reserved jobs: which fitting offer to take; never above your max price.",
+    )
     max_price_micros: int | None = spec_field(
         Money(),
         "Max price $/GPU-hour",
@@ -199,6 +218,7 @@ class Workload:
         doc="A curated workload (" + ", ".join(t.slug for t in TEMPLATES) + "): fills the image, command, ports, "
         "environment and SSH the booking leaves empty",
         hint="Or leave empty and give your own image.",
+        late=True,
     )
     image: str = spec_field(
         Text(300, spaces=False), "Container image", GROUPS[3], need=Need.BOOKING, doc="Container image"
@@ -212,6 +232,7 @@ class Workload:
         GROUPS[3],
         doc="Expose port 22 and put your account's SSH keys in the container (PUBLIC_KEY, authorized_keys)",
         hint="Your account's SSH keys go into the container.",
+        late=True,
     )
 
 
@@ -235,6 +256,7 @@ class JobSpec:
         values = {f.key: f.kind.parse(data.get(f.key), name=f.key, errs=errs) for f in fields}
         _apply_template(values, errs)
         _check_catalog(values, errs)
+        _check_node(values, errs)
         _check_window(values, errs)
         _check_given(values, errs, booking=booking)
         errs.raise_if_any()
@@ -273,10 +295,11 @@ class JobSpec:
     def fingerprint(self) -> str:
         """A stable hash of the booking, to tell an idempotent replay from a different request (the same hash
         as before JobSpec existed: attribute names, model values)."""
-        data = {f.attr: f.kind.to_column(self.value(f)) for f in FIELDS}
-        for f in FIELDS:  # fields added later count only when set, so older bookings keep their hash
-            if f.attr in LATER_FIELDS and self.value(f) == f.kind.default():
-                del data[f.attr]
+        data = {
+            f.attr: f.kind.to_column(self.value(f))
+            for f in FIELDS
+            if not (f.late and self.value(f) == f.kind.default())
+        }
         return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
 
     @property
@@ -359,6 +382,12 @@ def _check_catalog(values: dict[str, Any], errs: Errors) -> None:
     if unknown:
         catalog = ", ".join(GPUModel.objects.order_by("slug").values_list("slug", flat=True)[:200])
         errs.add("gpu_models", f"Unknown GPU model slug(s) {', '.join(unknown)}; the catalog has: {catalog}.")
+
+
+def _check_node(values: dict[str, Any], errs: Errors) -> None:
+    node_id = values.get("node")
+    if node_id is not None and not Node.objects.filter(pk=node_id, listed=True).exists():
+        errs.add("node", f"No listed node has id {node_id}; pick one from offer search.")
 
 
 def _check_window(values: dict[str, Any], errs: Errors) -> None:

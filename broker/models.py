@@ -40,6 +40,14 @@ class JobMode(models.TextChoices):
     RESERVED = "reserved", "Reserved"
 
 
+class Placement(models.TextChoices):
+    """Which feasible offer an on-demand or reserved job takes (never above its max price)."""
+
+    CHEAPEST = "cheapest", "Cheapest offer"
+    PERF_PER_DOLLAR = "perf_per_dollar", "Best performance per dollar"
+    RELIABLE = "reliable", "Most reliable"
+
+
 class Job(models.Model):
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="jobs")
     name = models.CharField(max_length=200)
@@ -57,6 +65,15 @@ class Job(models.Model):
     min_cpu_cores_per_gpu = models.PositiveIntegerField(null=True, blank=True)
     min_ram_gb_per_gpu = models.PositiveIntegerField(null=True, blank=True)
     min_disk_gb_per_gpu = models.PositiveIntegerField(null=True, blank=True)
+    node = models.ForeignKey(
+        Node,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="The node the job was booked on from an offer (it takes that node or none)",
+    )
+    placement = models.CharField(max_length=16, choices=Placement.choices, default=Placement.CHEAPEST)
     # Workload.
     image = models.CharField(max_length=300)
     command = models.TextField(blank=True)
@@ -132,6 +149,10 @@ class Lease(models.Model):
     node = models.ForeignKey(Node, on_delete=models.PROTECT, related_name="leases")
     gpu_slots = models.JSONField(default=list, help_text="GPU indices on the node")
     gpu_count = models.PositiveSmallIntegerField()
+    # Consumable node resources the lease holds for its period (GPUs × the job's per-GPU minimums).
+    cpu_cores = models.PositiveIntegerField(default=0, help_text="CPU cores of the node this lease holds")
+    ram_gb = models.PositiveIntegerField(default=0, help_text="RAM (GB) of the node this lease holds")
+    disk_gb = models.PositiveIntegerField(default=0, help_text="Disk (GB) of the node this lease holds")
     price_micros = models.BigIntegerField(help_text="Agreed price per GPU-hour, micro-USD")
     starts_at = models.DateTimeField()
     ends_at = models.DateTimeField()
@@ -142,6 +163,7 @@ class Lease(models.Model):
     port_map = models.JSONField(
         default=list, blank=True, help_text="[{container, host, protocol}] as the agent published them"
     )
+    placement_note = models.CharField(max_length=300, blank=True, help_text="Why the job was placed on this node")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -228,3 +250,38 @@ class MatchRound(models.Model):
 
     def __str__(self) -> str:
         return f"round {self.pk} {self.shard}: {self.placed}/{self.jobs_considered}"
+
+
+class PriceOfferState(models.TextChoices):
+    PENDING = "pending", "Waiting for the provider"
+    ACCEPTED = "accepted", "Accepted (leased)"
+    DECLINED = "declined", "Declined by the provider"
+    LAPSED = "lapsed", "Lapsed (the job or the node could no longer take it)"
+
+
+class PriceOffer(models.Model):
+    """A staff assignment priced below the provider's ask (or an interruptible min_bid): issue 12 point 5.
+
+    No lease is ever priced below the provider's floor without the provider's consent: staff's override becomes this
+    offer, and only the provider's acceptance (`/provider/offers/`) leases the job at the offered price."""
+
+    job = models.ForeignKey("Job", on_delete=models.CASCADE, related_name="price_offers")
+    node = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="price_offers")
+    price_micros = models.BigIntegerField(help_text="Offered price per GPU-hour, micro-USD")
+    floor_micros = models.BigIntegerField(help_text="The provider's ask (or min bid) when offered")
+    reason = models.CharField(max_length=500, blank=True)
+    created_by = models.ForeignKey("auth.User", null=True, on_delete=models.SET_NULL, related_name="+")
+    state = models.CharField(max_length=10, choices=PriceOfferState.choices, default=PriceOfferState.PENDING)
+    outcome = models.CharField(max_length=300, blank=True)
+    lease = models.OneToOneField("Lease", null=True, blank=True, on_delete=models.SET_NULL, related_name="offer")
+    created_at = models.DateTimeField(auto_now_add=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(price_micros__gte=0), name="price_offer_price_non_negative")
+        ]
+
+    def __str__(self) -> str:
+        return f"offer #{self.pk}: job {self.job_id} on node {self.node_id}"

@@ -128,6 +128,7 @@ else:
         "processed_folder": str(CELERY_FS_DIR / "processed"),
         "control_folder": str(CELERY_FS_DIR / "control"),
         "store_processed": False,
+        "polling_interval": 0.1,  # kombu's default (1 s) is most of a booking's wait for its match round
     }
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_RESULT_BACKEND = None

@@ -42,3 +42,7 @@ class FinancingConfig(AppConfig):
 
         register_webhook_handler(name="financing", handler=financing_webhook_handle)
         node_verified.connect(on_node_verified, dispatch_uid="financing-demand-delivery")
+        from financing.selectors.risk_flags import provider_risk_flags
+        from financing.services.risk import register_risk_flag_source
+
+        register_risk_flag_source(provider_risk_flags)

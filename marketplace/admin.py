@@ -14,6 +14,7 @@ from marketplace.models import (
     Lender,
     Node,
     NodeChallenge,
+    NodeChange,
     NodeHeartbeat,
     NodeUptime,
     Provider,
@@ -170,3 +171,12 @@ class NodeHeartbeatAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[NodeHeartbeat]):
     search_fields = ("node__name",)
     date_hierarchy = "received_at"
     list_select_related = ("node__gpu_model",)
+
+
+@admin.register(NodeChange)
+class NodeChangeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[NodeChange]):
+    """Agent reports that changed what a node is (issue 12); staff review by verifying the node again."""
+
+    list_display = ("id", "node", "provider", "fields", "old", "new", "was_verified", "created_at", "reviewed_at")
+    list_filter = ("was_verified",)
+    search_fields = ("node__name", "provider__company")

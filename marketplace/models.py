@@ -269,3 +269,27 @@ class NodeChallenge(models.Model):
 
     def __str__(self) -> str:
         return f"challenge #{self.pk} of node {self.node_id} ({self.state})"
+
+
+class NodeChange(models.Model):
+    """An agent report that changed what a node is (issue 12 point 4): its GPU model or count, or its CPU, RAM, disk
+    or bandwidth by more than NODE_SPEC_TOLERANCE (marketplace/services/verification.py). It took the node's
+    verification away until staff look again; `old` and `new` keep both sides for staff to compare."""
+
+    node = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="changes")
+    provider = models.ForeignKey(Provider, on_delete=models.CASCADE, related_name="node_changes")
+    fields = models.JSONField(default=list, help_text="Names of the changed figures")
+    old = models.JSONField(default=dict, help_text="The figures before, by name")
+    new = models.JSONField(default=dict, help_text="The figures the agent now claims, by name")
+    was_verified = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"node {self.node_id} changed {', '.join(self.fields)}"

@@ -25,6 +25,7 @@ class TraceTask:
     gpu_count: int  # fractional GPU → 1 (RigShift rents whole GPUs)
     duration_s: int
     wait_s: int
+    created_s: int = 0  # arrival: seconds from the trace's start
 
 
 def trace_nodes() -> list[TraceNode]:
@@ -44,5 +45,5 @@ def trace_gpu_tasks(*, min_duration_s: int = 60, max_duration_s: int = 7 * 86400
             deleted = int(r["deletion_time"] or created)
             scheduled = int(r["scheduled_time"] or created)
             duration = min(max(deleted - created, min_duration_s), max_duration_s)
-            out.append(TraceTask(gpus, duration, max(0, scheduled - created)))
+            out.append(TraceTask(gpus, duration, max(0, scheduled - created), created))
     return out

@@ -187,8 +187,14 @@ def add_requirement_flags(parser: argparse.ArgumentParser, *, booking: bool) -> 
     g.add_argument("--min-cpu-cores-per-gpu", type=int)
     g.add_argument("--min-ram-per-gpu", type=int, help="GB of system RAM per GPU")
     g.add_argument("--min-disk-per-gpu", type=int, help="GB of disk per GPU")
+    g.add_argument("--node", type=int, help="book this node (an id from `offers`): it runs there or is refused")
     m = parser.add_argument_group("mode and duration")
     m.add_argument("--mode", choices=["on_demand", "interruptible", "reserved"], default="on_demand")
+    m.add_argument(
+        "--placement",
+        choices=["cheapest", "perf_per_dollar", "reliable"],
+        help="which fitting offer to take, never above --max-price (default cheapest)",
+    )
     m.add_argument("--max-price", help="on-demand / reserved: max $ per GPU-hour, e.g. 2.50")
     m.add_argument("--bid", help="interruptible: bid $ per GPU-hour")
     m.add_argument("--earliest-start", help="ISO 8601 time, e.g. 2026-12-01T08:00:00Z")
@@ -213,7 +219,9 @@ PAYLOAD_OPTIONS: dict[str, str] = {
     "min_cpu_cores_per_gpu": "min_cpu_cores_per_gpu",
     "min_ram_gb_per_gpu": "min_ram_per_gpu",
     "min_disk_gb_per_gpu": "min_disk_per_gpu",
+    "node": "node",
     "mode": "mode",
+    "placement": "placement",
     "max_price": "max_price",
     "bid": "bid",
     "earliest_start": "earliest_start",

@@ -5,8 +5,10 @@ AppConfig.ready(); financing registers its advances/fundings/repayments check): 
 (checks run, violations) and `ledger_verify` reports both with billing's own.
 """
 
-from collections.abc import Callable
+from collections import defaultdict
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.db.models import Count, F, Q, Sum
 from django.db.models.functions import Coalesce
@@ -20,11 +22,32 @@ from billing.models import (
     Payout,
     PayoutStatus,
     Settlement,
+    UsageAnomaly,
+    UsageAnomalyKind,
     UsageRecord,
     UsageStatus,
 )
 
 MAX_LISTED = 50
+
+
+def _check_broker_clock(*, report: "LedgerReport", acct: Mapping[str, Any]) -> None:
+    """THE RULE (services/metering.py): billed GPU-ms ≤ claimed and ≤ observed; GPU charges ≤ observed time's cost."""
+    observed = 0
+    if acct["active_from"] is not None and acct["seen_until"] is not None:
+        until = acct["seen_until"] if acct["period_end"] is None else min(acct["seen_until"], acct["period_end"])
+        observed = acct["gpu_count"] * max(0, int((until - acct["active_from"]).total_seconds() * 1000))
+    if acct["rated_gpu_ms"] > observed or acct["rated_gpu_ms"] > acct["claimed_gpu_ms"]:
+        report.violate(
+            f"lease {acct['lease_ref']}: billed {acct['rated_gpu_ms']} GPU-ms, beyond the broker-observed {observed} "
+            f"or the claimed {acct['claimed_gpu_ms']}"
+        )
+    gpu_charged = acct["charged_micros"] - acct["charged_storage_micros"] - acct["charged_egress_micros"]
+    if gpu_charged > acct["price_micros"] * observed // 3_600_000:
+        report.violate(
+            f"lease {acct['lease_ref']}: charged {gpu_charged} for GPU time beyond its observed running time"
+        )
+
 
 LedgerCheck = Callable[[], tuple[list[str], list[str]]]
 _extra_checks: dict[str, LedgerCheck] = {}
@@ -94,6 +117,7 @@ def _verify_leases(report: LedgerReport) -> None:
     """Each lease's charges split exactly into fee + reserve + provider share and match its settlements, whose
     ledger transactions move exactly those amounts."""
     _verify_lease_charges(report)
+    _verify_metering(report)
     _verify_settlement_legs(report)
 
 
@@ -120,6 +144,7 @@ def _verify_lease_charges(report: LedgerReport) -> None:
     for acct in LeaseAccount.objects.values(
         "pk",
         "lease_ref",
+        "claimed_gpu_ms",
         "charged_micros",
         "fee_micros",
         "reserve_micros",
@@ -133,10 +158,51 @@ def _verify_lease_charges(report: LedgerReport) -> None:
         if (row["c"], row["f"], row["r"], row["p"]) != expected:
             report.violate(f"lease {acct['lease_ref']}: settlements do not add up to the lease's charges")
         usage = rated.get(acct["lease_ref"], (0, 0, 0))
-        if usage[0] != acct["rated_gpu_ms"]:
-            report.violate(f"lease {acct['lease_ref']}: rated usage records ≠ rated GPU-ms")
-        if (usage[1], usage[2]) != (acct["rated_storage_gb_ms"], acct["rated_egress_bytes"]):
-            report.violate(f"lease {acct['lease_ref']}: rated usage records ≠ rated storage GB-ms / egress bytes")
+        if usage[0] != acct["claimed_gpu_ms"]:
+            report.violate(f"lease {acct['lease_ref']}: rated usage records ≠ claimed GPU-ms")
+        if usage[1] < acct["rated_storage_gb_ms"] or usage[2] < acct["rated_egress_bytes"]:
+            report.violate(f"lease {acct['lease_ref']}: billed storage GB-ms / egress bytes beyond the rated records")
+
+
+def _verify_metering(report: LedgerReport) -> None:
+    """THE RULE (services/metering.py): no lease billed beyond its observed time, no job beyond its hold."""
+    holds: dict[int, int] = {}
+    job_charged: dict[int, int] = defaultdict(int)
+    unbilled_ms = 0
+    for acct in LeaseAccount.objects.values(
+        "lease_ref",
+        "job_ref",
+        "hold_micros",
+        "price_micros",
+        "gpu_count",
+        "active_from",
+        "seen_until",
+        "period_end",
+        "claimed_gpu_ms",
+        "rated_gpu_ms",
+        "charged_micros",
+        "charged_storage_micros",
+        "charged_egress_micros",
+    ):
+        _check_broker_clock(report=report, acct=acct)
+        holds[acct["job_ref"]] = max(holds.get(acct["job_ref"], 0), acct["hold_micros"])
+        job_charged[acct["job_ref"]] += acct["charged_micros"]
+        unbilled_ms += max(0, acct["claimed_gpu_ms"] - acct["rated_gpu_ms"])
+    for job_ref, charged in job_charged.items():
+        if charged > holds[job_ref]:
+            report.violate(f"job {job_ref}: its leases were charged {charged}, beyond its escrow hold {holds[job_ref]}")
+    report.checks.append(
+        f"{len(holds)} jobs' leases charged within their job's hold and the broker-observed time; "
+        f"{unbilled_ms / 1000:.3f} claimed GPU-s beyond the observed time were not charged"
+    )
+    capped = UsageAnomaly.objects.filter(kind=UsageAnomalyKind.OVER_HOLD).aggregate(
+        n=Count("pk"), claimed=Coalesce(Sum("claimed_micros"), 0), charged=Coalesce(Sum("charged_micros"), 0)
+    )
+    report.checks.append(
+        f"{capped['n']} usage anomalies capped at the job's hold: {capped['claimed'] - capped['charged']} micro-USD "
+        f"not charged (kept in the customers' escrow or returned to their wallets); "
+        f"{UsageAnomaly.objects.filter(kind=UsageAnomalyKind.REFUSED_REPORT).count()} usage reports refused"
+    )
 
 
 def _verify_settlement_legs(report: LedgerReport) -> None:

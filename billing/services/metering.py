@@ -1,11 +1,31 @@
-"""Metering: heartbeat usage reports become usage records exactly once.
+"""Metering: the broker's own clock is the meter; heartbeat usage reports are evidence, recorded exactly once.
 
-The agent API calls `usage_ingest` with the per-lease reports of one heartbeat. Each report is keyed
-by (node, lease, seq): the batch is written with ONE multi-row `INSERT ... ON CONFLICT DO NOTHING
-RETURNING`, so a duplicate, a retry or an out-of-order delivery neither double-counts nor loses
+THE RULE (issue 12; docs/architecture.md "Metering"). A lease is billed for the time the broker itself observed it
+running, × its GPUs, at the lease price:
+
+    billed GPU-ms ≤ observed GPU-ms = gpu_count × (seen_until − active_from)
+
+  * `active_from`: activation, when the broker received the first report of the lease running (never before the
+    lease's scheduled start);
+  * `seen_until`: the broker clock (`LeaseAccount.seen_until`), advanced by `lease_clock_advance` on every heartbeat
+    of the lease's node to the heartbeat's receipt time, and never past the earliest of the agent's exit report, the
+    lease's scheduled end, cancellation, preemption or failure (`lease_settle_final(ended_at=…)`): a node that goes
+    silent (no heartbeat for longer than the offline threshold) stops the clock at its last heartbeat for good.
+
+The agent's usage reports may only SHORTEN that time, never lengthen it: the billed GPU-ms of a lease are
+min(GPU-ms its accepted reports claim, observed GPU-ms), cumulative, so repeated or late reports never bill twice
+and a lagging clock catches up on the next settlement. Reports whose interval lies outside the lease's active window,
+ends in the future, or is longer than a few heartbeats are refused by the agent API with a 400 naming the reason
+(`report_window_problem`); a refused report is kept as a `UsageAnomaly` for staff. Storage and egress are bounded the
+same way per lease: storage GB-ms ≤ the listing's disk × observed wall time, egress bytes ≤ the listing's upload
+bandwidth × observed wall time (`storage_gb_cap`, `egress_bytes_per_s_cap`). On top of that, the job's escrow hold
+bounds what all the job's leases together are charged (services.settlement): usage beyond it is capped and flagged.
+
+Ingestion: each report is keyed by (node, lease, seq): the batch is written with ONE multi-row `INSERT ... ON CONFLICT
+DO NOTHING RETURNING`, so a duplicate, a retry or an out-of-order delivery neither double-counts nor loses
 usage, and the returned rows tell exactly which reports were new.
 
-Usage for a lease billing has no account for yet (the broker opens it when it creates the lease) is
+Usage for a lease billing has no account for yet (the broker opens it when it activates the lease) is
 kept as pending and rated as soon as the account appears; usage reported by a node other than the
 lease's node, or arriving after the lease closed, is kept but excluded from charging with its
 reason (see services.settlement). Nothing reported is ever silently dropped.
@@ -13,18 +33,28 @@ reason (see services.settlement). Nothing reported is ever silently dropped.
 
 import math
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Case, F, Q, When
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from billing.models import UsageRecord, UsageStatus
+from billing.models import LeaseAccount, LeaseAccountStatus, UsageAnomaly, UsageAnomalyKind, UsageRecord, UsageStatus
 from common.errors import ValidationFailed
 
 MAX_REPORTS = 5000
+# How far an agent's clock may run ahead of the broker's before a report counts as "in the future".
+AGENT_CLOCK_SKEW_S = 10
+# A report covers one heartbeat interval; one reaching back more than this many intervals (and at least
+# MIN_REPORT_REACH_S, so a node back from a short network outage is not refused) is refused.
+MAX_REPORT_INTERVALS = 4
+MIN_REPORT_REACH_S = 120
+# Egress bound for a listing that does not state its upload bandwidth: a 10 Gbit/s link.
+DEFAULT_EGRESS_BYTES_PER_S = 10_000 * 125_000
 # One report covers one heartbeat interval; a day of 64 GPUs is far beyond any real interval.
 MAX_GPU_SECONDS = 64 * 86_400
 # Storage held by one lease (GB) and bytes it sent in one interval: generous bounds that keep sums in a bigint.
@@ -235,3 +265,114 @@ def _insert_ignoring_duplicates(rows: Sequence[tuple[Any, ...]]) -> int:
             cursor.execute(f"INSERT INTO {table} ({columns}) VALUES {values} {conflict} RETURNING id", params)  # noqa: S608
             new += len(cursor.fetchall())
     return new
+
+
+# --- THE RULE: the broker clock -----------------------------------------------------------------------------------
+
+
+def lease_clock_advance(*, node_id: int, seen_at: datetime, previous: datetime | None) -> int:
+    """The node's heartbeat at `seen_at` (its previous one at `previous`): move the clock of each open, activated
+    lease account of the node to it, capped at the lease's scheduled end, never backwards. One UPDATE; returns how
+    many accounts moved.
+
+    A node that was silent for longer than the offline threshold (RIGSHIFT_NODE_OFFLINE_AFTER_S) stopped its leases'
+    clocks at its last heartbeat: this heartbeat does not bill the silence, and a clock that is behind the node's
+    previous heartbeat stays stopped for good (the offline sweep fails such leases).
+    """
+    offline_after = timedelta(seconds=int(getattr(settings, "RIGSHIFT_NODE_OFFLINE_AFTER_S", 60)))
+    if previous is None or seen_at - previous > offline_after:
+        return 0
+    capped = Case(
+        When(Q(period_end__isnull=False) & Q(period_end__lt=seen_at), then=F("period_end")),
+        default=seen_at,
+    )
+    return LeaseAccount.objects.filter(
+        node_id=node_id,
+        status=LeaseAccountStatus.OPEN,
+        active_from__isnull=False,
+        active_from__lte=seen_at,
+        seen_until__gte=previous,
+        seen_until__lt=seen_at,
+    ).update(seen_until=capped)
+
+
+def lease_clock_replay(*, lease_ref: int, until: datetime) -> int:
+    """History replay only (broker/services/replay.py writes months of simulated market history in a few calls): the
+    broker is taken to have seen the lease's node heartbeat up to `until`, as `lease_clock_advance` would have on
+    each heartbeat. Never called on an agent's word."""
+    return LeaseAccount.objects.filter(lease_ref=lease_ref, status=LeaseAccountStatus.OPEN).update(seen_until=until)
+
+
+def observed_wall_ms(*, account: LeaseAccount) -> int:
+    """Milliseconds the broker observed the lease running: active_from → min(seen_until, period_end)."""
+    if account.active_from is None or account.seen_until is None:
+        return 0
+    until = account.seen_until if account.period_end is None else min(account.seen_until, account.period_end)
+    return max(0, int((until - account.active_from).total_seconds() * 1000))
+
+
+def observed_gpu_ms(*, account: LeaseAccount) -> int:
+    """THE RULE's bound: GPU-ms the broker observed (its GPUs × observed wall time)."""
+    return account.gpu_count * observed_wall_ms(account=account)
+
+
+def report_window_problem(
+    *,
+    start: datetime,
+    end: datetime,
+    lease_starts_at: datetime,
+    lease_ends_at: datetime,
+    activated_at: datetime | None,
+    now: datetime,
+    heartbeat_interval_s: int,
+) -> str:
+    """'' when a report's interval [start, end] could have been observed running, else the reason it is refused.
+
+    The window is the lease's period (scheduled start to scheduled end), never in the future, reaching back no
+    more than MAX_REPORT_INTERVALS heartbeats before activation (the first report covers the interval before it).
+    A report of a lease the broker already closed is not refused (the agent learns of the close a heartbeat
+    later): it is kept and excluded from charging, since the broker clock stopped at the close.
+    """
+    skew = timedelta(seconds=AGENT_CLOCK_SKEW_S)
+    reach_s = max(MAX_REPORT_INTERVALS * heartbeat_interval_s, MIN_REPORT_REACH_S)
+    reach = timedelta(seconds=reach_s)
+    if end > now + skew:
+        return f"interval_end {end.isoformat()} is in the future (broker time {now.isoformat()})"
+    if end - start > reach:
+        return f"the interval is {(end - start).total_seconds():g} s long; a report covers at most {reach_s} s"
+    if start < lease_starts_at - skew:
+        return f"interval_start {start.isoformat()} is before the lease's start {lease_starts_at.isoformat()}"
+    if end > lease_ends_at + skew:
+        return f"interval_end {end.isoformat()} is after the lease's end {lease_ends_at.isoformat()}"
+    earliest = (activated_at or now) - reach
+    if start < earliest:
+        return f"interval_start {start.isoformat()} is before the lease was seen running"
+    return ""
+
+
+def usage_anomaly_record(
+    *,
+    kind: str,
+    lease_ref: int,
+    detail: str,
+    node_id: int | None = None,
+    job_ref: int | None = None,
+    provider_id: int | None = None,
+    customer_id: int | None = None,
+    claimed_micros: int = 0,
+    charged_micros: int = 0,
+) -> UsageAnomaly:
+    """Flag usage the broker refused or capped, for staff (console flags page) and underwriting."""
+    if kind not in UsageAnomalyKind.values:
+        raise ValueError(f"unknown anomaly kind {kind!r}")
+    return UsageAnomaly.objects.create(
+        kind=kind,
+        lease_ref=lease_ref,
+        job_ref=job_ref,
+        node_id=node_id,
+        provider_id=provider_id,
+        customer_id=customer_id,
+        claimed_micros=claimed_micros,
+        charged_micros=charged_micros,
+        detail=detail[:500],
+    )

@@ -114,7 +114,12 @@ class AgentHeartbeatView(AgentView):
             "Sequence numbers may arrive out of order. A heartbeat marks the node online and adds the time "
             "since the previous one to its uptime (when at most the offline threshold). Lease reports go to "
             "metering once per (lease, seq); the first report of a reserved lease makes it active. Reports for "
-            "leases that are not this node's are ignored and listed in `ignored_leases`."
+            "leases that are not this node's are ignored and listed in `ignored_leases`. The broker bills the time "
+            "it observed a lease running (activation to exit, end, close or the node's last heartbeat): reports "
+            "only shorten it. A heartbeat carrying a report the lease cannot have produced is refused whole with a "
+            "400 naming it: an interval in the future, outside the lease's period or longer than four heartbeats "
+            "(`usage_outside_lease`), more GPU-seconds, storage or egress than the lease's GPUs, the node's disk or "
+            "its upload link allow (`usage_too_high`)."
         ),
         request=AgentHeartbeatInputSerializer,
         responses={200: AgentHeartbeatOutputSerializer, **_ERRORS},

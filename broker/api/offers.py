@@ -39,9 +39,9 @@ class OfferOut(serializers.Serializer[Any]):
     dlperf_per_dollar = serializers.FloatField(allow_null=True)
     inet_down = serializers.IntegerField(help_text="Mbit/s")
     inet_up = serializers.IntegerField(help_text="Mbit/s")
-    cpu_cores = serializers.IntegerField()
-    ram = serializers.IntegerField(help_text="GB")
-    disk = serializers.IntegerField(help_text="GB")
+    cpu_cores = serializers.IntegerField(help_text="CPU cores free now (the node's total minus what leases hold)")
+    ram = serializers.IntegerField(help_text="GB of RAM free now")
+    disk = serializers.IntegerField(help_text="GB of disk free now")
     available_until = serializers.DateTimeField(allow_null=True)
     storage_price = serializers.DecimalField(
         max_digits=14, decimal_places=6, help_text="Dollars per GB-month of storage a lease holds (0 = not charged)"

@@ -7,7 +7,8 @@
    merged into classes, jobs with identical rows into classes, and the greedy placement is
    augmented to a maximum flow on the class graph (scipy max-flow on the residual network).
    Augmenting paths never start or end at an already placed job, so every job greedy placed stays
-   placed (priority holds); jobs may move to other nodes. The result places the maximum number of
+   placed (priority holds); jobs may move to other nodes. Jobs that consume CPU/RAM/disk stay where greedy
+   put them (moving them could overcommit a node). The result places the maximum number of
    single-GPU jobs possible given the multi-GPU placements.
 3. Leftover multi-GPU jobs get one more greedy pass; then on-demand jobs still blocked by capacity
    may preempt the lowest-bid interruptible leases on a node.
@@ -19,7 +20,23 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import maximum_flow
 
-from broker.engine.types import MODE_INTERRUPTIBLE, BoolA, FloatA, IntA, Jobs, Nodes, Preemptible, Weights
+from broker.engine.types import (
+    MODE_INTERRUPTIBLE,
+    PLACE_CHEAPEST,
+    PLACE_PERF_PER_DOLLAR,
+    PLACE_RELIABLE,
+    BoolA,
+    ClassRows,
+    FloatA,
+    IntA,
+    Jobs,
+    Nodes,
+    Preemptible,
+    Weights,
+)
+
+BID = -1  # the preference group of interruptible jobs: scores only (they pay their bid anywhere)
+WHY = {BID: "bid", PLACE_CHEAPEST: "cheapest", PLACE_PERF_PER_DOLLAR: "perf_per_dollar", PLACE_RELIABLE: "reliable"}
 
 MAX_FLOW_EDGES = 4_000_000
 
@@ -35,6 +52,25 @@ def node_base_score(nodes: Nodes, weights: Weights) -> FloatA:
     return weights.price * price + weights.perf_per_dollar * ppd + weights.reliability * nodes.reliability
 
 
+def preference_keys(nodes: Nodes) -> dict[int, tuple[FloatA, ...]]:
+    """Per placement preference, the node keys that decide first (most significant first; higher is better),
+    before the scores break ties: cheapest = lowest ask; best performance per dollar = measured TFLOPS per
+    dollar, then lowest ask; most reliable = reliability, then lowest ask."""
+    ask = np.maximum(nodes.ask, 1.0)
+    return {
+        BID: (),
+        PLACE_CHEAPEST: (-nodes.ask,),
+        PLACE_PERF_PER_DOLLAR: (nodes.dlperf / ask, -nodes.ask),
+        PLACE_RELIABLE: (nodes.reliability, -nodes.ask),
+    }
+
+
+def _best_order(keys: tuple[FloatA, ...], score: FloatA) -> IntA:
+    """Indices ordered best first: by `keys` lexicographically, then `score` (all higher = better)."""
+    order: IntA = np.lexsort((score, *reversed(keys)))[::-1]
+    return order
+
+
 def _take_slots(free_at_row: FloatA, start: float, end: float, g: int) -> list[int]:
     """The g slots free at `start` that became free last (tightest fit in time); marks them busy to `end`."""
     cand = np.flatnonzero(free_at_row <= start)
@@ -48,12 +84,13 @@ class Assigner:
         self,
         jobs: Jobs,
         nodes: Nodes,
-        feas: BoolA,
+        feas: BoolA | ClassRows,
         *,
         now: float,
         weights: Weights,
         slot_free_at: FloatA,
         req_class: IntA | None = None,
+        scarcity: FloatA | None = None,
     ) -> None:
         """`req_class` (optional): jobs with the same value have identical feasibility rows and preferred
         region (broker.engine.requirement_classes); without it classes are found by hashing rows."""
@@ -62,6 +99,12 @@ class Assigner:
         self.slot_free_at = slot_free_at  # mutated as slots are taken
         self.free_now: IntA = (slot_free_at <= now).sum(axis=1)
         self.base = node_base_score(nodes, weights)
+        if scarcity is not None:
+            self.base = self.base - weights.scarcity * scarcity
+        self.keys = preference_keys(nodes)
+        self.group = np.where(jobs.mode == MODE_INTERRUPTIBLE, BID, jobs.prefer).astype(np.int64)
+        self.rerouted: set[int] = set()
+        self.backfilled: set[int] = set()
         self.max_slots = max(int(nodes.gpu_count.max()) if nodes.count else 1, 1)
         self.node_of = np.full(jobs.count, -1, dtype=np.int64)
         self.slots_of: dict[int, list[int]] = {}
@@ -69,6 +112,27 @@ class Assigner:
         self.end = jobs.end + (self.start - jobs.start)
         self.stats: dict[str, float | int | str] = {}
         self._packed: np.ndarray | None = None
+        # Consumable CPU cores, RAM and disk: (3, N) free per node, (3, J) each job's need.
+        self.res = nodes.resources_free()
+        self.need = jobs.resources_need()
+        self.needs_res: BoolA = np.asarray((self.need > 0).any(axis=0), dtype=bool)
+
+    def why_of(self, j: int) -> str:
+        """How job j's node was chosen (for the job page)."""
+        if self.jobs.pin[j] >= 0:
+            return "pinned"
+        if j in self.rerouted:
+            return "rerouted"
+        if j in self.backfilled:
+            return "backfill"
+        return WHY.get(int(self.group[j]), "cheapest")
+
+    def _res_ok(self, j: int, cand: IntA) -> BoolA:
+        """Which candidate nodes have the job's CPU, RAM and disk free."""
+        if not self.needs_res[j]:
+            return np.ones(len(cand), dtype=bool)
+        ok: BoolA = np.asarray((self.res[:, cand] >= self.need[:, j : j + 1]).all(axis=0), dtype=bool)
+        return ok
 
     # -- greedy --------------------------------------------------------------------------------
     def _score(self, j: int, cand: IntA, free: IntA) -> FloatA:
@@ -98,6 +162,8 @@ class Assigner:
             self.slots_of[j] = _take_slots(row, start, float(self.end[j]), g)
             self.free_now[n] = int((row <= self.now).sum())
         self.node_of[j] = n
+        if self.needs_res[j]:
+            self.res[:, n] -= self.need[:, j]
 
     def _try_greedy(self, j: int) -> bool:
         cand = np.flatnonzero(self.feas[j])
@@ -108,11 +174,12 @@ class Assigner:
             free = self.free_now[cand]
         else:
             free = (self.slot_free_at[cand] <= self.start[j]).sum(axis=1)
-        ok = free >= g
+        ok = (free >= g) & self._res_ok(j, cand)
         if not ok.any():
             return False
         cand, free = cand[ok], free[ok]
-        self._place(j, int(cand[np.argmax(self._score(j, cand, free))]))
+        keys = tuple(k[cand] for k in self.keys[int(self.group[j])])
+        self._place(j, int(cand[_best_order(keys, self._score(j, cand, free))[0]]))
         return True
 
     def greedy(self, order: IntA) -> None:
@@ -125,10 +192,11 @@ class Assigner:
         cls = self._single_classes(np.flatnonzero(single & (self.node_of < 0)))
         free = self.free_now
         key = self.base + self.w.packing * (-(free - 1) / self.max_slots + 0.5 * (free == 1))
-        global_order = np.argsort(-key, kind="stable")
-        by_region = {
-            int(r): global_order[self.nodes.region[global_order] == r] for r in np.unique(self.nodes.region).tolist()
-        }
+        regions = np.unique(self.nodes.region).tolist()
+        orders: dict[int, tuple[IntA, dict[int, IntA]]] = {}
+        for grp in np.unique(self.group[order]).tolist() if len(order) else []:
+            go = _best_order(self.keys[grp], key)
+            orders[grp] = (go, {int(r): go[self.nodes.region[go] == r] for r in regions})
         empty = np.zeros(0, dtype=np.int64)
         pointers: dict[int, list[int]] = {}  # class -> [pointer into its region list, pointer into global]
         for j in order.tolist():
@@ -139,19 +207,21 @@ class Assigner:
                 self._try_greedy(j)
                 continue
             ptr = pointers.setdefault(c, [0, 0])
+            global_order, by_region = orders[int(self.group[j])]
             row = self.feas[j]
             pref = int(jobs.pref_region[j])
             n = -1
+            need = self.need[:, j] if self.needs_res[j] else None
             if pref >= 0:
-                ptr[0], n = _scan(by_region.get(pref, empty), ptr[0], row, free)
+                ptr[0], n = _scan(by_region.get(pref, empty), ptr[0], row, free, self.res, need)
             if n < 0:
-                ptr[1], n = _scan(global_order, ptr[1], row, free)
+                ptr[1], n = _scan(global_order, ptr[1], row, free, self.res, need)
             if n >= 0:
                 self._place(j, n)
 
     def _packed_rows(self) -> np.ndarray:
         if self._packed is None:
-            self._packed = np.packbits(self.feas, axis=1)
+            self._packed = np.packbits(self.feas[np.arange(self.jobs.count)], axis=1)
         return self._packed
 
     def _single_classes(self, rows: IntA) -> dict[int, int]:
@@ -175,13 +245,14 @@ class Assigner:
         with np.errstate(over="ignore"):
             h = (words * mult[None, :]).sum(axis=1, dtype=np.uint64)
             h = h * np.uint64(1_000_003) + (self.jobs.pref_region[rows] + 1).astype(np.uint64)
+            h = h * np.uint64(1_000_033) + (self.group[rows] + 2).astype(np.uint64)
         _, inverse = np.unique(h, return_inverse=True)
         return dict(zip(rows.tolist(), inverse.ravel().tolist(), strict=True))
 
     # -- max-flow augmentation for single-GPU jobs ------------------------------------------------
     def augment_singles(self) -> None:
         jobs = self.jobs
-        single = np.flatnonzero((jobs.gpu_count == 1) & (self.start <= self.now))
+        single = np.flatnonzero((jobs.gpu_count == 1) & (self.start <= self.now) & ~self.needs_res)
         unplaced = single[self.node_of[single] < 0]
         if len(unplaced) == 0 or not self.feas[unplaced].any():
             self.stats["augment"] = "not needed"
@@ -268,9 +339,9 @@ class Assigner:
                     self.slot_free_at[n, sl] = -np.inf
                 self.node_of[j] = -1
                 self.free_now[n] = int((self.slot_free_at[n] <= self.now).sum())
-        # Nodes per class, best score first.
+        # Nodes per class, cheapest first (then best score).
         members: dict[int, list[int]] = {}
-        for n in np.argsort(-self.base, kind="stable"):
+        for n in _best_order(self.keys[PLACE_CHEAPEST], self.base):
             c = int(ncls[n])
             if c >= 0 and node_left[n] > 0:
                 members.setdefault(c, []).append(int(n))
@@ -288,9 +359,54 @@ class Assigner:
             node_left[n] -= 1
             quota[jc, c] -= 1
             self._place(j, n)
+            self.rerouted.add(j)
+
+    # -- backfill ---------------------------------------------------------------------------------
+    def backfill(self, order: IntA, static: BoolA | ClassRows) -> int:
+        """Short work in the gaps before later holdings (as Slurm's backfill): a job starting now that is
+        still unplaced may take a slot that is free now until a later lease starts, when it ends by then.
+        `static`: feasibility without capacity. Each gap is used once. Returns the jobs placed."""
+        gap = self.nodes.gap_until
+        if gap is None:
+            return 0
+        placed = 0
+        for j in order.tolist():
+            if self.node_of[j] >= 0 or self.start[j] > self.now:
+                continue
+            cand = np.flatnonzero(static[j])
+            if len(cand) == 0:
+                continue
+            end = float(self.end[j])
+            g = int(self.jobs.gpu_count[j])
+            usable = (self.slot_free_at[cand] <= self.now) | (gap[cand] >= end)
+            ok = (usable.sum(axis=1) >= g) & self._res_ok(j, cand)
+            if not ok.any():
+                continue
+            cand = cand[ok]
+            keys = tuple(k[cand] for k in self.keys[int(self.group[j])])
+            n = int(cand[_best_order(keys, self._score(j, cand, usable[ok].sum(axis=1)))[0]])
+            # Tightest gaps first, then slots free for good.
+            gaps = np.where(gap[n] >= end, gap[n], np.inf)
+            slots = np.flatnonzero((self.slot_free_at[n] <= self.now) | (gap[n] >= end))
+            chosen = sorted(int(s) for s in slots[np.argsort(gaps[slots], kind="stable")[:g]])
+            for s in chosen:
+                if gap[n, s] >= end:
+                    gap[n, s] = -np.inf
+                else:
+                    self.slot_free_at[n, s] = end
+            self.free_now[n] = int((self.slot_free_at[n] <= self.now).sum())
+            self.slots_of[j] = chosen
+            self.node_of[j] = n
+            if self.needs_res[j]:
+                self.res[:, n] -= self.need[:, j]
+            self.backfilled.add(j)
+            placed += 1
+        return placed
 
     # -- preemption -------------------------------------------------------------------------------
-    def preempt(self, pre: Preemptible, feas_static: BoolA) -> dict[int, list[int]]:  # noqa: C901 — to split into named steps
+    def preempt(  # noqa: C901 — to split into named steps
+        self, pre: Preemptible, feas_static: BoolA | ClassRows
+    ) -> dict[int, list[int]]:
         """Unplaced on-demand jobs may displace the lowest-bid interruptible leases on one node."""
         out: dict[int, list[int]] = {}
         if len(pre.lease_ids) == 0:
@@ -310,15 +426,20 @@ class Assigner:
                 free = int(self.free_now[n])
                 chosen: list[int] = []
                 cost = 0.0
+                res = self.res[:, n].copy()
+                need = self.need[:, j]
                 for k in by_node[n]:
-                    if free >= g:
+                    if free >= g and (res >= need).all():
                         break
                     if k in taken:
                         continue
                     chosen.append(k)
                     free += int(pre.gpu_count[k])
                     cost += float(pre.bid[k])
-                if free >= g and chosen and (best is None or (cost, len(chosen)) < (best[0], len(best[2]))):
+                    if pre.resources is not None:
+                        res += pre.resources[:, k]
+                fits = free >= g and bool((res >= need).all())
+                if fits and chosen and (best is None or (cost, len(chosen)) < (best[0], len(best[2]))):
                     best = (cost, n, chosen)
             if best is None:
                 continue
@@ -327,20 +448,27 @@ class Assigner:
                 taken.add(k)
                 for sl in pre.slots[k]:
                     self.slot_free_at[n, sl] = self.now
+                if pre.resources is not None:
+                    self.res[:, n] += pre.resources[:, k]
             self.free_now[n] = int((self.slot_free_at[n] <= self.now).sum())
             self._place(j, n)
             out[j] = [int(pre.lease_ids[k]) for k in chosen]
         return out
 
 
-def _scan(order: IntA, p: int, row: BoolA, free: IntA, block: int = 64) -> tuple[int, int]:
-    """First node at or after position p of `order` that the job row allows and that has a free GPU.
-    Returns (new pointer, node) or (len, -1). Nodes before the pointer are full or infeasible for the
-    class, and stay so within a greedy pass (slots are only taken), so the pointer never moves back."""
+def _scan(
+    order: IntA, p: int, row: BoolA, free: IntA, res: FloatA, need: FloatA | None, block: int = 64
+) -> tuple[int, int]:
+    """First node at or after position p of `order` that the job row allows and that has a free GPU (and
+    the job's `need` of CPU/RAM/disk free in `res`, when it has one). Returns (new pointer, node) or
+    (len, -1). Nodes before the pointer are full or infeasible for the class, and stay so within a greedy
+    pass (slots and resources are only taken), so the pointer never moves back."""
     n = len(order)
     while p < n:
         blk = order[p : p + block]
         ok = row[blk] & (free[blk] > 0)
+        if need is not None:
+            ok &= (res[:, blk] >= need[:, None]).all(axis=0)
         k = int(ok.argmax())
         if ok[k]:
             return p + k, int(blk[k])

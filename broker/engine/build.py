@@ -17,9 +17,12 @@ NODE_DEFAULTS: dict[str, Any] = {
     "reliability": 0.99,
     "verified": True,
     "inet": 1000.0,
-    "cpu_per_gpu": 8.0,
+    "cpu_per_gpu": 8.0,  # totals default to per-GPU × GPUs; give "cpu"/"ram"/"disk" to set free totals
     "ram_per_gpu": 32.0,
     "disk_per_gpu": 500.0,
+    "cpu": None,
+    "ram": None,
+    "disk": None,
     "ask": 1_000_000.0,
     "min_bid": 500_000.0,
     "dlperf": 100.0,
@@ -45,6 +48,8 @@ JOB_DEFAULTS: dict[str, Any] = {
     "price_limit": np.inf,
     "start": 0.0,
     "duration": 3600.0,
+    "placement": 0,  # PLACE_CHEAPEST
+    "pin": -1,  # node index, -1 = none
 }
 
 
@@ -61,6 +66,10 @@ def make_nodes(specs: Sequence[dict[str, Any]], *, busy: dict[int, list[float]] 
     """`busy` maps node index → per-slot free-from times (missing slots are free)."""
     rows = [{**NODE_DEFAULTS, **s} for s in specs]
     n = len(rows)
+    for r in rows:
+        for total, per in (("cpu", "cpu_per_gpu"), ("ram", "ram_per_gpu"), ("disk", "disk_per_gpu")):
+            if r[total] is None:
+                r[total] = float(r[per]) * int(r["gpu_count"])
     col = {k: np.array([r[k] for r in rows]) for k in NODE_DEFAULTS} if n else {k: np.array([]) for k in NODE_DEFAULTS}
     slot_free_at = np.full((n, MAX_SLOTS), np.inf)
     for i, r in enumerate(rows):
@@ -74,9 +83,9 @@ def make_nodes(specs: Sequence[dict[str, Any]], *, busy: dict[int, list[float]] 
         reliability=col["reliability"].astype(float),
         verified=col["verified"].astype(bool),
         inet=col["inet"].astype(float),
-        cpu_per_gpu=col["cpu_per_gpu"].astype(float),
-        ram_per_gpu=col["ram_per_gpu"].astype(float),
-        disk_per_gpu=col["disk_per_gpu"].astype(float),
+        cpu_free=col["cpu"].astype(float),
+        ram_free=col["ram"].astype(float),
+        disk_free=col["disk"].astype(float),
         ask=col["ask"].astype(float),
         min_bid=col["min_bid"].astype(float),
         dlperf=col["dlperf"].astype(float),
@@ -126,4 +135,6 @@ def make_jobs(specs: Sequence[dict[str, Any]], *, n_models: int, n_regions: int,
         start=start,
         end=start + col("duration"),
         order=np.array(list(order) if order else range(n), dtype=np.int64),
+        prefer=col("placement", np.int64),
+        pin=col("pin", np.int64),
     )

@@ -50,9 +50,10 @@ def _steps(
     yield "verified", (lambda: nodes.verified[None, :] | ~vo[:, None]) if vo.any() else None
     yield "reliability", threshold(nodes.reliability, jobs.min_reliability[rows])
     yield "inet", threshold(nodes.inet, jobs.min_inet[rows])
-    yield "cpu", threshold(nodes.cpu_per_gpu, jobs.min_cpu_per_gpu[rows])
-    yield "ram", threshold(nodes.ram_per_gpu, jobs.min_ram_per_gpu[rows])
-    yield "disk", threshold(nodes.disk_per_gpu, jobs.min_disk_per_gpu[rows])
+    # CPU, RAM and disk are consumable: the node's free total must cover GPUs × the per-GPU minimum.
+    yield "cpu", threshold(nodes.cpu_free, g * jobs.min_cpu_per_gpu[rows])
+    yield "ram", threshold(nodes.ram_free, g * jobs.min_ram_per_gpu[rows])
+    yield "disk", threshold(nodes.disk_free, g * jobs.min_disk_per_gpu[rows])
     start = np.maximum(jobs.start[rows], now)
     end = jobs.end[rows] + (start - jobs.start[rows])
     windowed = bool(np.isfinite(nodes.avail_from).any() or np.isfinite(nodes.avail_until).any())
@@ -74,7 +75,16 @@ def _steps(
         return ask_ok
 
     yield "price", price
+    pin = jobs.pin[rows]
+    yield "pinned_node", (lambda: _pin_mask(pin, nodes.count)) if (pin != -1).any() else None
     yield "capacity", lambda: free_at(nodes, start) >= g[:, None]
+
+
+def _pin_mask(pin: IntA, n_nodes: int) -> BoolA:
+    """Rows × nodes: a job booked on a node (pin >= 0) may only take that node; pin -2 (its node is gone)
+    none; pin -1 any."""
+    mask: BoolA = (pin[:, None] == -1) | (np.arange(n_nodes)[None, :] == pin[:, None])
+    return mask
 
 
 def free_at(nodes: Nodes, start: np.ndarray) -> IntA:
@@ -92,8 +102,26 @@ def _and_rows(acc: BoolA, rows: IntA, mask: BoolA) -> None:
     acc[rows] &= mask
 
 
-def feasible(jobs: Jobs, nodes: Nodes, models: Models, *, now: float, with_capacity: bool = True) -> BoolA:  # noqa: C901 — to split into named steps
-    """The (J × N) matrix of job/node pairs meeting every hard constraint (and, by default, free capacity).
+def _thresholds(
+    jobs: Jobs, nodes: Nodes, rows: IntA, g: IntA, *, with_capacity: bool
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(node values, job minimums) pairs of the threshold constraints; the consumable CPU/RAM/disk only with
+    capacity (preemption may free them)."""
+    out = [(nodes.reliability, jobs.min_reliability[rows]), (nodes.inet, jobs.min_inet[rows])]
+    if with_capacity:
+        out += [
+            (nodes.cpu_free, g * jobs.min_cpu_per_gpu[rows]),
+            (nodes.ram_free, g * jobs.min_ram_per_gpu[rows]),
+            (nodes.disk_free, g * jobs.min_disk_per_gpu[rows]),
+        ]
+    return out
+
+
+def feasible(  # noqa: C901 — to split into named steps
+    jobs: Jobs, nodes: Nodes, models: Models, *, now: float, with_capacity: bool = True
+) -> BoolA:
+    """The (J × N) matrix of job/node pairs meeting every hard constraint (and, by default, free capacity:
+    free GPU slots and free CPU cores, RAM and disk).
 
     Fast path: catalog constraints and region are folded into one (job × model·region) table and
     gathered once per node; threshold constraints only touch the rows of jobs that set them."""
@@ -121,13 +149,7 @@ def feasible(jobs: Jobs, nodes: Nodes, models: Models, *, now: float, with_capac
             vo = jobs.verified_only[rows]
             if vo.any():
                 acc &= nodes.verified[None, :] | ~vo[:, None]
-        for node_vals, job_vals in (
-            (nodes.reliability, jobs.min_reliability[rows]),
-            (nodes.inet, jobs.min_inet[rows]),
-            (nodes.cpu_per_gpu, jobs.min_cpu_per_gpu[rows]),
-            (nodes.ram_per_gpu, jobs.min_ram_per_gpu[rows]),
-            (nodes.disk_per_gpu, jobs.min_disk_per_gpu[rows]),
-        ):
+        for node_vals, job_vals in _thresholds(jobs, nodes, rows, g, with_capacity=with_capacity):
             sub = np.flatnonzero(job_vals > 0)
             if len(sub) * 4 > len(rows):  # many rows: one full pass (a 0 requirement passes every node)
                 acc &= node_vals[None, :] >= np.where(job_vals > 0, job_vals, -np.inf)[:, None]
@@ -142,6 +164,9 @@ def feasible(jobs: Jobs, nodes: Nodes, models: Models, *, now: float, with_capac
             acc &= nodes.ask[None, :] <= np.where(interruptible, np.inf, limit)[:, None]
         if interruptible.any():
             acc &= nodes.min_bid[None, :] <= np.where(interruptible, limit, np.inf)[:, None]
+        pin = jobs.pin[rows]
+        if (pin != -1).any():
+            acc &= _pin_mask(pin, n_nodes)
         if with_capacity:
             uniq, inverse = np.unique(start, return_inverse=True)
             inverse = inverse.ravel()

@@ -2,7 +2,7 @@
 
 from collections.abc import Iterable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.db.models import Q
 from django.utils import timezone
@@ -95,13 +95,25 @@ def _default_reason(*, state: str, ends_at: datetime, now: datetime) -> str:
     return reasons.get(state, state)
 
 
-def agent_node_leases(*, node: Node, lease_ids: Iterable[int]) -> dict[int, tuple[str, int, int]]:
-    """{lease_id: (state, job_id, gpu_count)} for those of `lease_ids` that are leases of `node` (one query).
+class OwnedLease(NamedTuple):
+    state: str
+    job_id: int
+    gpu_count: int
+    starts_at: datetime
+    ends_at: datetime
+    activated_at: datetime | None
+    ended_at: datetime | None
+
+
+def agent_node_leases(*, node: Node, lease_ids: Iterable[int]) -> dict[int, OwnedLease]:
+    """{lease_id: OwnedLease} for those of `lease_ids` that are leases of `node` (one query).
 
     Ids of other nodes' leases are simply absent, so a node can never touch another node's lease.
     """
     ids = sorted(set(lease_ids))
     if not ids:
         return {}
-    rows = Lease.objects.filter(node_id=node.pk, pk__in=ids).values_list("id", "state", "job_id", "gpu_count")
-    return {lease_id: (state, job_id, gpu_count) for lease_id, state, job_id, gpu_count in rows}
+    rows = Lease.objects.filter(node_id=node.pk, pk__in=ids).values_list(
+        "id", "state", "job_id", "gpu_count", "starts_at", "ends_at", "activated_at", "ended_at"
+    )
+    return {row[0]: OwnedLease(*row[1:]) for row in rows}

@@ -280,7 +280,11 @@ class AssignmentCheck:
 
 
 def _node_rows(nodes: engine.Nodes, idx: np.ndarray) -> engine.Nodes:
-    return engine.Nodes(**{name: getattr(nodes, name)[idx] for name in nodes.__dataclass_fields__})
+    rows: dict[str, Any] = {}
+    for name in nodes.__dataclass_fields__:
+        col = getattr(nodes, name)
+        rows[name] = None if col is None else col[idx]
+    return engine.Nodes(**rows)
 
 
 def _job_row(jobs: engine.Jobs, j: int) -> engine.Jobs:
@@ -312,6 +316,14 @@ def _assignment_terms(snap: Snapshot, j: int, n: int) -> tuple[float, float, int
     return start, end, price
 
 
+def _resources_short(snap: Snapshot, j: int, n: int) -> str:
+    """'4 CPU cores (the job needs 8)'-style text for each consumable the node lacks; empty when all fit."""
+    need = snap.jobs.resources_need()[:, j]
+    free = snap.nodes.resources_free()[:, n]
+    units = ("CPU cores", "GB RAM", "GB disk")
+    return ", ".join(f"{free[k]:g} {units[k]} (the job needs {need[k]:g})" for k in range(3) if need[k] > free[k])
+
+
 def _check_in_snapshot(snap: Snapshot, j: int, n: int, node: Node) -> AssignmentCheck:
     check = AssignmentCheck(job_id=snap.job_ids[j], node_id=node.pk, node_name=node.name)
     start, end, price = _assignment_terms(snap, j, n)
@@ -332,6 +344,8 @@ def _check_in_snapshot(snap: Snapshot, j: int, n: int, node: Node) -> Assignment
             f"Node {node.name} has {len(free)} GPU(s) free from the job's start; the job needs {need}. "
             "A GPU is never leased twice, override or not."
         )
+    elif short := _resources_short(snap, j, n):
+        check.blocker = f"Node {node.name} has {short} free; a node's CPU, RAM and disk are never overcommitted."
     else:
         check.slots = [int(s) for s in free[:need]]
     check.price_micros = price

@@ -61,9 +61,9 @@ FIELDS: dict[str, FieldSpec] = {
         FieldSpec("dlperf_per_dollar", Kind.NUMBER, "measured TFLOPS per dollar per GPU-hour"),
         FieldSpec("inet_down", Kind.NUMBER, "download bandwidth in Mbit/s"),
         FieldSpec("inet_up", Kind.NUMBER, "upload bandwidth in Mbit/s"),
-        FieldSpec("cpu_cores", Kind.NUMBER, "CPU cores on the node", integer=True),
-        FieldSpec("ram", Kind.NUMBER, "system RAM in GB"),
-        FieldSpec("disk", Kind.NUMBER, "disk in GB"),
+        FieldSpec("cpu_cores", Kind.NUMBER, "CPU cores free on the node (not held by leases)", integer=True),
+        FieldSpec("ram", Kind.NUMBER, "system RAM free in GB"),
+        FieldSpec("disk", Kind.NUMBER, "disk free in GB"),
     ]
 }
 

@@ -54,24 +54,30 @@ class Offer:
     dlperf_per_dollar: float | None
     inet_down: int
     inet_up: int
-    cpu_cores: int
-    ram: int
-    disk: int
+    cpu_cores: int  # free now (total minus what leases hold)
+    ram: int  # GB free now
+    disk: int  # GB free now
     available_until: datetime | None
     storage_price: Decimal = Decimal(0)  # dollars per GB-month of storage (0 = not charged)
     egress_price: Decimal = Decimal(0)  # dollars per GB sent (0 = not charged)
 
 
-def held_gpus_subquery(*, at: datetime) -> Subquery:
-    """GPUs of the outer node held at `at` by reserved or active leases."""
+def held_gpus_subquery(*, at: datetime, field: str = "gpu_count") -> Subquery:
+    """GPUs (or `field`: cpu_cores, ram_gb, disk_gb) of the outer node held at `at` by reserved or active
+    leases."""
     held = (
         Lease.objects.filter(node=OuterRef("pk"), state__in=HOLDING_LEASE_STATES, starts_at__lte=at, ends_at__gt=at)
         .order_by()
         .values("node")
-        .annotate(total=Sum("gpu_count"))
+        .annotate(total=Sum(field))
         .values("total")
     )
     return Subquery(held, output_field=IntegerField())
+
+
+def _free(column: str, *, at: datetime) -> Any:
+    """The node's `column` total minus what leases hold at `at` (CPU, RAM, disk are consumable)."""
+    return F(column) - Coalesce(held_gpus_subquery(at=at, field=column), Value(0))
 
 
 def _tier_rank_expr() -> Case:
@@ -87,6 +93,9 @@ def annotated_nodes(*, at: datetime | None = None) -> QuerySet[Node]:
     at = at or timezone.now()
     return Node.objects.select_related("gpu_model").annotate(
         free_gpus=F("gpu_count") - Coalesce(held_gpus_subquery(at=at), Value(0)),
+        free_cpu=_free("cpu_cores", at=at),
+        free_ram=_free("ram_gb", at=at),
+        free_disk=_free("disk_gb", at=at),
         tier_rank=_tier_rank_expr(),
         dlperf_per_dollar=ExpressionWrapper(
             F("dlperf") * Value(1_000_000.0) / NullIf(Cast("price_micros", FloatField()), Value(0.0)),
@@ -123,9 +132,9 @@ _NUMERIC_COLUMNS: dict[str, str] = {
     "dlperf_per_dollar": "dlperf_per_dollar",
     "inet_down": "inet_down_mbps",
     "inet_up": "inet_up_mbps",
-    "cpu_cores": "cpu_cores",
-    "ram": "ram_gb",
-    "disk": "disk_gb",
+    "cpu_cores": "free_cpu",
+    "ram": "free_ram",
+    "disk": "free_disk",
 }
 _FLOAT_COLUMNS = {"reliability", "dlperf", "dlperf_per_dollar"}
 _LOOKUP = {"<": "lt", "<=": "lte", ">": "gt", ">=": "gte", "==": "exact"}
@@ -239,9 +248,9 @@ def offer_from_node(node: Node) -> Offer:
         dlperf_per_dollar=round(dpd, 4) if dpd is not None else None,
         inet_down=node.inet_down_mbps,
         inet_up=node.inet_up_mbps,
-        cpu_cores=node.cpu_cores,
-        ram=node.ram_gb,
-        disk=node.disk_gb,
+        cpu_cores=int(getattr(node, "free_cpu", node.cpu_cores)),
+        ram=int(getattr(node, "free_ram", node.ram_gb)),
+        disk=int(getattr(node, "free_disk", node.disk_gb)),
         available_until=node.available_until,
         storage_price=from_micros(micros=node.storage_price_micros),
         egress_price=from_micros(micros=node.egress_price_micros),

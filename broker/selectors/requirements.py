@@ -5,13 +5,13 @@ import math
 from decimal import Decimal
 from typing import Any, NoReturn
 
-from django.db.models import Count, F, FloatField, Max, Q, QuerySet
-from django.db.models.functions import Cast
+from django.db.models import Count, Max, Q, QuerySet
 
 from broker.jobspec import JobSpec, Requirements
 from broker.models import JobMode
-from broker.selectors.offers import _tier_rank_expr
-from common.errors import ValidationFailed
+from broker.selectors.offers import _tier_rank_expr, available_offers, offer_from_node
+from common.errors import Conflict, ValidationFailed
+from common.money import format_rate, to_micros
 from marketplace.models import TIER_RANK, Node, Tier
 
 
@@ -35,12 +35,14 @@ def spec_hardware_q(spec: JobSpec) -> Q:
         q &= Q(region__in=req.regions)
     if req.min_inet_down is not None:
         q &= Q(inet_down_mbps__gte=req.min_inet_down)
+    # CPU, RAM and disk are consumable node totals: a lease takes GPUs × the per-GPU minimum.
+    g = req.gpu_count
     if req.min_cpu_cores_per_gpu:
-        q &= Q(cpu_cores__gte=F("gpu_count") * req.min_cpu_cores_per_gpu)
+        q &= Q(cpu_cores__gte=g * req.min_cpu_cores_per_gpu)
     if req.min_ram_gb_per_gpu:
-        q &= Q(ram_gb__gte=F("gpu_count") * req.min_ram_gb_per_gpu)
+        q &= Q(ram_gb__gte=g * req.min_ram_gb_per_gpu)
     if req.min_disk_gb_per_gpu:
-        q &= Q(disk_gb__gte=F("gpu_count") * req.min_disk_gb_per_gpu)
+        q &= Q(disk_gb__gte=g * req.min_disk_gb_per_gpu)
     return q
 
 
@@ -58,6 +60,69 @@ def spec_market_q(spec: JobSpec) -> Q:
     elif spec.terms.max_price_micros is not None:
         q &= Q(price_micros__lte=spec.terms.max_price_micros)
     return q
+
+
+def pinned_node_check(*, spec: JobSpec) -> None:
+    """A booking made from an offer (`node`): the node must still be listed, meet the requirements, ask at
+    most the max price and have the GPUs, CPU, RAM and disk free now. Otherwise Conflict (409,
+    `node_taken`) says why and lists the next offers at the same or a lower price; never a dearer one."""
+    node_id = spec.requirements.node_id
+    if node_id is None:
+        return
+    req = spec.requirements
+    fits = spec_hardware_q(spec) & spec_market_q(spec)
+    reserved = spec.terms.mode == JobMode.RESERVED  # starts later: free capacity is the round's business
+    if reserved and _listed_hardware().filter(fits, pk=node_id).exists():
+        return
+    fits &= Q(free_gpus__gte=req.gpu_count)
+    for column, per_gpu in (
+        ("free_cpu", req.min_cpu_cores_per_gpu),
+        ("free_ram", req.min_ram_gb_per_gpu),
+        ("free_disk", req.min_disk_gb_per_gpu),
+    ):
+        if per_gpu:
+            fits &= Q(**{f"{column}__gte": per_gpu * req.gpu_count})
+    offers = available_offers()
+    if offers.filter(fits, pk=node_id).exists():
+        return
+    node = Node.objects.filter(pk=node_id).first()
+    price = node.price_micros if node is not None else (spec.terms.max_price_micros or 0)
+    if spec.terms.max_price_micros is not None:
+        price = min(price, spec.terms.max_price_micros)
+    alternatives = [
+        offer_from_node(n)
+        for n in offers.filter(fits, price_micros__lte=price).exclude(pk=node_id).order_by("price_micros", "pk")[:5]
+    ]
+    why = _pinned_why(node=node, spec=spec)
+    if alternatives:
+        best = alternatives[0]
+        nxt = (
+            f" The next offer at the same or a lower price: node {best.node_id} "
+            f"({best.gpu_name}, {format_rate(micros=to_micros(amount=best.price), unit='GPU-hour')})."
+        )
+    else:
+        nxt = " No other offer that fits is at the same or a lower price right now."
+    raise Conflict(
+        f"Node {node_id} {why}.{nxt} Nothing was booked.",
+        code="node_taken",
+        details={
+            "node": node_id,
+            "alternatives": [
+                {"node": o.node_id, "gpu_name": o.gpu_name, "price": str(o.price), "num_gpus": o.num_gpus}
+                for o in alternatives
+            ],
+        },
+    )
+
+
+def _pinned_why(*, node: Node | None, spec: JobSpec) -> str:
+    if node is None or not node.listed:
+        return "is no longer listed"
+    if spec.terms.max_price_micros is not None and node.price_micros > spec.terms.max_price_micros:
+        return "asks more than your max price"
+    if node.gpu_count < spec.requirements.gpu_count:
+        return f"has {node.gpu_count} GPUs; you asked for {spec.requirements.gpu_count}"
+    return "was taken meanwhile or no longer meets your requirements (not enough GPUs, CPU, RAM or disk free now)"
 
 
 def _listed_hardware() -> QuerySet[Node]:
@@ -79,9 +144,9 @@ def _market_top(spec: JobSpec, listed: QuerySet[Node]) -> dict[str, Any]:
         "cc": Max("gpu_model__compute_capability"),
         "tier": Max("tier_rank"),
         "inet": Max("inet_down_mbps"),
-        "cpu": Max(Cast("cpu_cores", FloatField()) / Cast("gpu_count", FloatField())),
-        "ram": Max(Cast("ram_gb", FloatField()) / Cast("gpu_count", FloatField())),
-        "disk": Max(Cast("disk_gb", FloatField()) / Cast("gpu_count", FloatField())),
+        "cpu": Max("cpu_cores"),
+        "ram": Max("ram_gb"),
+        "disk": Max("disk_gb"),
         "together": Max("gpu_count", filter=spec_hardware_q(spec)),
     }
     if req.gpu_models:
@@ -121,14 +186,19 @@ def _refuse_beyond_maxima(req: Requirements, top: dict[str, Any]) -> None:
 def _refuse_per_gpu(req: Requirements, top: dict[str, Any]) -> None:
     """CPU cores, RAM and disk per GPU against the most any listed node offers."""
     for name, key, unit in (
-        ("min_cpu_cores_per_gpu", "cpu", "CPU cores per GPU"),
-        ("min_ram_gb_per_gpu", "ram", "GB RAM per GPU"),
-        ("min_disk_gb_per_gpu", "disk", "GB disk per GPU"),
+        ("min_cpu_cores_per_gpu", "cpu", "CPU cores"),
+        ("min_ram_gb_per_gpu", "ram", "GB RAM"),
+        ("min_disk_gb_per_gpu", "disk", "GB disk"),
     ):
         wanted = getattr(req, name)
-        if wanted and wanted > (top[key] or 0):
+        if wanted and wanted * req.gpu_count > (top[key] or 0):
             most = math.floor(top[key] or 0)
-            _refuse(name, f"{name} {wanted} exceeds the most any listed node offers ({most} {unit}).", most)
+            _refuse(
+                name,
+                f"{name} {wanted} × {req.gpu_count} GPU(s) = {wanted * req.gpu_count} {unit} exceeds the most "
+                f"any listed node has ({most} {unit}).",
+                most,
+            )
 
 
 def _refuse_unlisted(req: Requirements, top: dict[str, Any], listed: QuerySet[Node]) -> None:

@@ -17,9 +17,16 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count, Max, Q
 from django.utils import timezone
 
-from billing.services.metering import usage_ingest
+from billing.models import UsageAnomalyKind
+from billing.services.metering import (
+    DEFAULT_EGRESS_BYTES_PER_S,
+    lease_clock_advance,
+    report_window_problem,
+    usage_anomaly_record,
+    usage_ingest,
+)
 from broker.models import LeaseState
-from broker.selectors.agent import agent_node_leases
+from broker.selectors.agent import OwnedLease, agent_node_leases
 from broker.services.agent_workload import lease_logs_append, lease_phases_apply
 from broker.services.leases import lease_activate, lease_exit
 from common.errors import ValidationFailed
@@ -76,18 +83,53 @@ class HeartbeatResult:
     max_seq: int | None = None  # on a duplicate: the highest seq received, for an agent that lost its state
 
 
-def _check_reports(*, reports: Sequence[dict[str, Any]], owned: dict[int, tuple[str, int, int]]) -> None:
-    """Refuse usage a lease cannot have produced: more GPU-seconds than its GPUs over the interval."""
+class _Refused(Exception):
+    def __init__(self, *, message: str, code: str, lease_id: int, job_id: int) -> None:
+        super().__init__(message)
+        self.message, self.code, self.lease_id, self.job_id = message, code, lease_id, job_id
+
+
+def _check_reports(
+    *, node: Node, reports: Sequence[dict[str, Any]], owned: dict[int, OwnedLease], now: datetime
+) -> None:
+    """Refuse usage a lease cannot have produced (THE RULE, billing/services/metering.py): an interval outside the
+    lease's active window or in the future, more GPU-seconds than its GPUs over the interval, more storage than the
+    listing's disk or more egress than its upload bandwidth allows. Raises _Refused (the heartbeat rolls back)."""
     for report in reports:
-        _, _, gpu_count = owned[report["lease_id"]]
-        span = (report["interval_end"] - report["interval_start"]).total_seconds()
-        cap = span * gpu_count * GPU_SECONDS_SLACK + 1
-        if report["gpu_seconds"] > cap:
-            raise ValidationFailed(
-                f"Lease {report['lease_id']} report {report['seq']}: {report['gpu_seconds']:g} GPU-seconds is more "
-                f"than its {gpu_count} GPU(s) can use in a {span:g}-second interval.",
-                code="usage_too_high",
+        lease = owned[report["lease_id"]]
+        start, end = report["interval_start"], report["interval_end"]
+        span = (end - start).total_seconds()
+        problem = report_window_problem(
+            start=start,
+            end=end,
+            lease_starts_at=lease.starts_at,
+            lease_ends_at=lease.ends_at,
+            activated_at=lease.activated_at,
+            now=now,
+            heartbeat_interval_s=settings.RIGSHIFT_HEARTBEAT_INTERVAL_S,
+        )
+        code = "usage_outside_lease"
+        if not problem and report["gpu_seconds"] > span * lease.gpu_count * GPU_SECONDS_SLACK + 1:
+            problem = (
+                f"{report['gpu_seconds']:g} GPU-seconds is more than its {lease.gpu_count} GPU(s) can use in a "
+                f"{span:g}-second interval"
             )
+            code = "usage_too_high"
+        storage = report.get("storage_gb") or 0
+        if not problem and storage and node.disk_gb and storage > node.disk_gb:
+            problem, code = (
+                f"{storage:g} GB of storage is more than the node's {node.disk_gb} GB disk",
+                "usage_too_high",
+            )
+        egress_cap = (node.inet_up_mbps * 125_000 or DEFAULT_EGRESS_BYTES_PER_S) * (span + 1) * GPU_SECONDS_SLACK
+        if not problem and (report.get("egress_bytes") or 0) > egress_cap:
+            problem = (
+                f"{report['egress_bytes']} bytes of egress is more than the node's upload link can send in {span:g} s"
+            )
+            code = "usage_too_high"
+        if problem:
+            message = f"Lease {report['lease_id']} report {report['seq']}: {problem}."
+            raise _Refused(message=message, code=code, lease_id=report["lease_id"], job_id=lease.job_id)
 
 
 def _ignored(
@@ -95,7 +137,7 @@ def _ignored(
     leases: Sequence[dict[str, Any]],
     events: Sequence[dict[str, Any]],
     logs: Sequence[dict[str, Any]],
-    owned: dict[int, tuple[str, int, int]],
+    owned: dict[int, OwnedLease],
 ) -> list[dict[str, Any]]:
     """What the heartbeat said about leases that are not this node's (nothing of it is applied)."""
     ignored = [
@@ -110,41 +152,49 @@ def _ignored(
     return ignored
 
 
-def _apply_leases(
+def _apply_reports(
     *,
     node: Node,
     leases: Sequence[dict[str, Any]],
-    events: Sequence[dict[str, Any]],
-    logs: Sequence[dict[str, Any]],
-    owned: dict[int, tuple[str, int, int]],
-) -> tuple[list[int], list[int]]:
-    """Phases, usage (activating reserved leases), log lines and exits of the node's own leases, in that order.
-    Returns (activated, ended) lease ids."""
-    activated: list[int] = []
-    ended: list[int] = []
-    lease_phases_apply(events=events, owned=owned)
+    now: datetime,
+    events: Sequence[dict[str, Any]] = (),
+    logs: Sequence[dict[str, Any]] = (),
+) -> tuple[list[int], list[int], list[dict[str, Any]]]:
+    """Inside the heartbeat's transaction: check the node's own reports (raises _Refused), record workload
+    phases, activate the leases they start, record the usage and the log lines, end the leases whose workload
+    exited (completing or failing the job by its exit code). Returns (activated, ended, ignored)."""
+    mentioned = [item["lease_id"] for item in [*leases, *events, *logs]]
+    owned = agent_node_leases(node=node, lease_ids=mentioned)
     own_reports = [report for report in leases if report["lease_id"] in owned]
-    _check_reports(reports=own_reports, owned=owned)
+    _check_reports(node=node, reports=own_reports, owned=owned, now=now)
+    ignored = _ignored(leases=leases, events=events, logs=logs, owned=owned)
+    lease_phases_apply(events=events, owned=owned)
     # a lease starts on a report of it running or of usage; a zero-usage "exited" report is the agent
     # closing a lease it never started (e.g. withdrawn before it began): that must not activate it
     started = {r["lease_id"] for r in own_reports if r["state"] == "running" or r["gpu_seconds"] > 0}
-    for lease_id in sorted(started):
-        state, _job_id, _ = owned[lease_id]
-        if state == LeaseState.RESERVED and lease_activate(lease_id=lease_id):
-            activated.append(lease_id)
+    activated = [
+        lease_id
+        for lease_id in sorted(started)
+        if owned[lease_id].state == LeaseState.RESERVED and lease_activate(lease_id=lease_id, now=now)
+    ]
     if own_reports:
         usage_ingest(node_id=node.pk, reports=own_reports)
     lease_logs_append(lines=logs, owned=owned)
-    for report in sorted((r for r in own_reports if r["state"] == "exited"), key=lambda r: r["lease_id"]):
-        # the workload is over: free the GPUs now and settle, so no capacity is held after it closed
+    exits = {r["lease_id"]: r for r in own_reports if r["state"] == "exited"}
+    # the workload is over: free the GPUs now and settle, so no capacity is held after it closed; the exit
+    # report may only shorten the billed time (the broker clock stops at its end)
+    ended = [
+        lease_id
+        for lease_id in sorted(exits)
         if lease_exit(
-            lease_id=report["lease_id"],
-            exit_code=report.get("exit_code"),
-            reason=report.get("reason") or "exited",
-            detail=report.get("detail") or "",
-        ):
-            ended.append(report["lease_id"])
-    return activated, ended
+            lease_id=lease_id,
+            exit_code=exits[lease_id].get("exit_code"),
+            reason=exits[lease_id].get("reason") or "exited",
+            detail=exits[lease_id].get("detail") or "",
+            billed_until=min(exits[lease_id]["interval_end"], now),
+        )
+    ]
+    return activated, ended, ignored
 
 
 def agent_heartbeat(
@@ -175,11 +225,26 @@ def agent_heartbeat(
             previous = Node.objects.select_for_update().values_list("last_heartbeat_at", flat=True).get(pk=node.pk)
             seen_at = max(previous, now) if previous is not None else now  # never moves backwards
             Node.objects.filter(pk=node.pk).update(status=NodeStatus.ONLINE, last_heartbeat_at=seen_at)
+            # the broker clock of the node's running leases (billing/services/metering.py, THE RULE)
+            lease_clock_advance(node_id=node.pk, seen_at=seen_at, previous=previous)
             added = node_uptime_add(node_id=node.pk, previous=previous, now=now)
-            mentioned = [r["lease_id"] for r in [*leases, *events, *logs]]
-            owned = agent_node_leases(node=node, lease_ids=mentioned) if mentioned else {}
-            ignored = _ignored(leases=leases, events=events, logs=logs, owned=owned)
-            activated, ended = _apply_leases(node=node, leases=leases, events=events, logs=logs, owned=owned)
+            busy = leases or events or logs
+            activated, ended, ignored = (
+                _apply_reports(node=node, leases=leases, now=now, events=events, logs=logs) if busy else ([], [], [])
+            )
+    except _Refused as refused:
+        # the heartbeat rolled back (nothing recorded, not even liveness); the refusal is flagged for staff
+        usage_anomaly_record(
+            kind=UsageAnomalyKind.REFUSED_REPORT,
+            lease_ref=refused.lease_id,
+            job_ref=refused.job_id,
+            node_id=node.pk,
+            provider_id=node.provider.user_id,
+            detail=refused.message,
+        )
+        raise ValidationFailed(
+            refused.message + " The heartbeat was refused; nothing of it was recorded.", code=refused.code
+        ) from None
     except IntegrityError:
         seen = NodeHeartbeat.objects.filter(node_id=node.pk).aggregate(
             top=Max("seq"), same=Count("pk", filter=Q(seq=seq))

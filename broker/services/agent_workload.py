@@ -9,23 +9,24 @@ line sent twice, is stored once. The server keeps the last `RIGSHIFT_JOB_LOG_MAX
 new ones arrive.
 """
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from django.conf import settings
 
 from broker.models import Job, JobEvent, JobLogLine, Lease, WorkloadPhase
+from broker.selectors.agent import OwnedLease
 
 PHASE_NOTES = {"pulling": "pulling the image", "starting": "starting the container", "running": "workload running"}
 
 
-def lease_phases_apply(*, events: Sequence[dict[str, Any]], owned: dict[int, tuple[str, int, int]]) -> None:
+def lease_phases_apply(*, events: Sequence[dict[str, Any]], owned: Mapping[int, OwnedLease]) -> None:
     """Record phase changes of the node's own leases: the job's `phase`, a timeline step for pulling and
     starting (running is the job's own `running` step), and the port mapping when it runs."""
     for event in sorted(events, key=lambda e: e["at"]):
         if event["lease_id"] not in owned:
             continue
-        _, job_id, _ = owned[event["lease_id"]]
+        job_id = owned[event["lease_id"]].job_id
         phase = event["phase"]
         job = Job.objects.filter(pk=job_id).values("state", "phase").first()
         if job is None or job["phase"] == WorkloadPhase.EXITED:
@@ -43,11 +44,11 @@ def lease_phases_apply(*, events: Sequence[dict[str, Any]], owned: dict[int, tup
             Lease.objects.filter(pk=event["lease_id"]).update(port_map=ports)
 
 
-def lease_logs_append(*, lines: Sequence[dict[str, Any]], owned: dict[int, tuple[str, int, int]]) -> int:
+def lease_logs_append(*, lines: Sequence[dict[str, Any]], owned: Mapping[int, OwnedLease]) -> int:
     """Store the node's own lines once each; trim each touched job to its last lines. Returns lines stored."""
     rows = [
         JobLogLine(
-            job_id=owned[line["lease_id"]][1],
+            job_id=owned[line["lease_id"]].job_id,
             lease_id=line["lease_id"],
             seq=line["seq"],
             at=line["at"],

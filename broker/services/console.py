@@ -27,10 +27,11 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from broker.models import Job, Lease, MatchRound
+from broker.models import Job, Lease, MatchRound, PriceOffer
 from broker.selectors.console import AssignmentCheck, job_assignment_check
-from broker.services.leases import HOLDING_STATES, lease_create, lease_fail
+from broker.services.leases import HOLDING_STATES, lease_create, lease_fail, price_floor
 from broker.services.matching import match_round_run, matching_pause_set
+from broker.services.price_offers import price_offer_create
 from common.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from common.services import audit_log
 from marketplace.models import Node
@@ -50,12 +51,15 @@ def _node(node_id: int) -> Node:
     return node
 
 
-def job_assign_manual(*, job_id: int, node_id: int, by: Any, override: bool = False, reason: str = "") -> Lease:
+def job_assign_manual(
+    *, job_id: int, node_id: int, by: Any, override: bool = False, reason: str = ""
+) -> Lease | PriceOffer:
     """Staff: lease pending job `job_id` on node `node_id` now (the node's lowest free GPU slots).
 
     Refused (400, code `constraint_violation`) when the node fails one of the job's hard constraints,
     unless `override` with a `reason`; refused (409) when the node cannot take new leases or lacks
-    free GPUs for the period, override or not."""
+    free GPUs for the period, override or not. An override whose price falls below the provider's ask (or an
+    interruptible job's min bid) leases nothing: it returns a PriceOffer the provider must accept first."""
     _require_staff(by)
     reason = reason.strip()
     job = Job.objects.filter(pk=job_id).first()
@@ -74,6 +78,11 @@ def job_assign_manual(*, job_id: int, node_id: int, by: Any, override: bool = Fa
     if check.violation and not reason:
         raise ValidationFailed("Overriding the job's constraints needs a reason (it is audit-logged).")
     assert check.starts_at is not None and check.ends_at is not None
+    floor = price_floor(mode=job.mode, ask_micros=node.price_micros, min_bid_micros=node.min_bid_micros)
+    if check.price_micros < floor:
+        return price_offer_create(
+            job=job, node=node, price_micros=check.price_micros, floor_micros=floor, by=by, reason=reason
+        )
     try:
         with transaction.atomic():
             lease = lease_create(

@@ -97,10 +97,12 @@ MODEL_ARRAYS = {"gpu_ram": "vram", "compute_capability": "cc", "tier": "tier"}
 NODE_ARRAYS = {
     "reliability": "reliability",
     "inet": "inet",
-    "cpu": "cpu_per_gpu",
-    "ram": "ram_per_gpu",
-    "disk": "disk_per_gpu",
+    "cpu": "cpu_free",
+    "ram": "ram_free",
+    "disk": "disk_free",
 }
+# Consumable node resources: the job needs GPUs × its per-GPU minimum free on the node.
+CONSUMABLE_UNITS = {"cpu": "CPU cores", "ram": "GB of RAM", "disk": "GB of disk"}
 
 
 def _best(*, snap: Any, code: str, idx: np.ndarray) -> float:
@@ -160,6 +162,12 @@ def _explain(*, job: Job, snap: Any, code: str, before: np.ndarray, now: datetim
         field = FIELD_BY_REASON[code]
         want = spec.value(field)
         msg = f"{msg} The best among otherwise fitting nodes offers {best:g}; you require {field.label} {want}."
+        if code in CONSUMABLE_UNITS:
+            unit = CONSUMABLE_UNITS[code]
+            msg = (
+                f"{REASON_TEXT.get(code, code)} The most {unit} free on an otherwise fitting node is {best:g}; "
+                f"you need {want} per GPU × {g} GPU(s) = {int(want or 0) * g}."
+            )
         if code == "reliability":
             best_text, want_text = reliability_percent(best), reliability_percent(float(want or 0))
             msg = f"{REASON_TEXT.get(code, code)} The most reliable otherwise fitting node is at {best_text}; "

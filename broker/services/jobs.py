@@ -13,7 +13,7 @@ from broker import dispatch
 from broker.jobspec import JobSpec
 from broker.models import TERMINAL_JOB_STATES, Job, JobEvent, JobState, Lease, LeaseState
 from broker.selectors.jobs import job_cost_so_far
-from broker.selectors.requirements import requirements_check_possible
+from broker.selectors.requirements import pinned_node_check, requirements_check_possible
 from broker.services.job_notify import job_events_notify
 from broker.services.jobs_state import job_transition
 from broker.services.leases import lease_end
@@ -46,6 +46,12 @@ def _replay(*, customer: Customer, key: str, fingerprint: str) -> Job | None:
     return existing
 
 
+def _market_checks(spec: JobSpec) -> None:
+    """Requirements some listed node can meet (400), and a booked-from-offer node still free (409)."""
+    requirements_check_possible(spec=spec)
+    pinned_node_check(spec=spec)
+
+
 def job_book_ex(
     *, customer: Customer, data: JobSpec | Mapping[str, Any], idempotency_key: str | None = None
 ) -> tuple[Job, bool]:
@@ -59,7 +65,7 @@ def job_book_ex(
         existing = _replay(customer=customer, key=key, fingerprint=fingerprint)
         if existing is not None:
             return existing, False
-    requirements_check_possible(spec=spec)
+    _market_checks(spec)
     hold = spec.max_cost_micros
     assert hold is not None  # a booking always has a price limit and a duration
     user = customer.user

@@ -23,10 +23,11 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from billing.services.metering import DEFAULT_EGRESS_BYTES_PER_S
 from billing.services.settlement import lease_account_open, lease_settle_final
 from billing.services.sla import sla_credit_for_failed_lease
 from broker import dispatch
-from broker.models import Job, JobState, Lease, LeaseSlot, LeaseState
+from broker.models import Job, JobMode, JobState, Lease, LeaseSlot, LeaseState, PriceOffer
 from broker.services.jobs_state import job_transition
 from common.errors import Conflict
 from common.money import prorate
@@ -46,6 +47,67 @@ class LeasePlan:
     price_micros: int
     starts_at: datetime
     ends_at: datetime
+    cpu_cores: int = 0  # consumable node resources the lease holds (GPUs × the job's per-GPU minimums)
+    ram_gb: int = 0
+    disk_gb: int = 0
+    placement_note: str = ""  # why the job went to this node (the job page shows it)
+
+    @property
+    def resources(self) -> tuple[int, int, int]:
+        return (self.cpu_cores, self.ram_gb, self.disk_gb)
+
+
+def job_resources(*, job: Job, gpus: int) -> tuple[int, int, int]:
+    """CPU cores, RAM and disk a lease of `gpus` GPUs for the job consumes on its node."""
+    return (
+        gpus * (job.min_cpu_cores_per_gpu or 0),
+        gpus * (job.min_ram_gb_per_gpu or 0),
+        gpus * (job.min_disk_gb_per_gpu or 0),
+    )
+
+
+def leases_fit_node_resources(
+    *, plans: Sequence[LeasePlan], ignore_lease_ids: Sequence[int] = ()
+) -> tuple[list[LeasePlan], list[LeasePlan]]:
+    """The database-side check that no node's CPU, RAM or disk is overcommitted (call inside the writing
+    transaction): locks the plans' node rows in id order, then accepts each plan (in the given order) whose
+    needs fit in the node's totals minus every holding lease overlapping its period (and the plans accepted
+    before it). Summing every overlapping lease over-counts (never under-counts) the load at any instant.
+    `ignore_lease_ids`: leases about to be preempted in the same transaction. Returns (kept, refused)."""
+    needy = [p for p in plans if any(p.resources)]
+    if not needy:
+        return list(plans), []
+    node_ids = sorted({p.node_id for p in needy})
+    totals = {
+        pk: (cpu, ram, disk)
+        for pk, cpu, ram, disk in Node.objects.select_for_update()
+        .filter(pk__in=node_ids)
+        .order_by("pk")
+        .values_list("pk", "cpu_cores", "ram_gb", "disk_gb")
+    }
+    lo = min(p.starts_at for p in needy)
+    held: dict[int, list[tuple[datetime, datetime, tuple[int, int, int]]]] = {}
+    for node_id, s, e, cpu, ram, disk in (
+        Lease.objects.filter(node_id__in=node_ids, state__in=HOLDING_STATES, ends_at__gt=lo)
+        .exclude(pk__in=list(ignore_lease_ids))
+        .values_list("node_id", "starts_at", "ends_at", "cpu_cores", "ram_gb", "disk_gb")
+    ):
+        held.setdefault(node_id, []).append((s, e, (cpu, ram, disk)))
+    kept: list[LeasePlan] = []
+    refused: list[LeasePlan] = []
+    for p in plans:
+        if not any(p.resources):
+            kept.append(p)
+            continue
+        periods = held.setdefault(p.node_id, [])
+        load = [sum(r[k] for s, e, r in periods if s < p.ends_at and e > p.starts_at) for k in range(3)]
+        total = totals.get(p.node_id, (0, 0, 0))
+        if all(load[k] + p.resources[k] <= total[k] for k in range(3)):
+            kept.append(p)
+            periods.append((p.starts_at, p.ends_at, p.resources))
+        else:
+            refused.append(p)
+    return kept, refused
 
 
 def lease_slots_conflicting(*, node_id: int, slots: Sequence[int], starts_at: datetime, ends_at: datetime) -> bool:
@@ -56,7 +118,11 @@ def lease_slots_conflicting(*, node_id: int, slots: Sequence[int], starts_at: da
 
 
 def leases_create_bulk(
-    *, plans: Sequence[LeasePlan], check_overlap: bool | None = None, timings: dict[str, float] | None = None
+    *,
+    plans: Sequence[LeasePlan],
+    check_overlap: bool | None = None,
+    timings: dict[str, float] | None = None,
+    check_price: bool = True,
 ) -> list[int]:
     """Insert reserved leases and their slots (call inside the round's transaction); returns lease ids in
     plan order. On PostgreSQL the exclusion constraint is the guard (an overlap raises IntegrityError and
@@ -64,6 +130,8 @@ def leases_create_bulk(
     slots first (Conflict on overlap) and rows go in with bulk_create."""
     if not plans:
         return []
+    if check_price:  # price consent: never below the provider's ask / min bid (lease_create checks its own)
+        _check_prices(plans)
     connection = transaction.get_connection()
     if check_overlap is None:
         check_overlap = connection.vendor != "postgresql"
@@ -81,6 +149,10 @@ def leases_create_bulk(
                     node_id=p.node_id,
                     gpu_slots=list(p.gpu_slots),
                     gpu_count=len(p.gpu_slots),
+                    cpu_cores=p.cpu_cores,
+                    ram_gb=p.ram_gb,
+                    disk_gb=p.disk_gb,
+                    placement_note=p.placement_note[:300],
                     price_micros=p.price_micros,
                     starts_at=p.starts_at,
                     ends_at=p.ends_at,
@@ -121,8 +193,8 @@ def _copy_leases(*, plans: Sequence[LeasePlan], now: datetime) -> list[int]:
         ids = [row[0] for row in cursor.fetchall()]
         raw = cursor.cursor  # the psycopg cursor
         with raw.copy(
-            "COPY broker_lease (id, job_id, node_id, gpu_slots, gpu_count, price_micros, starts_at, ends_at, "
-            "state, end_reason, created_at) FROM STDIN"
+            "COPY broker_lease (id, job_id, node_id, gpu_slots, gpu_count, cpu_cores, ram_gb, disk_gb, "
+            "placement_note, price_micros, starts_at, ends_at, state, end_reason, created_at) FROM STDIN"
         ) as copy:
             for lease_id, p in zip(ids, plans, strict=True):
                 copy.write_row(
@@ -132,6 +204,10 @@ def _copy_leases(*, plans: Sequence[LeasePlan], now: datetime) -> list[int]:
                         p.node_id,
                         json.dumps(list(p.gpu_slots)),
                         len(p.gpu_slots),
+                        p.cpu_cores,
+                        p.ram_gb,
+                        p.disk_gb,
+                        p.placement_note[:300],
                         p.price_micros,
                         p.starts_at,
                         p.ends_at,
@@ -145,6 +221,33 @@ def _copy_leases(*, plans: Sequence[LeasePlan], now: datetime) -> list[int]:
                 for s in p.gpu_slots:
                     copy.write_row((lease_id, p.node_id, s, p.starts_at, p.ends_at))
     return ids
+
+
+def price_floor(*, mode: str, ask_micros: int, min_bid_micros: int) -> int:
+    """The lowest price per GPU-hour the provider consented to by listing: its ask, or for interruptible work its
+    minimum bid (issue 12 point 5). Below it a lease needs the provider's acceptance of a PriceOffer."""
+    return min_bid_micros if mode == JobMode.INTERRUPTIBLE else ask_micros
+
+
+def _check_prices(plans: Sequence[LeasePlan]) -> None:
+    """Price consent: refuse (409 `below_ask`) a plan priced below its node's floor (two queries)."""
+    modes = dict(Job.objects.filter(pk__in={p.job_id for p in plans}).values_list("pk", "mode"))
+    floors = {
+        pk: (ask, min_bid)
+        for pk, ask, min_bid in Node.objects.filter(pk__in={p.node_id for p in plans}).values_list(
+            "pk", "price_micros", "min_bid_micros"
+        )
+    }
+    for p in plans:
+        ask, min_bid = floors[p.node_id]
+        floor = price_floor(mode=modes[p.job_id], ask_micros=ask, min_bid_micros=min_bid)
+        if p.price_micros < floor:
+            raise Conflict(
+                f"Job {p.job_id} cannot be leased on node {p.node_id} at {p.price_micros} micro-USD per GPU-hour: the "
+                f"provider's {'minimum bid' if modes[p.job_id] == JobMode.INTERRUPTIBLE else 'ask'} is {floor}. "
+                "A lower price needs the provider's acceptance of a price offer.",
+                code="below_ask",
+            )
 
 
 def _check_overlaps(plans: Sequence[LeasePlan]) -> None:
@@ -165,14 +268,37 @@ def _check_overlaps(plans: Sequence[LeasePlan]) -> None:
 
 
 def lease_create(
-    *, job_id: int, node_id: int, gpu_slots: Sequence[int], price_micros: int, starts_at: datetime, ends_at: datetime
+    *,
+    job_id: int,
+    node_id: int,
+    gpu_slots: Sequence[int],
+    price_micros: int,
+    starts_at: datetime,
+    ends_at: datetime,
+    consented_offer_id: int | None = None,
 ) -> Lease:
-    """One lease for a pending job (manual assignment, tests): job pending → matched, slots held."""
-    plan = LeasePlan(job_id, node_id, sorted(gpu_slots), price_micros, starts_at, ends_at)
+    """One lease for a pending job (manual assignment, tests): job pending → matched, slots held.
+
+    Never below the provider's floor (409 `below_ask`) unless `consented_offer_id` names the PriceOffer the
+    provider accepted at this price (services/price_offers.py)."""
+    job = Job.objects.get(pk=job_id)
+    cpu, ram, disk = job_resources(job=job, gpus=len(gpu_slots))
+    plan = LeasePlan(job_id, node_id, sorted(gpu_slots), price_micros, starts_at, ends_at, cpu, ram, disk)
+    if consented_offer_id is None:
+        _check_prices([plan])
+    elif not PriceOffer.objects.filter(
+        pk=consented_offer_id, job_id=job_id, node_id=node_id, price_micros=price_micros
+    ).exists():
+        raise Conflict("The price offer does not match this lease.", code="below_ask")
     with transaction.atomic():
         # Two assignments to one node wait here, one after the other: without the row lock their
         # concurrent slot inserts can deadlock inside PostgreSQL's exclusion-constraint check.
         list(Node.objects.select_for_update().filter(pk=node_id).values_list("pk", flat=True))
+        if leases_fit_node_resources(plans=[plan])[1]:
+            raise Conflict(
+                f"Node {node_id} does not have {cpu} CPU cores, {ram} GB RAM and {disk} GB disk free "
+                "for that period (other leases hold them)."
+            )
         if not job_transition(
             job_id=job_id,
             from_states=[JobState.PENDING],
@@ -182,7 +308,7 @@ def lease_create(
         ):
             raise Conflict(f"Job {job_id} is not pending; it cannot be leased.")
         _check_overlaps([plan])  # on PostgreSQL the constraint would catch it too; a clear 409 is nicer
-        lease_id = leases_create_bulk(plans=[plan], check_overlap=False)[0]
+        lease_id = leases_create_bulk(plans=[plan], check_overlap=False, check_price=False)[0]
         return Lease.objects.get(pk=lease_id)
 
 
@@ -202,16 +328,25 @@ def _close(*, lease_id: int, to_state: LeaseState, reason: str, now: datetime) -
     return Lease.objects.select_related("job", "job__customer__user", "node__provider__user").get(pk=lease_id)
 
 
-def lease_activate(*, lease_id: int) -> bool:
-    """reserved → active on the agent's first usage report; the job matched → running."""
-    now = timezone.now()
+def lease_activate(*, lease_id: int, now: datetime | None = None) -> bool:
+    """reserved → active on the agent's first usage report; the job matched → running.
+
+    Activation starts the broker clock billing meters (billing/services/metering.py, THE RULE): never before the
+    lease's scheduled start. The billing account carries the job's escrow hold, which bounds all its charges.
+    """
+    now = now or timezone.now()
     with transaction.atomic():
+        starts_at = Lease.objects.filter(pk=lease_id).values_list("starts_at", flat=True).first()
+        if starts_at is None:
+            return False
+        active_from = max(now, starts_at)
         updated = Lease.objects.filter(pk=lease_id, state=LeaseState.RESERVED).update(
-            state=LeaseState.ACTIVE, activated_at=now
+            state=LeaseState.ACTIVE, activated_at=active_from
         )
         if not updated:
             return False
         lease = Lease.objects.select_related("job__customer__user", "node__provider__user").get(pk=lease_id)
+        node = lease.node
         job_transition(
             job_id=lease.job_id, from_states=[JobState.MATCHED], to_state=JobState.RUNNING, note="agent started"
         )
@@ -223,17 +358,24 @@ def lease_activate(*, lease_id: int) -> bool:
             node_id=lease.node_id,
             price_micros=lease.price_micros,
             gpu_count=lease.gpu_count,
-            hold_micros=0,
-            storage_price_micros=lease.node.storage_price_micros,
-            egress_price_micros=lease.node.egress_price_micros,
+            hold_micros=lease.job.held_micros,
+            active_from=active_from,
+            period_end=lease.ends_at,
+            storage_price_micros=node.storage_price_micros,
+            egress_price_micros=node.egress_price_micros,
+            storage_gb_cap=node.disk_gb,
+            egress_bytes_per_s_cap=node.inet_up_mbps * 125_000 or DEFAULT_EGRESS_BYTES_PER_S,
         )
     return True
 
 
-def lease_end(*, lease_id: int, reason: str = "completed", complete_job: bool = False) -> bool:
+def lease_end(
+    *, lease_id: int, reason: str = "completed", complete_job: bool = False, billed_until: datetime | None = None
+) -> bool:
     """reserved/active → ended; the GPUs free up from now. With `complete_job` (lease expiry, workload
     finished) the job moves matched/running → completed and its unused escrow is released; without it
-    (e.g. the booking service ending leases of a job it is cancelling) the caller owns the job's state."""
+    (e.g. the booking service ending leases of a job it is cancelling) the caller owns the job's state.
+    `billed_until` (the agent's exit report) may stop the billing clock earlier than now, never later."""
     now = timezone.now()
     with transaction.atomic():
         lease = _close(lease_id=lease_id, to_state=LeaseState.ENDED, reason=reason, now=now)
@@ -243,7 +385,8 @@ def lease_end(*, lease_id: int, reason: str = "completed", complete_job: bool = 
             job_id=lease.job_id, from_states=LIVE_JOB_STATES, to_state=JobState.COMPLETED, note=f"lease ended: {reason}"
         )
         if completed:  # without complete_job the caller (e.g. job_cancel) owns the job's state and its money
-            _lease_close_money(lease=lease, job_terminal=True, failed=False)
+            ended_at = min(billed_until, now) if billed_until is not None else now
+            _lease_close_money(lease=lease, job_terminal=True, failed=False, ended_at=ended_at)
     return True
 
 
@@ -267,7 +410,9 @@ def exit_note(*, exit_code: int | None, reason: str, detail: str = "") -> str:
     return f"{text}: {detail}" if detail and detail not in (reason, words) else text
 
 
-def lease_exit(*, lease_id: int, exit_code: int | None, reason: str, detail: str = "") -> bool:
+def lease_exit(
+    *, lease_id: int, exit_code: int | None, reason: str, detail: str = "", billed_until: datetime | None = None
+) -> bool:
     """The agent reports the workload ended: the lease ends (GPUs free from now) and the job completes on a
     zero exit (or the booked time running out), or fails on a non-zero exit, out of memory, a failed image
     pull or start, keeping the exit code and reason. The customer pays for what ran either way (the lease is
@@ -285,8 +430,9 @@ def lease_exit(*, lease_id: int, exit_code: int | None, reason: str, detail: str
             return False
         to_state = JobState.FAILED if failed else JobState.COMPLETED
         done = job_transition(job_id=lease.job_id, from_states=LIVE_JOB_STATES, to_state=to_state, note=note, **outcome)
-        if done:
-            _lease_close_money(lease=lease, job_terminal=True, failed=False)
+        if done:  # the exit report may only shorten the billed time, never lengthen it
+            ended_at = min(billed_until, now) if billed_until is not None else now
+            _lease_close_money(lease=lease, job_terminal=True, failed=False, ended_at=ended_at)
     return True
 
 
@@ -359,7 +505,7 @@ def lease_cost_so_far(*, lease: Lease, now: datetime | None = None) -> int:
 # ---------------------------------------------------------------------------------------------
 # MONEY HOOK — billing takes this over. Everything money-related a lease close does is here.
 # ---------------------------------------------------------------------------------------------
-def _lease_close_money(*, lease: Lease, job_terminal: bool, failed: bool) -> None:
+def _lease_close_money(*, lease: Lease, job_terminal: bool, failed: bool, ended_at: datetime | None = None) -> None:
     """Close the lease's money.
 
     - A lease that ran (activated) has a billing account: `billing.services.settlement.lease_settle_final`
@@ -381,6 +527,7 @@ def _lease_close_money(*, lease: Lease, job_terminal: bool, failed: bool) -> Non
                 customer_user=job.customer.user,
                 release_unused_hold_micros=release_hold,
                 failed=failed,
+                ended_at=ended_at or lease.ended_at,
             )
         except Exception:  # a missing account must not block failover; fall through to the plain release
             log.exception("lease_settle_final failed for lease %s", lease.pk)

@@ -8,6 +8,7 @@ round or a re-run cannot double-book.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections import Counter
@@ -19,16 +20,24 @@ import numpy as np
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
+from django.db.models import Sum
 from django.utils import timezone
 
 from broker import engine
 from broker.engine.fairshare import decayed_usage, priority_order
+from broker.engine.scarcity import forecast_groups
 from broker.jobspec import SNAPSHOT_COLUMNS
 from broker.locks import shard_lock
-from broker.models import Job, JobEvent, JobMode, JobState, Lease, LeaseSlot, MatchRound
+from broker.models import Job, JobEvent, JobMode, JobState, Lease, LeaseSlot, MatchRound, Placement
 from broker.services.job_notify import job_steps_notify
 from broker.services.jobs_state import job_transition
-from broker.services.leases import HOLDING_STATES, LeasePlan, lease_preempt, leases_create_bulk
+from broker.services.leases import (
+    HOLDING_STATES,
+    LeasePlan,
+    lease_preempt,
+    leases_create_bulk,
+    leases_fit_node_resources,
+)
 from common.money import format_rate
 from marketplace.models import TIER_RANK, ChallengeState, GPUModel, Node, NodeStatus, Region
 
@@ -43,6 +52,24 @@ MODE_CODE: dict[str, int] = {
     JobMode.RESERVED: engine.MODE_RESERVED,
 }
 
+PLACEMENT_CODE: dict[str, int] = {
+    Placement.CHEAPEST: engine.PLACE_CHEAPEST,
+    Placement.PERF_PER_DOLLAR: engine.PLACE_PERF_PER_DOLLAR,
+    Placement.RELIABLE: engine.PLACE_RELIABLE,
+}
+
+# Why a job went to its node (engine.Placement.why → the lease's placement note on the job page).
+WHY_TEXT = {
+    "pinned": "The node you booked from offer search.",
+    "cheapest": "The cheapest offer with free GPUs that met your requirements in this round.",
+    "perf_per_dollar": "The fitting offer with the most measured performance per dollar (your placement preference).",
+    "reliable": "The most reliable fitting offer (your placement preference).",
+    "bid": "Interruptible: you pay your bid on any node whose minimum bid it meets; this one scored best.",
+    "rerouted": "Placed by the round's optimisation step, which moves jobs so that more of them fit.",
+    "preempt": "GPUs freed by preempting lower-bid interruptible work on this node.",
+    "backfill": "Backfill: the GPUs are idle until a later reservation starts, and your job ends before it.",
+}
+
 REASON_TEXT = {
     "no_node_with_gpu_count": "No listed node has that many GPUs in one machine.",
     "gpu_model": "No available node has one of the allowed GPU models.",
@@ -53,11 +80,12 @@ REASON_TEXT = {
     "verified": "No verified node meets the requirements.",
     "reliability": "No node meeting the requirements is reliable enough.",
     "inet": "No node meeting the requirements has enough download bandwidth.",
-    "cpu": "No node meeting the requirements has enough CPU cores per GPU.",
-    "ram": "No node meeting the requirements has enough RAM per GPU.",
-    "disk": "No node meeting the requirements has enough disk per GPU.",
+    "cpu": "No node meeting the requirements has enough CPU cores free (GPUs × cores per GPU).",
+    "ram": "No node meeting the requirements has enough RAM free (GPUs × RAM per GPU).",
+    "disk": "No node meeting the requirements has enough disk free (GPUs × disk per GPU).",
     "availability_window": "No node meeting the requirements is listed for the whole period.",
     "price": "Nodes meet the requirements but ask more than the price limit.",
+    "pinned_node": "The node you booked from search cannot take the job now (taken, offline or no longer fits).",
     "capacity": "Nodes fit but their GPUs are leased for the period.",
     "contention": "GPUs that fit went to higher-priority jobs in this round.",
 }
@@ -107,9 +135,15 @@ def _models_table() -> tuple[engine.Models, dict[int, int]]:
 
 
 def _reserved_slots_hold(
-    *, slot_free_at: np.ndarray, pos: dict[int, int], gpu_count: np.ndarray, now: datetime
+    *,
+    slot_free_at: np.ndarray,
+    pos: dict[int, int],
+    gpu_count: np.ndarray,
+    now: datetime,
+    held_now: set[tuple[int, int]] | None = None,
 ) -> None:
-    """Reserved contracts hold the node's highest slots until their term ends (broker/services/reserved.py)."""
+    """Reserved contracts hold the node's highest slots until their term ends (broker/services/reserved.py).
+    `held_now` collects the (node index, slot) pairs they hold."""
     from broker.services.reserved import reserved_holds
 
     used: dict[int, int] = {}
@@ -118,7 +152,51 @@ def _reserved_slots_hold(
         top = int(gpu_count[i]) - used.get(node_id, 0)
         for slot in range(max(0, top - count), top):
             slot_free_at[i, slot] = max(slot_free_at[i, slot], ends_at.timestamp())
+            if held_now is not None:
+                held_now.add((i, slot))
         used[node_id] = used.get(node_id, 0) + count
+
+
+def _slot_gaps(
+    *, shape: tuple[int, ...], pos: dict[int, int], now: datetime, held_now: set[tuple[int, int]]
+) -> np.ndarray | None:
+    """Backfill gaps: for each slot free now whose next holding starts later, that start (-inf elsewhere);
+    None when no slot has a later holding (the usual case: one cheap query)."""
+    future = list(
+        LeaseSlot.objects.filter(starts_at__gt=now, ends_at__gt=now).values_list("node_id", "slot", "starts_at")
+    )
+    if not future:
+        return None
+    gap = np.full(shape, -np.inf)
+    for node_id, slot, starts_at in future:
+        i = pos.get(node_id)
+        if i is not None and slot < shape[1]:
+            t = starts_at.timestamp()
+            gap[i, slot] = t if gap[i, slot] == -np.inf else min(gap[i, slot], t)
+    busy = LeaseSlot.objects.filter(
+        node_id__in=sorted({f[0] for f in future}), starts_at__lte=now, ends_at__gt=now
+    ).values_list("node_id", "slot")
+    for i, slot in [*((pos.get(nid), s) for nid, s in busy), *held_now]:
+        if i is not None and slot < shape[1]:
+            gap[i, slot] = -np.inf
+    return gap
+
+
+def _resources_free(*, node_rows: list[Any], pos: dict[int, int], now: datetime) -> np.ndarray:
+    """(3, N) CPU cores, RAM and disk of each node not held by a lease that has not ended (conservative: a
+    lease starting later counts from now)."""
+    free = np.array([[r[6], r[7], r[8]] for r in node_rows], dtype=float).reshape(-1, 3).T.copy()
+    held = (
+        Lease.objects.filter(state__in=HOLDING_STATES, ends_at__gt=now)
+        .values("node_id")
+        .annotate(cpu=Sum("cpu_cores"), ram=Sum("ram_gb"), disk=Sum("disk_gb"))
+        .values_list("node_id", "cpu", "ram", "disk")
+    )
+    for node_id, cpu, ram, disk in held:
+        i = pos.get(node_id)
+        if i is not None and (cpu or ram or disk):
+            free[:, i] -= (cpu or 0, ram or 0, disk or 0)
+    return free
 
 
 # Node columns the snapshot reads (positions matter: _nodes_table indexes the rows).
@@ -149,6 +227,7 @@ class _SlotTable:
     free_at: np.ndarray
     holdings: dict[tuple[int, int], float]  # (row, slot) -> end of the last lease slot holding it
     max_slots: int
+    gap_until: np.ndarray | None = None  # backfill gaps (_slot_gaps)
 
 
 def _slot_table(*, node_ids: list[int], gpu_count: np.ndarray, now: datetime) -> _SlotTable:
@@ -168,8 +247,10 @@ def _slot_table(*, node_ids: list[int], gpu_count: np.ndarray, now: datetime) ->
         if t > slot_free_at[i, slot]:
             slot_free_at[i, slot] = t
         holdings[(i, slot)] = max(holdings.get((i, slot), -np.inf), t)
-    _reserved_slots_hold(slot_free_at=slot_free_at, pos=pos, gpu_count=gpu_count, now=now)
-    return _SlotTable(pos=pos, free_at=slot_free_at, holdings=holdings, max_slots=max_slots)
+    contract_held: set[tuple[int, int]] = set()
+    _reserved_slots_hold(slot_free_at=slot_free_at, pos=pos, gpu_count=gpu_count, now=now, held_now=contract_held)
+    gap_until = _slot_gaps(shape=slot_free_at.shape, pos=pos, now=now, held_now=contract_held)
+    return _SlotTable(pos=pos, free_at=slot_free_at, holdings=holdings, max_slots=max_slots, gap_until=gap_until)
 
 
 def _nodes_table(
@@ -187,7 +268,7 @@ def _nodes_table(
     region_index = {r: i for i, r in enumerate(REGIONS)}
     gpu_count = np.array([r[9] for r in node_rows], dtype=np.int64)
     slots = _slot_table(node_ids=node_ids, gpu_count=gpu_count, now=now)
-    gpu = np.maximum(gpu_count, 1)
+    res_free = _resources_free(node_rows=node_rows, pos=slots.pos, now=now)
     fp16 = models.fp16[[model_index[r[1]] for r in node_rows]] if n else np.zeros(0)
     nodes = engine.Nodes(
         ids=np.array(node_ids, dtype=np.int64),
@@ -196,9 +277,9 @@ def _nodes_table(
         reliability=np.array([r[3] for r in node_rows], dtype=float),
         verified=np.array([r[4] for r in node_rows], dtype=bool),
         inet=np.array([r[5] for r in node_rows], dtype=float),
-        cpu_per_gpu=np.array([r[6] for r in node_rows], dtype=float) / gpu,
-        ram_per_gpu=np.array([r[7] for r in node_rows], dtype=float) / gpu,
-        disk_per_gpu=np.array([r[8] for r in node_rows], dtype=float) / gpu,
+        cpu_free=res_free[0],
+        ram_free=res_free[1],
+        disk_free=res_free[2],
         gpu_count=gpu_count,
         ask=np.array([r[10] for r in node_rows], dtype=float),
         min_bid=np.array([r[11] for r in node_rows], dtype=float),
@@ -206,6 +287,7 @@ def _nodes_table(
         avail_from=np.array([_epoch(r[13], -np.inf) for r in node_rows], dtype=float),
         avail_until=np.array([_epoch(r[14], np.inf) for r in node_rows], dtype=float),
         slot_free_at=slots.free_at,
+        gap_until=slots.gap_until,
     )
     if n:
         nodes.dlperf = np.where(np.isnan(nodes.dlperf), fp16, nodes.dlperf)
@@ -217,7 +299,7 @@ def _preemptible_table(*, now: datetime, slots: _SlotTable) -> engine.Preemptibl
     pre_rows = list(
         Lease.objects.filter(
             state__in=HOLDING_STATES, job__mode=JobMode.INTERRUPTIBLE, starts_at__lte=now, ends_at__gt=now
-        ).values_list("pk", "node_id", "price_micros", "gpu_slots", "ends_at")
+        ).values_list("pk", "node_id", "price_micros", "gpu_slots", "ends_at", "cpu_cores", "ram_gb", "disk_gb")
     )
     pos, holdings = slots.pos, slots.holdings
     pre = [
@@ -231,6 +313,7 @@ def _preemptible_table(*, now: datetime, slots: _SlotTable) -> engine.Preemptibl
         bid=np.array([r[2] for r in pre], dtype=float),
         gpu_count=np.array([len(r[3]) for r in pre], dtype=np.int64),
         slots=[list(r[3]) for r in pre],
+        resources=np.array([r[5:8] for r in pre], dtype=float).reshape(-1, 3).T,
     )
 
 
@@ -250,7 +333,7 @@ def snapshot_take(*, now: datetime, job_limit: int | None = None, job_ids: list[
     nodes, node_ids, slots = _nodes_table(now=now, models=models, model_index=model_index)
     preemptible = _preemptible_table(now=now, slots=slots)
     col = _pending_job_columns(job_limit=job_limit, job_ids=job_ids)
-    jobs = _jobs_table(col=col, now=now, models=models, model_index=model_index)
+    jobs = _jobs_table(col=col, now=now, models=models, model_index=model_index, node_pos=slots.pos)
     return Snapshot(now, jobs, nodes, models, preemptible, col["pk"], node_ids)
 
 
@@ -289,7 +372,12 @@ def _allowed_regions(wanted_regions: list[Any]) -> tuple[np.ndarray, np.ndarray]
 
 
 def _jobs_table(
-    *, col: dict[str, list[Any]], now: datetime, models: engine.Models, model_index: dict[int, int]
+    *,
+    col: dict[str, list[Any]],
+    now: datetime,
+    models: engine.Models,
+    model_index: dict[int, int],
+    node_pos: dict[int, int],
 ) -> engine.Jobs:
     """The engine's job arrays from the snapshot's columns (one entry per pending job, in submission order)."""
     nowf = now.timestamp()
@@ -335,6 +423,8 @@ def _jobs_table(
         start=start,
         end=start + duration,
         order=order,
+        prefer=np.array([PLACEMENT_CODE.get(p, 0) for p in col["placement"]], dtype=np.int64),
+        pin=np.array([-1 if n is None else node_pos.get(n, -2) for n in col["node_id"]], dtype=np.int64),
     )
 
 
@@ -358,6 +448,41 @@ def _priority(
         customer=np.array(col["customer_id"], dtype=np.int64),
         demand_gpu_hours=demand,
     )
+
+
+def constrained_forecast(*, nodes: engine.Nodes, n_models: int, now: datetime) -> np.ndarray | None:
+    """The scarcity forecast (broker/engine/scarcity.py): GPUs of model- or region-constrained bookings in
+    the last `RIGSHIFT_SCARCITY_WINDOW_S` (default 1 h), each spread evenly over the (model, region) groups
+    it allows, smoothed towards each group's share of the listed GPUs, scaled to the next
+    `RIGSHIFT_SCARCITY_HORIZON_S` (default 1 h). None when nothing constrained was booked."""
+    window = float(getattr(settings, "RIGSHIFT_SCARCITY_WINDOW_S", 3600))
+    horizon = float(getattr(settings, "RIGSHIFT_SCARCITY_HORIZON_S", 3600))
+    since = now - timedelta(seconds=window)
+    recent = list(Job.objects.filter(created_at__gte=since).values_list("pk", "gpu_count", "regions"))
+    if not recent or nodes.count == 0:
+        return None
+    model_pks = list(GPUModel.objects.order_by("pk").values_list("pk", flat=True))
+    index = {pk: i for i, pk in enumerate(model_pks)}
+    allowed: dict[int, list[int]] = {}
+    through = Job.gpu_models.through
+    for job_id, model_id in through.objects.filter(job__created_at__gte=since).values_list("job_id", "gpumodel_id"):
+        if model_id in index:
+            allowed.setdefault(job_id, []).append(index[model_id])
+    region_index = {r: i for i, r in enumerate(REGIONS)}
+    out = np.zeros((max(n_models, 1), len(REGIONS)))
+    for pk, gpus, regions in recent:
+        wanted = [region_index[r] for r in (regions or []) if r in region_index]
+        if pk not in allowed and not wanted:
+            continue  # unconstrained
+        models = allowed.get(pk) or list(range(n_models))
+        cells = [(m, r) for m in models for r in (wanted or range(len(REGIONS)))]
+        for m, r in cells:
+            out[m, r] += gpus / len(cells)
+    if not out.any():
+        return None
+    group_gpus = np.zeros_like(out)
+    np.add.at(group_gpus, (nodes.model, np.minimum(nodes.region, len(REGIONS) - 1)), nodes.gpu_count)
+    return forecast_groups(out, group_gpus) * (horizon / window)
 
 
 def _expire_pending(*, now: datetime) -> int:
@@ -414,7 +539,12 @@ def _round(*, shard: str, now: datetime | None) -> MatchRound:
     snap = snapshot_take(now=now)
     t1 = time.perf_counter()
     result = engine.match(
-        jobs=snap.jobs, nodes=snap.nodes, models=snap.models, now=now.timestamp(), preemptible=snap.preemptible
+        jobs=snap.jobs,
+        nodes=snap.nodes,
+        models=snap.models,
+        now=now.timestamp(),
+        preemptible=snap.preemptible,
+        forecast=constrained_forecast(nodes=snap.nodes, n_models=snap.models.count, now=now),
     )
     t2 = time.perf_counter()
     commit_phases: dict[str, float] = {}
@@ -468,6 +598,7 @@ def _commit(*, snap: Snapshot, result: engine.Result, phases: dict[str, float]) 
             Node.objects.filter(listed=True, cordoned=False, status=NodeStatus.ONLINE).values_list("pk", flat=True)
         )
         on_live_nodes = [p for p in placements if snap.node_ids[p.node_idx] in ok_nodes]
+        on_live_nodes = _fit_resources(snap=snap, placements=on_live_nodes)
         still = _jobs_claim(job_ids=sorted(snap.job_ids[p.job_idx] for p in on_live_nodes), now=now)
         lap("nodes_check_jobs_claim")
         keep = [p for p in on_live_nodes if snap.job_ids[p.job_idx] in still]
@@ -476,20 +607,8 @@ def _commit(*, snap: Snapshot, result: engine.Result, phases: dict[str, float]) 
         for p in keep:
             for lease_id in p.preempts:
                 preempted += int(lease_preempt(lease_id=lease_id, reason="preempted by on-demand work"))
-        plans = []
-        for p in keep:
-            start = max(float(snap.jobs.start[p.job_idx]), nowf)
-            end = start + float(snap.jobs.end[p.job_idx] - snap.jobs.start[p.job_idx])
-            plans.append(
-                LeasePlan(
-                    job_id=snap.job_ids[p.job_idx],
-                    node_id=snap.node_ids[p.node_idx],
-                    gpu_slots=p.slots,
-                    price_micros=p.price,
-                    starts_at=datetime.fromtimestamp(start, tz=UTC),
-                    ends_at=datetime.fromtimestamp(end, tz=UTC),
-                )
-            )
+        needs = snap.jobs.resources_need()
+        plans = [_plan(snap=snap, p=p, nowf=nowf, needs=needs) for p in keep]
         lap("preempt_plan")
         leases_create_bulk(plans=plans, timings=phases)
         lap("leases_slots")
@@ -497,8 +616,7 @@ def _commit(*, snap: Snapshot, result: engine.Result, phases: dict[str, float]) 
             rows=[
                 (
                     pl.job_id,
-                    f"matched: {len(pl.gpu_slots)} GPU(s) on node {pl.node_id} at "
-                    f"{format_rate(micros=pl.price_micros, unit='GPU-hour')}",
+                    f"matched: {len(pl.gpu_slots)} GPU(s) on node {pl.node_id}. {pl.placement_note}",
                 )
                 for pl in plans
             ],
@@ -517,6 +635,57 @@ def _commit(*, snap: Snapshot, result: engine.Result, phases: dict[str, float]) 
         lap("pending_reasons")
     lap("transaction_commit")
     return len(plans), preempted, dropped
+
+
+def _plan(*, snap: Snapshot, p: engine.Placement, nowf: float, needs: np.ndarray) -> LeasePlan:
+    start = max(float(snap.jobs.start[p.job_idx]), nowf)
+    end = start + float(snap.jobs.end[p.job_idx] - snap.jobs.start[p.job_idx])
+    need = needs[:, p.job_idx]
+    return LeasePlan(
+        job_id=snap.job_ids[p.job_idx],
+        node_id=snap.node_ids[p.node_idx],
+        gpu_slots=p.slots,
+        price_micros=p.price,
+        starts_at=datetime.fromtimestamp(start, tz=UTC),
+        ends_at=datetime.fromtimestamp(end, tz=UTC),
+        cpu_cores=int(need[0]),
+        ram_gb=int(need[1]),
+        disk_gb=int(need[2]),
+        placement_note=_placement_note(snap=snap, p=p),
+    )
+
+
+def _placement_note(*, snap: Snapshot, p: engine.Placement) -> str:
+    j = p.job_idx
+    return _note(p.why, p.price, float(snap.jobs.price_limit[j]), bool(snap.jobs.mode[j] == engine.MODE_INTERRUPTIBLE))
+
+
+@functools.lru_cache(maxsize=4096)
+def _note(why: str, price_micros: int, limit: float, interruptible: bool) -> str:
+    text = WHY_TEXT.get(why, "")
+    price = format_rate(micros=price_micros, unit="GPU-hour")
+    if interruptible:
+        return f"{text} Price {price} (your bid)."
+    cap = f"; your max {format_rate(micros=int(limit), unit='GPU-hour')}" if np.isfinite(limit) else ""
+    return f"{text} Price {price}{cap}."
+
+
+def _fit_resources(*, snap: Snapshot, placements: list[engine.Placement]) -> list[engine.Placement]:
+    """The database-side resource check: placements whose node no longer has their CPU, RAM or disk free
+    (a manual assignment since the snapshot) are dropped; their jobs stay pending for the next round."""
+    nowf = snap.now.timestamp()
+    needs = snap.jobs.resources_need()
+    needy = np.asarray((needs > 0).any(axis=0), dtype=bool)
+    plans = [_plan(snap=snap, p=p, nowf=nowf, needs=needs) for p in placements if needy[p.job_idx]]
+    if not plans:
+        return placements
+    ignore = [lease_id for p in placements for lease_id in p.preempts]
+    _kept, refused = leases_fit_node_resources(plans=plans, ignore_lease_ids=ignore)
+    if not refused:
+        return placements
+    dropped = {pl.job_id for pl in refused}
+    log.warning("match round: %d placement(s) dropped, node resources taken since the snapshot", len(dropped))
+    return [p for p in placements if snap.job_ids[p.job_idx] not in dropped]
 
 
 def _jobs_claim(*, job_ids: list[int], now: datetime) -> set[int]:

@@ -3,8 +3,9 @@ history in simulated time (the demo seed's months of settled usage, the simulato
 
 `job_run_start` books a job for the customer (escrow held as for any booking) and leases it on the given node at the
 given price from now for `hours`; `job_run_finish`, called when the lease's period is over (the caller advances the
-clock), has the node's agent report the usage in one heartbeat (`running` usage then `exited`), which activates the
-lease, ingests the usage, ends the lease and settles it (customer escrow → platform fee, reserve, lenders' withholding
+clock), has the node heartbeat once and its usage recorded for the whole period (the broker clock replayed from
+the lease's start to its end), which activates the lease, ingests the usage, ends the lease and settles it
+(customer escrow → platform fee, reserve, lenders' withholding
 and the provider payable), exactly as a real agent's heartbeats would, only coarser. Callers decide about matching
 rounds (a booking asks for one on commit; a caller replaying history usually wants none).
 """
@@ -12,13 +13,15 @@ rounds (a booking asks for one on commit; a caller replaying history usually wan
 from datetime import timedelta
 from decimal import Decimal
 
+from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from billing.services.metering import lease_clock_replay, usage_ingest
 from broker.models import Lease
 from broker.services.agent import agent_heartbeat
 from broker.services.jobs import job_book
-from broker.services.leases import lease_create
+from broker.services.leases import lease_activate, lease_create, lease_end
 from common.money import from_micros
 from marketplace.models import Customer, Node, NodeHeartbeat
 
@@ -67,4 +70,11 @@ def job_run_finish(*, lease: Lease, utilisation: Decimal = Decimal("0.9")) -> No
         "interval_end": end,
         "state": "exited",
     }
-    agent_heartbeat(node=node, seq=seq, leases=[report], now=timezone.now())
+    # One heartbeat stands for the node's heartbeats through the period (the broker clock runs from the start to the
+    # end: lease_clock_replay); the agent API's checks are for an agent's reports, and this is trusted history.
+    with transaction.atomic():
+        agent_heartbeat(node=node, seq=seq, now=timezone.now())
+        lease_activate(lease_id=lease.pk, now=lease.starts_at)
+        lease_clock_replay(lease_ref=lease.pk, until=end)
+        usage_ingest(node_id=node.pk, reports=[report])
+        lease_end(lease_id=lease.pk, reason="workload exited", complete_job=True, billed_until=end)

@@ -5,7 +5,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from broker.models import JobState
+from broker.models import JobState, PriceOffer
 from broker.selectors.console import (
     job_assignment_candidates,
     job_audit,
@@ -69,7 +69,15 @@ def job_assign(request: HttpRequest, job_id: int) -> HttpResponse:
     except DomainError as exc:
         messages.error(request, f"Not assigned: {exc.message}")
     else:
-        messages.success(
-            request, f"Job {job_id} leased on node {lease.node_id}, GPU slot(s) {', '.join(map(str, lease.gpu_slots))}."
-        )
+        if isinstance(lease, PriceOffer):
+            messages.warning(
+                request,
+                f"Not leased yet: the price is below the provider's ask, so offer #{lease.pk} was sent to the "
+                "provider; the job is leased only if the provider accepts it.",
+            )
+        else:
+            messages.success(
+                request,
+                f"Job {job_id} leased on node {lease.node_id}, GPU slot(s) {', '.join(map(str, lease.gpu_slots))}.",
+            )
     return redirect("console:job_detail", job_id=job_id)

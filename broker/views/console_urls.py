@@ -2,7 +2,7 @@
 
 from django.urls import URLPattern, URLResolver, path
 
-from broker.views import console, console_jobs, console_nodes
+from broker.views import console, console_flags, console_jobs, console_nodes
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path("", console.dashboard, name="dashboard"),
@@ -18,6 +18,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("matching/run/", console.round_run, name="round_run"),
     path("jobs/<int:job_id>/", console_jobs.job_detail, name="job_detail"),
     path("jobs/<int:job_id>/assign/", console_jobs.job_assign, name="job_assign"),
+    path("flags/", console_flags.flags, name="flags"),
     path("nodes/", console_nodes.nodes, name="nodes"),
     path("nodes/<int:node_id>/", console_nodes.node_detail, name="node_detail"),
     path("nodes/<int:node_id>/verify/", console_nodes.node_verify_view, name="node_verify"),

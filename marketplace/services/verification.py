@@ -23,7 +23,7 @@ from django.utils import timezone
 from common.errors import Conflict, PermissionDenied
 from common.services import audit_log
 from marketplace.catalog_data import CATALOG
-from marketplace.models import ChallengeReason, ChallengeState, GPUModel, Node, NodeStatus
+from marketplace.models import ChallengeReason, ChallengeState, GPUModel, Node, NodeChange, NodeStatus
 from marketplace.services.challenge import node_challenge_issue
 from marketplace.services.gpu_names import match_slug
 from marketplace.signals import node_verified
@@ -179,6 +179,40 @@ class AgentReportResult:
 
 
 _MEASURED_SPECS = ("cpu_cores", "ram_gb", "disk_gb", "inet_down_mbps", "inet_up_mbps")
+# A re-registration may move CPU, RAM, disk or bandwidth by this share (measurement noise, a resized disk partition)
+# without counting as a change of what the node is; beyond it, or any change of GPU model or count, is a NodeChange.
+NODE_SPEC_TOLERANCE = 0.10
+
+
+def _gpu_summary(gpus: list[dict[str, Any]]) -> str:
+    names = Counter(" or ".join(reported_names(gpu)) for gpu in gpus)
+    return " + ".join(f"{count}× {name}" for name, count in sorted(names.items())) or "no GPUs"
+
+
+def node_changes_describe(*, node: Node, report: dict[str, Any]) -> tuple[list[str], dict[str, Any], dict[str, Any]]:
+    """(changed figures, old, new) between the node as last reported and a new agent report; nothing on the first.
+
+    GPUs: any change of model or count. CPU cores, RAM, disk and bandwidth: a change beyond NODE_SPEC_TOLERANCE of
+    the previous figure (from nothing known to something is not a change).
+    """
+    if node.agent_registered_at is None:
+        return [], {}, {}
+    changed: list[str] = []
+    old: dict[str, Any] = {}
+    new: dict[str, Any] = {}
+    previous_gpus = list((node.agent_report or {}).get("gpus") or [])
+    before, after = _gpu_summary(previous_gpus), _gpu_summary(list(report.get("gpus") or []))
+    if previous_gpus and before != after:
+        changed.append("gpus")
+        old["gpus"], new["gpus"] = before, after
+    for spec in _MEASURED_SPECS:
+        if report.get(spec) is None:
+            continue
+        was, now = int(getattr(node, spec) or 0), int(report[spec])
+        if was and abs(now - was) > was * NODE_SPEC_TOLERANCE:
+            changed.append(spec)
+            old[spec], new[spec] = was, now
+    return changed, old, new
 
 
 def node_agent_report_apply(*, node: Node, report: dict[str, Any], now: datetime | None = None) -> AgentReportResult:
@@ -196,8 +230,13 @@ def node_agent_report_apply(*, node: Node, report: dict[str, Any], now: datetime
     benchmark = report.get("benchmark") or {}
     flag = benchmark_flag_describe(gpu_model=gpu_model, benchmark=benchmark)
     with transaction.atomic():
-        locked = Node.objects.select_for_update().get(pk=node.pk)
-        deverified = bool(mismatch) and locked.verified
+        locked = Node.objects.select_for_update().select_related("provider").get(pk=node.pk)
+        changed, old, new = node_changes_describe(node=locked, report=report)
+        deverified = bool(mismatch or changed) and locked.verified
+        if changed:
+            NodeChange.objects.create(
+                node=locked, provider=locked.provider, fields=changed, old=old, new=new, was_verified=locked.verified
+            )
         fields = {
             "agent_report": report,
             "agent_registered_at": now,
@@ -205,7 +244,7 @@ def node_agent_report_apply(*, node: Node, report: dict[str, Any], now: datetime
             "benchmark_flag": flag,
             "status": NodeStatus.ONLINE,
             "last_heartbeat_at": now,
-            "verified": locked.verified and not mismatch,
+            "verified": locked.verified and not mismatch and not changed,
         }
         for spec in _MEASURED_SPECS:
             if report.get(spec) is not None:
@@ -215,11 +254,12 @@ def node_agent_report_apply(*, node: Node, report: dict[str, Any], now: datetime
         node.updated_at = now
         Node.objects.filter(pk=node.pk).update(updated_at=now, **fields)
         if deverified:
+            reason = "hardware mismatch reported by the agent" if mismatch else "the agent reported other hardware"
             audit_log(
                 actor=None,
                 action="node.deverify",
                 target=f"node:{node.pk}",
-                details={"reason": "hardware mismatch reported by the agent", "mismatch": mismatch},
+                details={"reason": reason, "mismatch": mismatch, "old": old, "new": new},
             )
         node_challenge_issue(node=node, reason=ChallengeReason.REGISTRATION)
     return AgentReportResult(node=node, hardware_mismatch=mismatch, benchmark_flag=flag, deverified=deverified)
@@ -298,6 +338,7 @@ def node_verify(*, node: Node, by: Any) -> Node:
             Node.objects.filter(pk=locked.pk).update(verified=True, verified_at=now, updated_at=now)
             locked.verified, locked.verified_at = True, now
             transaction.on_commit(lambda: _send_verified(locked.pk))
+            NodeChange.objects.filter(node=locked, reviewed_at__isnull=True).update(reviewed_at=now, reviewed_by=by)
             audit_log(
                 actor=by,
                 action="node.verify",

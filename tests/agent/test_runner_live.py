@@ -1,7 +1,7 @@
 """The real agent against the real agent API (pytest-django live_server): a restart mid-lease neither
 loses nor double-reports usage in the server's usage records."""
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
@@ -50,7 +50,9 @@ def make_runner(url: str, token: str, clock: Clock, path: Path) -> tuple[Runner,
     return runner, client
 
 
-def test_agent_restarted_mid_lease_reports_usage_exactly_once(live_server: Any, tmp_path: Path) -> None:
+def test_agent_restarted_mid_lease_reports_usage_exactly_once(
+    live_server: Any, tmp_path: Path, monkeypatch: Any
+) -> None:
     GPUModelFactory(slug="rtx-4090")
     provider = ProviderFactory()
     node, token = node_register(
@@ -69,6 +71,8 @@ def test_agent_restarted_mid_lease_reports_usage_exactly_once(live_server: Any, 
         ends_at=now + timedelta(hours=1),
     )
     clock = Clock(start=int(now.timestamp()))
+    # the server's time follows the agent's simulated clock: the broker refuses usage reported for the future
+    monkeypatch.setattr(timezone, "now", lambda: datetime.fromtimestamp(clock.now, UTC))
     state_file = tmp_path / "agent.json"
 
     runner, client = make_runner(live_server.url, token, clock, state_file)

@@ -3,11 +3,13 @@ cancellations, node failures, top-ups and payouts keep the books exact after eve
 
 import itertools
 import random
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.db import transaction
 from django.db.models import Sum
+from django.utils import timezone
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
@@ -21,6 +23,7 @@ from billing.services.payouts import payout_create, payout_send
 from billing.services.settlement import lease_account_open, lease_settle_final, usage_settle_pending
 from billing.services.wallet import escrow_hold, wallet_credit
 from common.errors import ValidationFailed
+from tests.billing.helpers import heartbeats_until
 from tests.factories import CustomerFactory, ProviderFactory
 
 _refs = itertools.count(1_000_000)
@@ -72,7 +75,9 @@ class Books(RuleBasedStateMachine):
             price_micros=price,
             gpu_count=gpus,
             hold_micros=hold,
+            active_from=timezone.now() - timedelta(days=30),  # the broker saw it run long enough for any usage here
         )
+        heartbeats_until(node_id=node, until=timezone.now())
         self.leases[ref] = {"customer": self.customers[who], "hold": hold, "node": node, "sent": {}, "closed": False}
 
     @precondition(lambda self: self.leases)
@@ -215,7 +220,10 @@ def test_settled_usage_equals_unique_reports_after_final_settle() -> None:
             node_id=1,
             price_micros=1_234_567,
             gpu_count=2,
+            hold_micros=10**9,
+            active_from=timezone.now() - timedelta(days=1),
         )
+        heartbeats_until(node_id=1, until=timezone.now())
         reports = [{"lease_id": ref, "seq": s, "gpu_seconds": machine_rng.randint(0, 30)} for s in range(40)]
         expected[ref] = sum(r["gpu_seconds"] for r in reports) * 1000
         stream = reports + machine_rng.sample(reports, 20)

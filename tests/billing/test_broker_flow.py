@@ -20,21 +20,22 @@ from tests.factories import CustomerFactory, JobFactory, NodeFactory
 pytestmark = pytest.mark.django_db
 
 
-def beat(node, seq, lease, n, gpu_seconds):
-    start = timezone.now() - timedelta(seconds=15)
-    reports = [
-        {
+def run(node, lease, *, first_seq: int, at, beats: int) -> None:
+    """An honest agent: `beats` heartbeats 15 s apart from `at`, each reporting the last 15 s of the lease's GPUs
+    (and the same report twice). The broker clock starts at the first (activation) and runs to the last, so the
+    lease is billed (beats - 1) × 15 s × its GPUs: the time the broker observed it running."""
+    for i in range(1, beats + 1):
+        end = at + timedelta(seconds=15 * i)
+        report = {
             "lease_id": lease.pk,
-            "seq": s,
-            "gpu_seconds": float(gpu_seconds),
+            "seq": i,
+            "gpu_seconds": float(15 * lease.gpu_count),
             "utilisation": 0.9,
-            "interval_start": start,
-            "interval_end": start + timedelta(seconds=15),
+            "interval_start": end - timedelta(seconds=15),
+            "interval_end": end,
             "state": "running",
         }
-        for s in range(n)
-    ]
-    return agent_heartbeat(node=node, seq=seq, leases=reports + reports[:1])  # a duplicate report too
+        agent_heartbeat(node=node, seq=first_seq + i, leases=[report, report], now=end)
 
 
 def test_book_run_fail_over_complete_pays_exactly_the_metered_usage() -> None:
@@ -53,7 +54,7 @@ def test_book_run_fail_over_complete_pays_exactly_the_metered_usage() -> None:
     escrow_hold(user=customer.user, amount_micros=hold, key=f"job:{job.pk}:hold")
     escrow_hold(user=customer.user, amount_micros=5_000_000, key="another-job-hold")  # must stay untouched
     node_a, node_b = NodeFactory(price_micros=3_600_000), NodeFactory(price_micros=1_800_000)
-    now = timezone.now()
+    now = timezone.now() - timedelta(hours=1)  # the agents' heartbeats below happened in the last hour
     first = lease_create(
         job_id=job.pk,
         node_id=node_a.pk,
@@ -62,7 +63,7 @@ def test_book_run_fail_over_complete_pays_exactly_the_metered_usage() -> None:
         starts_at=now,
         ends_at=now + timedelta(hours=2),
     )
-    beat(node_a, 1, first, 4, 30)  # 4 × 30 GPU-s
+    run(node_a, first, first_seq=0, at=now, beats=5)  # observed 60 s × 2 GPUs = 120 GPU-s (claimed 150)
     usage_settle_pending()
     assert LeaseAccount.objects.get(lease_ref=first.pk).charged_micros == 120_000  # 120 GPU-s at $3.60/GPU-h
     lease_fail(lease_id=first.pk, reason="node offline")
@@ -75,7 +76,7 @@ def test_book_run_fail_over_complete_pays_exactly_the_metered_usage() -> None:
         starts_at=now,
         ends_at=now + timedelta(hours=2),
     )
-    beat(node_b, 1, second, 10, 30)  # 300 GPU-s at $1.80
+    run(node_b, second, first_seq=0, at=now + timedelta(seconds=100), beats=11)  # 300 GPU-s at $1.80
     lease_end(lease_id=second.pk, reason="completed", complete_job=True)
     usage_settle_pending()
     charged = sum(LeaseAccount.objects.values_list("charged_micros", flat=True))
@@ -103,7 +104,7 @@ def test_cancel_after_failover_returns_the_whole_unused_hold_once() -> None:
     )
     escrow_hold(user=customer.user, amount_micros=hold, key=f"job:{job.pk}:hold")
     node_a, node_b = NodeFactory(price_micros=3_600_000), NodeFactory(price_micros=1_800_000)
-    now = timezone.now()
+    now = timezone.now() - timedelta(hours=1)  # the agents' heartbeats below happened in the last hour
     first = lease_create(
         job_id=job.pk,
         node_id=node_a.pk,
@@ -112,7 +113,7 @@ def test_cancel_after_failover_returns_the_whole_unused_hold_once() -> None:
         starts_at=now,
         ends_at=now + timedelta(hours=2),
     )
-    beat(node_a, 1, first, 4, 30)  # 120 GPU-s at $3.60 = $0.12
+    run(node_a, first, first_seq=0, at=now, beats=5)  # 120 GPU-s observed at $3.60 = $0.12
     usage_settle_pending()
     lease_fail(lease_id=first.pk, reason="node offline")
     second = lease_create(
@@ -123,7 +124,7 @@ def test_cancel_after_failover_returns_the_whole_unused_hold_once() -> None:
         starts_at=now,
         ends_at=now + timedelta(hours=2),
     )
-    beat(node_b, 1, second, 10, 30)  # 300 GPU-s at $1.80 = $0.15
+    run(node_b, second, first_seq=0, at=now + timedelta(seconds=100), beats=11)  # 300 GPU-s at $1.80 = $0.15
     job.refresh_from_db()
     job_cancel(job=job, customer=customer)
     charged = sum(LeaseAccount.objects.filter(job_ref=job.pk).values_list("charged_micros", flat=True))

@@ -147,7 +147,7 @@ def test_final_for_unknown_lease_is_not_found() -> None:
 def test_open_is_idempotent() -> None:
     customer, provider = CustomerFactory().user, ProviderFactory().user
     kwargs = {"lease_ref": 8, "job_ref": 80, "customer_user": customer, "provider_user": provider}
-    kwargs |= {"node_id": 1, "price_micros": 5, "gpu_count": 1}
+    kwargs |= {"node_id": 1, "price_micros": 5, "gpu_count": 1, "hold_micros": 0}
     assert lease_account_open(**kwargs).pk == lease_account_open(**kwargs).pk
 
 

@@ -3,6 +3,7 @@
 import csv
 import io
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -19,7 +20,7 @@ from billing.services.wallet import escrow_hold, wallet_credit
 from broker.api.agent_serializers import AgentLeaseReportSerializer
 from common.errors import ValidationFailed
 from marketplace.services.nodes import node_update_listing
-from tests.billing.helpers import report
+from tests.billing.helpers import heartbeats_until, report
 from tests.factories import PASSWORD, CustomerFactory, JobFactory, NodeFactory, ProviderFactory
 
 pytestmark = pytest.mark.django_db
@@ -35,7 +36,7 @@ def open_priced_lease(*, lease_ref: int, storage: int = STORAGE_PRICE, egress: i
     customer, provider = CustomerFactory().user, ProviderFactory().user
     wallet_credit(user=customer, amount_micros=10_000_000, key=f"topup:{lease_ref}")
     escrow_hold(user=customer, amount_micros=10_000_000, key=f"hold:{lease_ref}")
-    return lease_account_open(
+    account = lease_account_open(
         lease_ref=lease_ref,
         job_ref=lease_ref * 10,
         customer_user=customer,
@@ -46,7 +47,11 @@ def open_priced_lease(*, lease_ref: int, storage: int = STORAGE_PRICE, egress: i
         hold_micros=10_000_000,
         storage_price_micros=storage,
         egress_price_micros=egress,
+        active_from=timezone.now() - timedelta(days=30),
     )
+    heartbeats_until(node_id=1, until=timezone.now())  # the node heartbeated all along (the broker clock)
+    account.refresh_from_db()
+    return account
 
 
 def priced_report(lease: int, seq: int, **extra: Any) -> dict[str, Any]:
@@ -275,7 +280,7 @@ def test_heartbeat_storage_and_egress_billed_at_the_listing_prices() -> None:
     )
     escrow_hold(user=customer.user, amount_micros=3_600_000, key=f"job:{job.pk}:hold")
     node = NodeFactory(price_micros=3_600_000, storage_price_micros=STORAGE_PRICE, egress_price_micros=EGRESS_PRICE)
-    now = timezone.now()
+    now = timezone.now() - timedelta(minutes=10)  # the heartbeats below happened in the last ten minutes
     lease = lease_create(
         job_id=job.pk,
         node_id=node.pk,
@@ -284,26 +289,28 @@ def test_heartbeat_storage_and_egress_billed_at_the_listing_prices() -> None:
         starts_at=now,
         ends_at=now + timedelta(hours=1),
     )
-    start = now - timedelta(seconds=15)
-    reports = [
-        {
+    # An honest agent heartbeats every 15 s; its first report (the workload starting) activates the lease and
+    # starts the broker clock; the seven after it also hold 100 GB and send BYTES_PER_REPORT each.
+    for i in range(8):
+        end = now + timedelta(seconds=15 * (i + 1))
+        report = {
             "lease_id": lease.pk,
-            "seq": s,
+            "seq": i,
             "gpu_seconds": 15.0,
             "utilisation": 0.9,
-            "interval_start": start,
-            "interval_end": start + timedelta(seconds=15),
+            "interval_start": end - timedelta(seconds=15),
+            "interval_end": end,
             "state": "running",
-            "storage_gb": "100",
-            "egress_bytes": BYTES_PER_REPORT,
         }
-        for s in range(7)
-    ]
-    agent_heartbeat(node=node, seq=1, leases=reports + reports[:2])  # duplicates too
+        if i:
+            report |= {"storage_gb": Decimal(100), "egress_bytes": BYTES_PER_REPORT}
+        agent_heartbeat(node=node, seq=i + 1, leases=[report, report], now=end)  # duplicates too
     lease_settle(lease_ref=lease.pk)
     account = LeaseAccount.objects.get(lease_ref=lease.pk)
     assert (account.storage_price_micros, account.egress_price_micros) == (STORAGE_PRICE, EGRESS_PRICE)
     assert (account.charged_storage_micros, account.charged_egress_micros) == (405, 604)
+    # GPU time: claimed 8 × 15 s, observed 7 × 15 s (activation at the first report): billed what was observed
+    assert (account.claimed_gpu_ms, account.rated_gpu_ms) == (120_000, 105_000)
     assert account.charged_micros == 7 * 15_000 + 405 + 604
     assert ledger_verify().ok
 

@@ -11,6 +11,7 @@ from broker.models import Job, JobState, Lease, LeaseState
 from marketplace.models import Node, NodeHeartbeat, NodeStatus
 from marketplace.services.nodes import node_register
 from tests.factories import CustomerFactory, JobFactory, LeaseFactory, ProviderFactory
+from tests.live_clock import ServerClock
 
 rigshift_agent = pytest.importorskip("rigshift_agent.runner")
 from rigshift_agent.detect import simulate, simulated_benchmark, simulated_challenge_tflops  # noqa: E402
@@ -29,7 +30,7 @@ class Clock:
         return self.now
 
 
-def runner_for(live_server: Any, raw: str, profile: str, clock: Clock) -> Any:
+def runner_for(live_server: Any, raw: str, profile: str, clock: Any) -> Any:
     return rigshift_agent.Runner(
         client=ApiClient(server=live_server.url, token=raw),
         hardware=simulate(profile),
@@ -42,11 +43,11 @@ def runner_for(live_server: Any, raw: str, profile: str, clock: Clock) -> Any:
     )
 
 
-def test_agent_registers_heartbeats_runs_a_lease_and_stops_it(live_server: Any) -> None:
+def test_agent_registers_heartbeats_runs_a_lease_and_stops_it(live_server: Any, monkeypatch: Any) -> None:
     node, raw = node_register(
         provider=ProviderFactory(), name="rig-a", region="eu", country="DE", gpu_model_slug="rtx-4090", gpu_count=2
     )
-    clock = Clock()
+    clock = ServerClock(monkeypatch)  # the agent's simulated time is the server's time too
     runner = runner_for(live_server, raw, "2xRTX4090", clock)
 
     assert runner.step() == 15.0  # register, heartbeat, fetch leases

@@ -15,7 +15,7 @@ from broker.services.ssh_keys import ssh_key_parse
 from broker.workload_templates import TEMPLATE_BY_SLUG, template_token
 from common.errors import ValidationFailed
 from marketplace.services.nodes import node_connection_update
-from tests.broker.test_workload_flow import Clock, book, lease_for, runner
+from tests.broker.test_workload_flow import Clock, _shared_clock, book, lease_for, runner  # noqa: F401
 from tests.conftest import client_for
 from tests.factories import CustomerFactory
 

@@ -9,11 +9,12 @@ from django.contrib.auth.models import User
 from django.test import Client
 from django.utils import timezone
 
-from broker.models import Job, JobState, Lease, LeaseState, MatchRound
+from broker.models import Job, JobMode, JobState, Lease, LeaseState, MatchRound, PriceOffer, PriceOfferState
 from broker.services.console import job_assign_manual, node_cordon
-from broker.services.leases import lease_create
+from broker.services.leases import LeasePlan, lease_create, leases_create_bulk
 from broker.services.matching import match_round_run, matching_pause_set, matching_paused
-from common.errors import PermissionDenied
+from broker.services.price_offers import price_offer_accept, price_offer_decline
+from common.errors import Conflict, NotFound, PermissionDenied
 from common.models import AuditLog
 from marketplace.models import Node
 from tests.challenge_helpers import pass_challenge
@@ -40,6 +41,9 @@ def staff_client(staff: User) -> Client:
     client = Client()
     client.force_login(staff)
     return client
+
+
+HOUR = timedelta(hours=1)
 
 
 def node(**kwargs: Any) -> Node:
@@ -115,7 +119,7 @@ def test_override_never_double_books_a_gpu(staff_client: Client) -> None:
         job_id=first.pk,
         node_id=box.pk,
         gpu_slots=[0, 1],
-        price_micros=1,
+        price_micros=box.price_micros,  # the ask: never below it (price consent)
         starts_at=now,
         ends_at=now + timedelta(hours=3),
     )
@@ -142,12 +146,66 @@ def test_override_cannot_lease_a_cordoned_node(staff_client: Client, staff: User
     assert not Lease.objects.filter(job=job).exists()
 
 
-def test_overridden_price_never_exceeds_the_customers_limit(staff: User) -> None:
+def test_overridden_price_below_the_ask_needs_the_providers_acceptance(staff: User) -> None:
+    """Issue 12 point 5: staff leased A100s at $0.80 against the provider's $1.49 ask, and the provider was not told.
+    Now such an override only sends the provider an offer; the job is leased when, and only if, it accepts."""
     dear = node(name="dear", price_micros=3_000_000, gpu_count=2)
     job = pending_job(max_price_micros=2_000_000)
-    lease = job_assign_manual(job_id=job.pk, node_id=dear.pk, by=staff, override=True, reason="VIP, provider agreed")
-    assert lease.price_micros == 2_000_000
-    assert AuditLog.objects.get(action="job.assign_override").details["violated"] == "price"
+    offer = job_assign_manual(job_id=job.pk, node_id=dear.pk, by=staff, override=True, reason="VIP customer")
+    assert isinstance(offer, PriceOffer) and (offer.price_micros, offer.floor_micros) == (2_000_000, 3_000_000)
+    assert not Lease.objects.filter(job=job).exists() and Job.objects.get(pk=job.pk).state == JobState.PENDING
+    # asking again does not stack offers
+    assert job_assign_manual(job_id=job.pk, node_id=dear.pk, by=staff, override=True, reason="again").pk == offer.pk
+    other = node(name="other-providers")
+    with pytest.raises(NotFound):  # only the node's own provider can answer
+        price_offer_accept(offer_id=offer.pk, provider=other.provider)
+    lease = price_offer_accept(offer_id=offer.pk, provider=dear.provider)
+    assert lease.price_micros == 2_000_000 and lease.node_id == dear.pk  # never above the customer's limit
+    offer.refresh_from_db()
+    assert offer.state == PriceOfferState.ACCEPTED and offer.lease_id == lease.pk
+    assert [a.action for a in AuditLog.objects.filter(action__startswith="price_offer")] == [
+        "price_offer.create",
+        "price_offer.accept",
+    ]
+    with pytest.raises(Conflict):
+        price_offer_decline(offer_id=offer.pk, provider=dear.provider)
+
+
+def test_a_declined_offer_leases_nothing_and_no_lease_is_ever_priced_below_the_floor(staff: User) -> None:
+    dear = node(name="dear", price_micros=3_000_000, min_bid_micros=1_000_000, gpu_count=2)
+    job = pending_job(max_price_micros=2_000_000)
+    offer = job_assign_manual(job_id=job.pk, node_id=dear.pk, by=staff, override=True, reason="VIP customer")
+    assert isinstance(offer, PriceOffer)
+    price_offer_decline(offer_id=offer.pk, provider=dear.provider)
+    assert PriceOffer.objects.get(pk=offer.pk).state == PriceOfferState.DECLINED
+    assert not Lease.objects.filter(job=job).exists()
+    now = timezone.now()
+    with pytest.raises(Conflict) as below:  # no path leases below the ask, manual or automatic
+        lease_create(
+            job_id=job.pk, node_id=dear.pk, gpu_slots=[0], price_micros=2_000_000, starts_at=now, ends_at=now + HOUR
+        )
+    assert below.value.code == "below_ask"
+    bid = pending_job(mode=JobMode.INTERRUPTIBLE, bid_micros=500_000, max_price_micros=None)
+    with pytest.raises(Conflict, match="minimum bid"):
+        leases_create_bulk(plans=[LeasePlan(bid.pk, dear.pk, [1], 500_000, now, now + HOUR)])
+    assert not Lease.objects.exists()
+
+
+def test_the_provider_sees_and_answers_its_offers_on_its_page(staff: User) -> None:
+    dear = node(name="dear", price_micros=3_000_000, gpu_count=2)
+    job = pending_job(max_price_micros=2_000_000)
+    offer = job_assign_manual(job_id=job.pk, node_id=dear.pk, by=staff, override=True, reason="VIP customer")
+    client = Client()
+    client.force_login(dear.provider.user)
+    html = page(client.get("/provider/offers/"))
+    assert f"offer-{offer.pk}" in html and "VIP customer" in html and "$2.00" in html and "$3.00" in html
+    stranger = Client()
+    stranger.force_login(node(name="stranger").provider.user)
+    assert f"offer-{offer.pk}" not in page(stranger.get("/provider/offers/"))
+    assert stranger.post(f"/provider/offers/{offer.pk}/accept/").status_code == 404
+    response = client.post(f"/provider/offers/{offer.pk}/accept/", follow=True)
+    assert "is leased on your node" in page(response)
+    assert Lease.objects.get(job=job).price_micros == 2_000_000
 
 
 def test_assign_refused_for_a_job_that_is_not_pending(staff_client: Client, staff: User) -> None:

@@ -44,7 +44,9 @@ def test_capacity_message_says_until_when():
     busy = job_for(CustomerFactory())
     now = timezone.now()
     until = now + timedelta(hours=3)
-    lease_create(job_id=busy.pk, node_id=node.pk, gpu_slots=[0], price_micros=1, starts_at=now, ends_at=until)
+    lease_create(
+        job_id=busy.pk, node_id=node.pk, gpu_slots=[0], price_micros=node.price_micros, starts_at=now, ends_at=until
+    )
     job = job_for(CustomerFactory())
     e = job_explain(job=job)
     assert e.code == "capacity" and e.candidates == 1

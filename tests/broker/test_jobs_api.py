@@ -133,7 +133,7 @@ def test_invalid_bookings_are_400_and_save_nothing(
         ({"gpu_count": 6}, "gpu_count 6 exceeds the largest node meeting the other requirements (4 GPUs)"),
         ({"regions": ["africa"]}, "No node is listed in regions africa"),
         ({"min_compute_cap": "9.5", "regions": []}, "min_compute_cap 9.5"),
-        ({"min_cpu_cores_per_gpu": 1000}, "min_cpu_cores_per_gpu 1000 exceeds"),
+        ({"min_cpu_cores_per_gpu": 1000}, "min_cpu_cores_per_gpu 1000 × 2 GPU(s) = 2000 CPU cores exceeds"),
     ],
 )
 def test_impossible_requirements_are_400_naming_the_market_max(

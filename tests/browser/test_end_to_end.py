@@ -5,9 +5,11 @@ usage; staff see the running lease in the console; the customer's statement show
 
 import re
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from django.utils import timezone
 from rigshift_agent.detect import simulate, simulated_benchmark, simulated_challenge_tflops
 from rigshift_agent.executor import SimulatedExecutor
 from rigshift_agent.runner import Runner
@@ -36,13 +38,16 @@ def _market(settings: Any, tmp_path: Any) -> Any:
 
 
 class AgentClock:
-    """Real time plus an offset the test moves forward, so the simulated workload 'runs' without waiting."""
+    """The time when it was made plus an offset the test moves forward, so the simulated workload 'runs' without
+    waiting. The live server (same process) reads the same clock: the broker meters by its own clock and refuses
+    usage reported for the future."""
 
-    def __init__(self) -> None:
-        self.offset = 0.0
+    def __init__(self, monkeypatch: Any) -> None:
+        self.start, self.offset = time.time(), 0.0
+        monkeypatch.setattr(timezone, "now", lambda: datetime.fromtimestamp(self(), UTC))
 
     def __call__(self) -> float:
-        return time.time() + self.offset
+        return self.start + self.offset
 
 
 def _logout(page: Any, username: str) -> None:
@@ -50,7 +55,7 @@ def _logout(page: Any, username: str) -> None:
     page.wait_for_selector(f"text=Log out {username}", state="detached")
 
 
-def test_provider_agent_staff_customer_invoice(page: Any, live_server: Any) -> None:
+def test_provider_agent_staff_customer_invoice(page: Any, live_server: Any, monkeypatch: Any) -> None:
     started = time.monotonic()
     UserFactory(username="ops", is_staff=True)
 
@@ -90,7 +95,7 @@ def test_provider_agent_staff_customer_invoice(page: Any, live_server: Any) -> N
     page.wait_for_selector("text=Listing for rig-4090 saved.")
 
     # 2. The node's agent: the real Runner in simulate mode, over HTTP against the live server.
-    clock = AgentClock()
+    clock = AgentClock(monkeypatch)
     runner = Runner(
         client=ApiClient(server=live_server.url, token=token),
         hardware=simulate("2xRTX4090"),
@@ -143,13 +148,17 @@ def test_provider_agent_staff_customer_invoice(page: Any, live_server: Any) -> N
     lease = Lease.objects.get(job=job)
     assert lease.node_id == node.pk and lease.price_micros == 500_000
 
-    # 5. The agent picks the lease up, runs it, and reports ten minutes of usage on both GPUs.
+    # 5. The agent picks the lease up, runs it, and heartbeats with its usage for ten minutes on both GPUs. The
+    # broker bills what it observed: from the first report (activation) to the last heartbeat, × 2 GPUs.
     runner.step()  # fetches and starts the lease
     assert str(lease.pk) in runner.state.leases
-    clock.offset += 600
+    clock.offset += 15
     runner.step()  # heartbeat with the lease's usage: the lease becomes active, the job running
     lease.refresh_from_db()
     assert lease.state == LeaseState.ACTIVE
+    for _ in range(40):  # ten minutes of heartbeats, 15 s apart
+        clock.offset += 15
+        runner.step()
     page.wait_for_selector("#job-state:has-text('Running')", timeout=15_000)  # the status part polls (htmx)
 
     # 6. Settlement runs (the beat task), then staff see the running lease in the console.
@@ -167,6 +176,7 @@ def test_provider_agent_staff_customer_invoice(page: Any, live_server: Any) -> N
     _logout(page, "ops")
 
     # 7. The customer's statement of the month so far shows the metered usage.
+    clock.offset += 60  # a minute later (the test's clock stands still between its steps)
     login(page, username="e2e-ada", password=PASSWORD)
     page.wait_for_selector("text=Log out e2e-ada")
     page.goto("/app/invoices/")

@@ -66,7 +66,9 @@ def _book(page: Any, *, name: str, template: str = "", image: str = "", command:
     return Job.objects.get(name=name)
 
 
-def test_template_job_page_shows_phases_connect_live_log_and_exit_codes(page: Any, live_server: Any) -> None:
+def test_template_job_page_shows_phases_connect_live_log_and_exit_codes(
+    page: Any, live_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     node, raw = agent_node(
         gpu_model=GPUModel.objects.get(slug="rtx-4090"),
         gpu_count=2,
@@ -86,6 +88,8 @@ def test_template_job_page_shows_phases_connect_live_log_and_exit_codes(page: An
     assert (job.template, job.ssh) == ("pytorch-jupyter", True)
     assert "provider's machine" in page.inner_text("#job-privacy")
     clock = AgentClock()
+    real_now = timezone.now
+    monkeypatch.setattr(timezone, "now", lambda: real_now() + timedelta(seconds=clock.offset))  # one clock
     now = timezone.now()
     lease_create(
         job_id=job.pk,

@@ -32,6 +32,7 @@ def earn(*, provider_user: User, node_id: int, charge_micros: int, customer: Any
         node_id=node_id,
         customer=customer,
         provider=provider_user,
+        observed_s=max(86_400, charge_micros // 1000 + 1),  # the broker saw it run long enough to earn this
     )
     seconds = charge_micros // 1000
     reports, seq = [], 0

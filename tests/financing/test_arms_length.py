@@ -10,6 +10,7 @@ from django.test import RequestFactory
 from common.money import MICROS
 from financing.models import ApplicationStatus, PartySignal, PartySignalKind
 from financing.selectors.parties import mail_domain, related_parties
+from financing.selectors.risk_flags import provider_risk_flags
 from financing.services.applications import advance_application_submit
 from financing.services.parties import party_signal_record
 from financing.services.risk import RiskFlags, register_risk_flag_source
@@ -110,7 +111,7 @@ def test_risk_flags_raise_the_fee_and_three_decline() -> None:
     for n in range(3):
         earn(provider_user=me, node_id=node.pk, charge_micros=3_000 * MICROS, customer=_customer(f"c@lab{n}.ai"))
     clean = advance_application_submit(provider_user=me, gpu_model_slug="rtx-4090", count=1)
-    assert clean.inputs["risk_flags"] == {"anomalies": 0, "hardware_changes": 0, "details": []}  # no source
+    assert clean.inputs["risk_flags"] == {"anomalies": 0, "hardware_changes": 0, "details": []}  # none recorded
     try:
         register_risk_flag_source(lambda *, provider_user, since: RiskFlags(anomalies=1, hardware_changes=1))
         flagged = advance_application_submit(provider_user=me, gpu_model_slug="rtx-4090", count=1)
@@ -121,4 +122,26 @@ def test_risk_flags_raise_the_fee_and_three_decline() -> None:
         assert declined.status == ApplicationStatus.DECLINED
         assert any(r.startswith("D8") for r in declined.decline_reasons)
     finally:
-        register_risk_flag_source(None)
+        register_risk_flag_source(provider_risk_flags)  # the source FinancingConfig.ready registers
+
+
+def test_recorded_anomalies_and_node_changes_count_against_the_provider() -> None:
+    """The registered source reads what billing and marketplace recorded: capped usage and node changes."""
+    from billing.models import UsageAnomalyKind
+    from billing.services.metering import usage_anomaly_record
+    from marketplace.models import NodeChange
+
+    me, node = _provider()
+    for n in range(3):
+        earn(provider_user=me, node_id=node.pk, charge_micros=3_000 * MICROS, customer=_customer(f"c@lab{n}.ai"))
+    for lease_ref in (1, 1, 2):  # the same lease capped twice is one flag
+        usage_anomaly_record(
+            kind=UsageAnomalyKind.OVER_HOLD, lease_ref=lease_ref, provider_id=me.pk, detail=f"capped {lease_ref}"
+        )
+    flagged = advance_application_submit(provider_user=me, gpu_model_slug="rtx-4090", count=1)
+    assert flagged.inputs["risk_flags"]["anomalies"] == 2 and flagged.inputs["risk_flags"]["hardware_changes"] == 0
+    NodeChange.objects.create(node=node, provider=node.provider, fields=["cpu_cores"], old={"cpu_cores": 32}, new={})
+    declined = advance_application_submit(provider_user=me, gpu_model_slug="rtx-4090", count=1)
+    assert declined.status == ApplicationStatus.DECLINED
+    assert any(r.startswith("D8") for r in declined.decline_reasons)
+    assert any("node" in line and "changed" in line for line in declined.inputs["risk_flags"]["details"])

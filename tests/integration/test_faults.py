@@ -33,7 +33,7 @@ from billing.models import (
     UsageStatus,
 )
 from billing.selectors.ledger import ledger_verify
-from billing.services.metering import usage_ingest
+from billing.services.metering import lease_clock_advance, usage_ingest
 from billing.services.settlement import rate_gpu_ms
 from broker.models import Job, JobState, Lease, LeaseState, MatchRound
 from broker.services.jobs import job_book
@@ -250,9 +250,17 @@ def test_worker_killed_mid_settlement_counts_every_usage_event_once_and_loses_no
     _book(customers, [1] * 160 + [2] * 20)
     assert match_round_run().placed == 180  # in-process: this test is about settlement
     leases = list(Lease.objects.filter(state=LeaseState.RESERVED).order_by("pk"))
+    start = timezone.now()
     for lease in leases:
-        assert lease_activate(lease_id=lease.pk)  # opens billing's lease account
-    end = timezone.now()
+        assert lease_activate(lease_id=lease.pk, now=start)  # opens billing's lease account; the broker clock starts
+    for beat in range(1, 5):  # each node heartbeats four times, 15 s apart: the broker observes one minute
+        for node_id in {lease.node_id for lease in leases}:
+            lease_clock_advance(
+                node_id=node_id,
+                seen_at=start + timedelta(seconds=15 * beat),
+                previous=start + timedelta(seconds=15 * (beat - 1)),
+            )
+    end = start + timedelta(seconds=60)
     expected_ms: dict[int, int] = defaultdict(int)
     by_node: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for lease in leases:
@@ -287,7 +295,8 @@ def test_worker_killed_mid_settlement_counts_every_usage_event_once_and_loses_no
         rated = UsageRecord.objects.filter(lease_ref=account.lease_ref, status=UsageStatus.RATED).aggregate(
             ms=Sum("gpu_ms")
         )["ms"]
-        assert account.rated_gpu_ms == (rated or 0)
+        # the claims are within the observed minute, so what was billed is what the rated reports claim
+        assert account.claimed_gpu_ms == account.rated_gpu_ms == (rated or 0)
 
     # A fresh worker and the beat's settle_usage: everything settles, each event once.
     stack.worker("w2")

@@ -162,3 +162,56 @@ def test_recheck_after_the_registration_changes(rtx4090: GPUModel) -> None:
     assert node_hardware_recheck(node=node) == "registered 4× GeForce RTX 4090, agent sees 6× GeForce RTX 4090"
     node.refresh_from_db()
     assert node.verified is False
+
+
+# --- node changes (issue 12 point 4) ---------------------------------------------------------------------------------
+
+
+def _verified_node(rtx4090: GPUModel) -> tuple[Node, Any]:
+    node = NodeFactory(gpu_model=rtx4090, gpu_count=2, verified=False, agent_registered_at=None)
+    staff = UserFactory(is_staff=True)
+    node_agent_report_apply(
+        node=node, report={"gpus": gpus(2), "cpu_cores": 32, "ram_gb": 128, "disk_gb": 2000, "inet_up_mbps": 500}
+    )
+    pass_challenge(node)
+    node_verify(node=node, by=staff)
+    node.refresh_from_db()
+    assert node.verified
+    return node, staff
+
+
+def test_reregistration_claiming_other_hardware_drops_verification_with_both_sides(rtx4090: GPUModel) -> None:
+    from marketplace.models import NodeChange
+
+    node, staff = _verified_node(rtx4090)
+    # the issue's attack: the same verified node re-registers claiming 4,096 cores and 64 TB of RAM
+    result = node_agent_report_apply(node=node, report={"gpus": gpus(2), "cpu_cores": 4096, "ram_gb": 64_000})
+    assert result.deverified and not Node.objects.get(pk=node.pk).verified
+    change = NodeChange.objects.get(node=node)
+    assert change.fields == ["cpu_cores", "ram_gb"] and change.was_verified
+    assert change.old == {"cpu_cores": 32, "ram_gb": 128} and change.new == {"cpu_cores": 4096, "ram_gb": 64_000}
+    assert change.reviewed_at is None
+    log = AuditLog.objects.filter(action="node.deverify", target=f"node:{node.pk}").latest("pk")
+    assert log.details["old"] == change.old
+    # staff look again: verifying marks the change reviewed
+    pass_challenge(node)
+    node_verify(node=node, by=staff)
+    change.refresh_from_db()
+    assert change.reviewed_at is not None and change.reviewed_by_id == staff.pk
+
+
+def test_gpu_change_is_a_node_change_and_small_drift_is_not(rtx4090: GPUModel) -> None:
+    from marketplace.models import NodeChange
+
+    node, _ = _verified_node(rtx4090)
+    # within the documented tolerance (±10%): measurement noise, still verified, no change recorded
+    node_agent_report_apply(
+        node=node, report={"gpus": gpus(2), "cpu_cores": 32, "ram_gb": 126, "disk_gb": 1900, "inet_up_mbps": 540}
+    )
+    assert Node.objects.get(pk=node.pk).verified and not NodeChange.objects.exists()
+    # another GPU model with the same count (a mismatch too) is a change of what the node is
+    node.refresh_from_db()
+    node_agent_report_apply(node=node, report={"gpus": gpus(2, name="NVIDIA GeForce RTX 3090")})
+    change = NodeChange.objects.get(node=node)
+    assert change.fields == ["gpus"] and "3090" in change.new["gpus"] and "4090" in change.old["gpus"]
+    assert not Node.objects.get(pk=node.pk).verified

@@ -9,7 +9,7 @@ from django.test import Client
 from django.utils import timezone
 
 from billing.models import Invoice, InvoiceKind
-from broker.models import Job, MatchRound, SshKey
+from broker.models import Job, MatchRound, PriceOffer, SshKey
 from common.models import ApiToken
 from common.services import api_token_create
 from financing.models import Advance, AdvanceApplication, ContractDemand
@@ -46,6 +46,7 @@ class World:
     advance_a: Advance | None = None
     demand_a: ContractDemand | None = None
     ssh_key_a: SshKey | None = None
+    offer_a: PriceOffer | None = None
 
     def kwargs(self) -> dict[str, Any]:
         """Values for URL parameters: always A's objects (or the shared catalog)."""
@@ -60,6 +61,7 @@ class World:
             "application_id": self.application_a.pk if self.application_a else 0,
             "advance_id": self.advance_a.pk if self.advance_a else 0,
             "demand_id": self.demand_a.pk if self.demand_a else 0,
+            "offer_id": self.offer_a.pk if self.offer_a else 0,
             "slug": "rtx-4090",
             "key_id": self.ssh_key_a.pk if self.ssh_key_a else 0,
             "filename": "not-the-agent.whl",
@@ -106,6 +108,8 @@ def world_build() -> World:
     world.ssh_key_a = SshKey.objects.create(
         customer=customer_a, name="a", public_key="ssh-ed25519 AAAA", fingerprint="x"
     )
+    # staff's below-ask offer to provider A for customer A's pending job
+    world.offer_a = PriceOffer.objects.create(job=world.job_a, node=node_a, price_micros=1, floor_micros=2)
     gpu_model = GPUModelFactory()
     world.assessment_a = fleet_assess(provider=provider_a, lines=[("RTX 4090", 4), ("RX 580 8GB", 8)])
     now = timezone.now()

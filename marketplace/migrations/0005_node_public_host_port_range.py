@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('marketplace', '0003_node_compute_challenge'),
+        ('marketplace', '0004_node_changes_drop_verification'),
     ]
 
     operations = [

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('broker', '0004_job_request_fingerprint'),
+        ('broker', '0007_price_offers_need_provider_consent'),
     ]
 
     operations = [

@@ -7,8 +7,8 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('broker', '0005_job_exit_phase_logs_port_map'),
-        ('marketplace', '0004_node_public_host_port_range'),
+        ('broker', '0008_job_exit_phase_logs_port_map'),
+        ('marketplace', '0005_node_public_host_port_range'),
     ]
 
     operations = [

@@ -37,6 +37,7 @@ from broker.services.replay import job_run_finish, job_run_start
 from common.money import MICROS
 from demo.seed import DEMO_PASSWORD, HISTORY_DAYS
 from financing.models import AdvanceApplication
+from financing.services.advances import advances_review
 from financing.services.applications import advance_application_approve, advance_application_submit
 from financing.services.demand import contract_demand_post
 from financing.services.lenders import advance_fund, lender_capital_commit, lender_preference_set
@@ -119,6 +120,7 @@ def _period(clock: _Clock, period: int, start: datetime, nodes: list[Node], labs
     for lease in sorted(leases, key=lambda x: (x.ends_at, x.pk)):
         clock.now = lease.ends_at
         job_run_finish(lease=lease)
+    advances_review(now=clock.now)  # the daily review (minimum progress, collateral), once a fortnight here
 
 
 def _finance(*, provider: str, admin: User, lender: User | None) -> None:

@@ -369,8 +369,9 @@ class FinanceYear:
                 st.live.append(self._node(provider, f"{provider.user.username}-3090s", OLD_PROFILE, 8, OLD_PRICE))
 
     def _approve_and_fund(self, app_id: int) -> None:
-        assert st_staff(self.state) is not None
-        advance = advance_application_approve(staff_user=st_staff(self.state), application_id=app_id)
+        """Staff approve (automatic lenders fund at once); the hand-picking lender funds what is left."""
+        assert self.state.staff is not None
+        advance = advance_application_approve(staff_user=self.state.staff, application_id=app_id)
         if advance.status == AdvanceStatus.FUNDING:
             try:
                 advance_fund(lender_user=self.state.lenders[-1], advance_id=advance.pk)
@@ -412,11 +413,6 @@ class FinanceYear:
                 self._approve_and_fund(a.pk)
             else:
                 st.events.append(f"ring-farm: declined: {a.decline_reasons[0][:120]}")
-
-
-def st_staff(state: YearState) -> User:
-    assert state.staff is not None
-    return state.staff
 
 
 def finance_year_outcome(*, config: YearConfig, log: Callable[[str], None] = lambda s: None) -> tuple[list[str], bool]:

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.django_db
 
 
 def test_staff_see_capped_usage_and_node_changes_side_by_side() -> None:
-    node = NodeFactory(name="rig-flagged")
+    node: Any = NodeFactory(name="rig-flagged")
     usage_anomaly_record(
         kind=UsageAnomalyKind.OVER_HOLD,
         lease_ref=41,

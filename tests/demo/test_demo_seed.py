@@ -121,6 +121,8 @@ def test_the_demo_tells_the_financing_story() -> None:
     portfolio = lender_portfolio(lender_user=lender_user)
     assert portfolio["funded"] > 0 and 0 < portfolio["repaid"] < portfolio["funded"]
     assert [r["advance"].status for r in portfolio["rows"]] == [AdvanceStatus.ACTIVE]
+    events = set(portfolio["rows"][0]["advance"].events.values_list("kind", flat=True))
+    assert "progress_ok" in events and not events & {"shortfall", "delinquent", "collateral_offline"}, events
 
     newcomer = ProviderFactory().user
     demand = list(demand_visible_to_provider(provider_user=newcomer))

@@ -168,7 +168,7 @@ def test_recheck_after_the_registration_changes(rtx4090: GPUModel) -> None:
 
 
 def _verified_node(rtx4090: GPUModel) -> tuple[Node, Any]:
-    node = NodeFactory(gpu_model=rtx4090, gpu_count=2, verified=False, agent_registered_at=None)
+    node: Any = NodeFactory(gpu_model=rtx4090, gpu_count=2, verified=False, agent_registered_at=None)
     staff = UserFactory(is_staff=True)
     node_agent_report_apply(
         node=node, report={"gpus": gpus(2), "cpu_cores": 32, "ram_gb": 128, "disk_gb": 2000, "inet_up_mbps": 500}

@@ -142,7 +142,8 @@ def test_template_job_page_shows_phases_connect_live_log_and_exit_codes(
     for _ in range(4):
         agent.step()
         clock.offset += 15
-    page.wait_for_selector("#job-state:has-text('Failed')")
+    page.wait_for_selector("#job-state:has-text('Failed')", timeout=30_000)
     assert page.inner_text("#job-exit-code") == "3"
-    page.wait_for_selector("#job-log .log-line:has-text('$ python train.py; exit 3')")
+    page.reload()  # (the live log polls every 2 s; a fresh load reads it at once)
+    page.wait_for_selector("#job-log .log-line:has-text('$ python train.py; exit 3')", timeout=30_000)
     assert Job.objects.get(pk=failing.pk).state == JobState.FAILED

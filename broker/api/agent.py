@@ -96,6 +96,8 @@ class AgentRegisterView(AgentView):
             "heartbeat_interval_s": result.heartbeat_interval_s,
             "benchmark_flag": result.benchmark_flag,
             "challenge_pending": node_challenge_pending(node_id=result.node_id),
+            "public_host": result.public_host,
+            "port_range": list(result.port_range),
         }
         return Response(AgentRegisterOutputSerializer(body).data)
 
@@ -153,7 +155,9 @@ class AgentHeartbeatView(AgentView):
             seq=data["seq"],
             status=data["status"],
             leases=data.get("leases") or [],
-            payload=dict(serializer.data),
+            payload={k: v for k, v in serializer.data.items() if k != "logs"},  # the log lives in JobLogLine
+            events=data.get("events") or [],
+            logs=data.get("logs") or [],
         )
         body = {
             "accepted": result.accepted,

@@ -14,6 +14,7 @@ from broker.jobspec import JobSpec
 from broker.models import TERMINAL_JOB_STATES, Job, JobEvent, JobState, Lease, LeaseState
 from broker.selectors.jobs import job_cost_so_far
 from broker.selectors.requirements import pinned_node_check, requirements_check_possible
+from broker.services.job_notify import job_events_notify
 from broker.services.jobs_state import job_transition
 from broker.services.leases import lease_end
 from common.errors import Conflict, NotFound, PaymentRequired, ValidationFailed
@@ -91,12 +92,8 @@ def job_book_ex(
                 escrow_hold(
                     user=user, amount_micros=hold, key=f"job:{job.pk}:hold", memo=f"Escrow for job {job.pk} {job.name}"
                 )
-            JobEvent.objects.create(
-                job=job,
-                from_state="",
-                to_state=JobState.PENDING,
-                note=f"booked; {format_usd(micros=hold)} held in escrow",
-            )
+            note = f"booked; {format_usd(micros=hold)} held in escrow"
+            job_events_notify(events=[JobEvent.objects.create(job=job, to_state=JobState.PENDING, note=note)])
             dispatch.match_round_soon()  # after commit; the beat round runs anyway
     except InsufficientFunds as exc:
         shortfall = exc.shortfall_micros

@@ -24,7 +24,6 @@ TO_SPLIT = {
     "broker/engine/assign.py::augment_singles": 62,
     "broker/engine/filter.py::feasible": 62,
     "broker/services/agent.py::agent_heartbeat": 73,
-    "broker/services/jobs.py::job_book_ex": 61,
     "simulator/report.py::report_build": 93,
     "simulator/run.py::_finance": 65,
     "agent/rigshift_cli/main.py::build_parser": 78,

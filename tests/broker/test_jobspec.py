@@ -96,7 +96,8 @@ def test_fingerprint_is_the_one_bookings_had_before_jobspec(catalog: None, monke
     # still gets its job back. The clock is set a month before that window (inside the booking horizon).
     monkeypatch.setattr("broker.jobspec.timezone.now", lambda: datetime(2029, 12, 1, tzinfo=UTC))
     window = {"earliest_start": "2030-01-01T00:00:00Z", "latest_start": "2030-01-02T00:00:00Z"}
-    payload = {k: v for k, v in {**FULL, **window}.items() if k not in ("bid", "placement", "template", "ssh")}  # added later
+    # template and ssh were added later
+    payload = {k: v for k, v in {**FULL, **window}.items() if k not in ("bid", "placement", "template", "ssh")}
     assert JobSpec.from_payload(payload, booking=True).fingerprint() == (
         "6514629ac41f6d086a072bb6687e57e807bcbeb2a3dcecbc28a5bc1f72ada6dc"
     )

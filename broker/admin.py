@@ -2,7 +2,7 @@
 
 from django.contrib import admin
 
-from broker.models import Job, JobEvent, Lease, LeaseSlot, MatchRound, PriceOffer
+from broker.models import Job, JobEvent, JobLogLine, Lease, LeaseSlot, MatchRound, PriceOffer, SshKey
 from marketplace.admin import ReadOnlyAdminMixin
 
 
@@ -15,8 +15,8 @@ class JobEventInline(ReadOnlyAdminMixin, admin.TabularInline[JobEvent, Job]):
 
 @admin.register(Job)
 class JobAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[Job]):
-    list_display = ("id", "name", "customer", "state", "mode", "gpu_count", "duration_seconds", "created_at")
-    list_filter = ("state", "mode", "verified_only")
+    list_display = ("id", "name", "customer", "state", "phase", "exit_code", "mode", "gpu_count", "created_at")
+    list_filter = ("state", "mode", "verified_only", "end_reason")
     search_fields = ("name", "customer__company", "customer__user__username", "idempotency_key")
     date_hierarchy = "created_at"
     list_select_related = ("customer__user",)
@@ -28,6 +28,21 @@ class JobEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[JobEvent]):
     list_display = ("job", "at", "from_state", "to_state", "note")
     list_filter = ("to_state",)
     search_fields = ("job__name", "note")
+
+
+@admin.register(JobLogLine)
+class JobLogLineAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[JobLogLine]):
+    list_display = ("job", "lease", "seq", "at", "stream", "text")
+    list_filter = ("stream",)
+    search_fields = ("text",)
+    list_select_related = ("job", "lease")
+
+
+@admin.register(SshKey)
+class SshKeyAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[SshKey]):
+    list_display = ("customer", "name", "fingerprint", "created_at")
+    search_fields = ("name", "fingerprint", "customer__user__username")
+    list_select_related = ("customer__user",)
 
 
 class LeaseSlotInline(ReadOnlyAdminMixin, admin.TabularInline[LeaseSlot, Lease]):

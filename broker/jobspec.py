@@ -56,6 +56,7 @@ from broker.jobspec_kinds import (
     When,
 )
 from broker.models import JobMode, Placement
+from broker.workload_templates import TEMPLATE_BY_SLUG, TEMPLATE_CHOICES, TEMPLATES
 from common.errors import ValidationFailed
 from common.money import prorate
 from marketplace.models import GPUModel, Node, Region, Tier
@@ -209,14 +210,31 @@ class Terms:
 
 @dataclass(frozen=True)
 class Workload:
-    """What runs: a container image, its command, environment and exposed ports."""
+    """What runs: a template, or a container image with its command, environment and exposed ports; SSH access."""
 
+    template: str = spec_field(
+        Choice(TEMPLATE_CHOICES),
+        "Template",
+        GROUPS[3],
+        doc="A curated workload (" + ", ".join(t.slug for t in TEMPLATES) + "): fills the image, command, ports, "
+        "environment and SSH the booking leaves empty",
+        hint="Or leave empty and give your own image.",
+        late=True,
+    )
     image: str = spec_field(
         Text(300, spaces=False), "Container image", GROUPS[3], need=Need.BOOKING, doc="Container image"
     )
     command: str = spec_field(Text(10_000), "Command", GROUPS[3])
     env: Mapping[str, str] = spec_field(Env(), "Environment", GROUPS[3], hint="KEY=VALUE per line.")
     ports: tuple[int, ...] = spec_field(Ports(), "Ports", GROUPS[3], hint="Comma-separated, e.g. 8888, 6006.")
+    ssh: bool = spec_field(
+        Flag(initial=False),
+        "SSH access",
+        GROUPS[3],
+        doc="Expose port 22 and put your account's SSH keys in the container (PUBLIC_KEY, authorized_keys)",
+        hint="Your account's SSH keys go into the container.",
+        late=True,
+    )
 
 
 @dataclass(frozen=True)
@@ -237,6 +255,7 @@ class JobSpec:
         errs = Errors()
         fields = FIELDS if booking else QUOTE_FIELDS
         values = {f.key: f.kind.parse(data.get(f.key), name=f.key, errs=errs) for f in fields}
+        _apply_template(values, errs)
         _check_catalog(values, errs)
         _check_node(values, errs)
         _check_window(values, errs)
@@ -337,6 +356,22 @@ def _build(values: Mapping[str, Any]) -> JobSpec:
         workload=Workload(**part("workload")),
         **part("job"),
     )
+
+
+def _apply_template(values: dict[str, Any], errs: Errors) -> None:
+    """Fill each workload field the booking left empty from the template's workload (parsed by the field's own
+    kind); the environment is merged, the booking's variables winning."""
+    template = TEMPLATE_BY_SLUG.get(values.get("template") or "")
+    if template is None:
+        return
+    for f in FIELDS:
+        if f.part != "workload" or f.key not in template.workload:
+            continue
+        given = f.kind.parse(template.workload[f.key], name=f.key, errs=errs)
+        if isinstance(f.kind, Env):
+            values[f.key] = MappingProxyType({**given, **(values.get(f.key) or {})})
+        elif values.get(f.key) in (None, "", (), False):
+            values[f.key] = given
 
 
 def _check_catalog(values: dict[str, Any], errs: Errors) -> None:

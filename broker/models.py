@@ -21,6 +21,22 @@ class JobState(models.TextChoices):
 TERMINAL_JOB_STATES = frozenset({JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED})
 
 
+class WorkloadPhase(models.TextChoices):
+    PULLING = "pulling", "Pulling image"
+    STARTING = "starting", "Starting"
+    RUNNING = "running", "Running"
+    EXITED = "exited", "Exited"
+
+
+class EndReason(models.TextChoices):
+    EXITED = "exited", "Exited"
+    OOM = "oom", "Out of memory"
+    IMAGE_PULL_FAILED = "image_pull_failed", "Image pull failed"
+    START_FAILED = "start_failed", "Could not start"
+    STOPPED = "stopped", "Stopped by the platform"
+    LEASE_ENDED = "lease_ended", "Booked time over"
+
+
 class JobMode(models.TextChoices):
     ON_DEMAND = "on_demand", "On demand"
     INTERRUPTIBLE = "interruptible", "Interruptible"
@@ -66,6 +82,8 @@ class Job(models.Model):
     command = models.TextField(blank=True)
     env = models.JSONField(default=dict, blank=True)
     ports = models.JSONField(default=list, blank=True)
+    template = models.CharField(max_length=40, blank=True, help_text="The workload template booked, if any")
+    ssh = models.BooleanField(default=False, help_text="Port 22 exposed with the customer's SSH keys")
     # Mode and price (micro-USD per GPU-hour).
     mode = models.CharField(max_length=14, choices=JobMode.choices, default=JobMode.ON_DEMAND)
     max_price_micros = models.BigIntegerField(null=True, blank=True)
@@ -83,6 +101,10 @@ class Job(models.Model):
     max_retries = models.PositiveSmallIntegerField(default=3)
     pending_reason = models.TextField(blank=True)
     quarantine_reason = models.TextField(blank=True, help_text="why a match round set this job aside")
+    # How the workload is doing and how it ended, as the agent reports it.
+    phase = models.CharField(max_length=10, choices=WorkloadPhase.choices, blank=True)
+    exit_code = models.IntegerField(null=True, blank=True)
+    end_reason = models.CharField(max_length=20, choices=EndReason.choices, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -142,6 +164,9 @@ class Lease(models.Model):
     activated_at = models.DateTimeField(null=True, blank=True)
     ended_at = models.DateTimeField(null=True, blank=True)
     end_reason = models.CharField(max_length=200, blank=True)
+    port_map = models.JSONField(
+        default=list, blank=True, help_text="[{container, host, protocol}] as the agent published them"
+    )
     placement_note = models.CharField(max_length=300, blank=True, help_text="Why the job was placed on this node")
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -150,6 +175,47 @@ class Lease(models.Model):
         constraints = [
             models.CheckConstraint(condition=models.Q(ends_at__gt=models.F("starts_at")), name="lease_period_valid")
         ]
+
+
+class LogStream(models.TextChoices):
+    STDOUT = "stdout", "stdout"
+    STDERR = "stderr", "stderr"
+
+
+class SshKey(models.Model):
+    """A customer's public SSH key, put into the containers of its jobs that ask for SSH."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="ssh_keys")
+    name = models.CharField(max_length=100, blank=True)
+    public_key = models.TextField()
+    fingerprint = models.CharField(max_length=60, help_text="SHA256:… as ssh-keygen -l prints it")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [models.UniqueConstraint(fields=["customer", "fingerprint"], name="sshkey_once_per_customer")]
+
+    def __str__(self) -> str:
+        return f"{self.name or 'key'} {self.fingerprint}"
+
+
+class JobLogLine(models.Model):
+    """One line of a job's workload output, as the agent shipped it; the last part of each job's log is kept.
+
+    (lease, seq) is the agent's numbering (unique: a resent line is dropped); the row id is the order the
+    customer reads in (`?after=`)."""
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="log_lines")
+    lease = models.ForeignKey(Lease, on_delete=models.CASCADE, related_name="+")
+    seq = models.PositiveIntegerField()
+    at = models.DateTimeField()
+    stream = models.CharField(max_length=6, choices=LogStream.choices)
+    text = models.TextField()
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.UniqueConstraint(fields=["lease", "seq"], name="joblogline_once_per_lease_seq")]
+        indexes = [models.Index(fields=["job", "id"])]
 
 
 class LeaseSlot(models.Model):

@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",  # Swagger UI and Redoc served from our static files (pinned, no CDN)
     "django_htmx",
     "common",
+    "notify",
     "marketplace",
     "billing",
     "financing",
@@ -151,6 +152,12 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {}
 # Node liveness: mark nodes whose heartbeats stopped offline (failover listens), refresh reliability.
+# Webhook deliveries whose back-off has run out are retried.
+CELERY_BEAT_SCHEDULE["notify-webhooks-retry"] = {
+    "task": "notify.tasks.webhooks_retry",
+    "schedule": 30.0,
+    "options": {"expires": 30},
+}
 CELERY_BEAT_SCHEDULE["marketplace-nodes-mark-offline"] = {
     "task": "marketplace.tasks.nodes_mark_offline",
     "schedule": 15.0,
@@ -314,6 +321,18 @@ RIGSHIFT_PLATFORM_FEE_RATE = env.str("RIGSHIFT_PLATFORM_FEE_RATE", default="0.15
 RIGSHIFT_RESERVE_RATE = env.str("RIGSHIFT_RESERVE_RATE", default="0.02")
 RIGSHIFT_HEARTBEAT_INTERVAL_S = env.int("RIGSHIFT_HEARTBEAT_INTERVAL_S", default=15)
 RIGSHIFT_NODE_OFFLINE_AFTER_S = env.int("RIGSHIFT_NODE_OFFLINE_AFTER_S", default=60)
+# E-mail: the console backend unless SMTP is configured (EMAIL_URL=smtp://user:pass@host:587, or submission+tls).
+_EMAIL = env.email_url("EMAIL_URL", default="consolemail://")
+EMAIL_BACKEND = _EMAIL["EMAIL_BACKEND"]
+EMAIL_HOST = _EMAIL.get("EMAIL_HOST", "")
+EMAIL_PORT = _EMAIL.get("EMAIL_PORT", 25)
+EMAIL_HOST_USER = _EMAIL.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = _EMAIL.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = _EMAIL.get("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = _EMAIL.get("EMAIL_USE_SSL", False)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="RigShift <noreply@rigshift.local>")
+# The last lines of each job's workload log kept on the server (each at most 2,000 characters).
+RIGSHIFT_JOB_LOG_MAX_LINES = env.int("RIGSHIFT_JOB_LOG_MAX_LINES", default=5000)
 RIGSHIFT_DEMO = env.bool("RIGSHIFT_DEMO", default=False)
 # Matcher lock expiry (broker/locks.py): after a matcher dies mid-round, its shard waits this long. > longest round.
 RIGSHIFT_MATCH_LOCK_TTL_S = env.int("RIGSHIFT_MATCH_LOCK_TTL_S", default=120)

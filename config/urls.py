@@ -29,8 +29,10 @@ urlpatterns = [
     # Split view: the page loads its start-up script from a URL, so the Content-Security-Policy needs no inline script.
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),
     path("api/v1/", include(api_v1)),
+    path("notify/", include("notify.urls")),
     path("provider/offers/", include("broker.urls_offers")),  # price offers need the provider's consent
     path("provider/", include("marketplace.urls")),
+    path("", include("marketplace.agent_urls")),
     path("app/", include("broker.urls_app")),
     path("console/", include("broker.urls_console")),
     path("", include("billing.urls")),

@@ -140,3 +140,19 @@ class NodeListingForm(forms.Form):
         if price is not None and bid is not None and bid > price:
             self.add_error("min_bid_per_gpu_hour", "The minimum interruptible bid cannot exceed the on-demand price.")
         return data
+
+
+class NodeConnectionForm(forms.Form):
+    public_host = forms.CharField(
+        label="Public address",
+        max_length=253,
+        required=False,
+        help_text="The IP address or DNS name customers connect to, e.g. 203.0.113.5.",
+    )
+    port_range_start = forms.IntegerField(label="First host port", min_value=1024, max_value=65535)
+    port_range_end = forms.IntegerField(
+        label="Last host port",
+        min_value=1024,
+        max_value=65535,
+        help_text="Forward this range from your router to the machine; each workload port gets one of them.",
+    )

@@ -149,6 +149,10 @@ class Node(models.Model):
     available_until = models.DateTimeField(null=True, blank=True)
     listed = models.BooleanField(default=False)
     cordoned = models.BooleanField(default=False, help_text="Staff: take no new leases")
+    # Where customers reach their workloads: the node's public address and the host ports the agent maps to.
+    public_host = models.CharField(max_length=253, blank=True, help_text="Public IP address or DNS name")
+    port_range_start = models.PositiveIntegerField(default=40000)
+    port_range_end = models.PositiveIntegerField(default=40999)
     # Agent and verification.
     token_prefix = models.CharField(max_length=12, blank=True)
     token_hash = models.CharField(max_length=64, blank=True, db_index=True)
@@ -179,6 +183,9 @@ class Node(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["provider", "name"], name="node_name_unique_per_provider"),
             models.CheckConstraint(condition=models.Q(gpu_count__gte=1), name="node_gpu_count_positive"),
+            models.CheckConstraint(
+                condition=models.Q(port_range_end__gte=models.F("port_range_start")), name="node_port_range_ordered"
+            ),
             models.CheckConstraint(condition=models.Q(price_micros__gte=0), name="node_price_non_negative"),
             models.CheckConstraint(condition=models.Q(min_bid_micros__gte=0), name="node_min_bid_non_negative"),
             models.CheckConstraint(

@@ -4,8 +4,9 @@
     rigshift-agent bench [--json]
     rigshift-agent run --server URL --token TOKEN [--simulate PROFILE] [--state-file PATH] [--interval S]
     rigshift-agent fleet --config FILE|-      (many simulated agents in one process; the demo market uses it)
+    rigshift-agent doctor [--port-range 40000-40999] [--json]   (is this machine ready? what to fix)
 
-Exit codes: 0 success (or stopped by a signal), 1 the server refused the token, 2 bad usage.
+Exit codes: 0 success (or stopped by a signal), 1 the server refused the token (doctor: a check failed), 2 bad usage.
 """
 
 from __future__ import annotations
@@ -28,11 +29,14 @@ from rigshift_client import ApiClient
 from rigshift_agent import __version__
 from rigshift_agent.bench import bench
 from rigshift_agent.detect import Hardware, detect, detect_nvidia, simulated_benchmark, simulated_challenge_tflops
-from rigshift_agent.executor import DockerExecutor, Executor, SimulatedExecutor
+from rigshift_agent.docker_executor import DockerExecutor
+from rigshift_agent.doctor import doctor, report
+from rigshift_agent.executor import Executor, SimulatedExecutor
 from rigshift_agent.runner import AgentFatal, GpuSampler, Runner
 from rigshift_agent.state import StateStore
 
 log = logging.getLogger("rigshift_agent")
+SIM_PULL_S, SIM_START_S = 4, 2  # a simulated lease shows pulling and starting for a moment
 
 
 _ROW = "{:>2}  {:<14} {:>7}  {:<7} {:<10} {:>7} {:>7} {:>5}"
@@ -100,7 +104,7 @@ def build_runner(
     simulated_tflops = simulated_challenge_tflops(simulate) if simulate else None
     if simulate:
         benchmark: dict[str, Any] = dict(simulated_benchmark(simulate))
-        executor = SimulatedExecutor(clock=time.time)
+        executor = SimulatedExecutor(clock=time.time, pull_s=SIM_PULL_S, start_s=SIM_START_S)
     else:
         benchmark = bench().report() if measure else {"tflops": None, "mem_bandwidth_gbs": None}
         if DockerExecutor.available():
@@ -121,6 +125,7 @@ def build_runner(
         interval=interval,
         name=name,
         simulated_tflops=simulated_tflops,
+        check_ports=not simulate,
     )
 
 
@@ -201,6 +206,22 @@ def cmd_fleet(args: argparse.Namespace) -> int:
     return 0
 
 
+def _port_range(text: str) -> tuple[int, int]:
+    low, sep, high = text.partition("-")
+    if not sep or not low.isdigit() or not high.isdigit() or int(low) > int(high):
+        raise argparse.ArgumentTypeError("a range like 40000-40999")
+    return int(low), int(high)
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    checks = doctor(port_range=args.port_range)
+    if args.json:
+        print(json.dumps([c.__dict__ for c in checks], indent=2))
+    else:
+        print(report(checks))
+    return 0 if all(c.ok for c in checks) else 1
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rigshift-agent", description="RigShift node agent")
     p.add_argument("--version", action="version", version=f"rigshift-agent {__version__}")
@@ -223,6 +244,12 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--interval", type=float, help="heartbeat interval in seconds (default: what the server says)")
     r.add_argument("--no-bench", action="store_true", help="do not measure the GPUs at start")
     r.set_defaults(func=cmd_run)
+    dr = sub.add_parser("doctor", help="check the driver, NVML, Docker with GPUs and the port range; say what to fix")
+    dr.add_argument(
+        "--port-range", type=_port_range, default=(40000, 40999), help="the node's host ports (40000-40999)"
+    )
+    dr.add_argument("--json", action="store_true")
+    dr.set_defaults(func=cmd_doctor)
     f = sub.add_parser("fleet", help="many simulated agents in one process (demo market)")
     f.add_argument(
         "--config", required=True, help='JSON {"server", "nodes": [{"name", "token", "profile"}]}; - reads stdin'

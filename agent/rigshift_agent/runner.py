@@ -27,6 +27,7 @@ from rigshift_agent import __version__
 from rigshift_agent.challenge import ChallengeSpec, solve
 from rigshift_agent.detect import Hardware
 from rigshift_agent.executor import Executor, parse_time
+from rigshift_agent.ports import ports_unbindable
 from rigshift_agent.state import LeaseRecord, StateStore
 
 log = logging.getLogger("rigshift_agent")
@@ -37,7 +38,11 @@ LEASES = "/api/v1/agent/leases"
 CHALLENGE = "/api/v1/agent/challenge"
 CHALLENGE_ANSWER = "/api/v1/agent/challenge/answer"
 CHALLENGE_REVEAL = "/api/v1/agent/challenge/reveal"
-REJECTED = {400, 409, 413, 422}  # the server will never accept this heartbeat as it is
+REJECTED = {400, 409, 413, 422}
+LOG_LINES_PER_HEARTBEAT = 200  # the server accepts at most 500; a long log goes out over several heartbeats
+MAX_LOG_LINE_CHARS = 2000
+MEMORY_SHARE = 0.9  # of the node's RAM, shared out by GPUs: the rest stays for the host
+DEFAULT_PORT_RANGE = (40000, 40999)  # the server will never accept this heartbeat as it is
 
 
 class AgentFatal(Exception):
@@ -84,7 +89,13 @@ class Runner:
         max_backoff: float = 300.0,
         name: str = "agent",
         simulated_tflops: float | None = None,
+        port_range: tuple[int, int] | None = None,
+        log_lines_per_heartbeat: int = LOG_LINES_PER_HEARTBEAT,
+        check_ports: bool = False,
     ) -> None:
+        self.check_ports = check_ports
+        self.port_range = port_range or DEFAULT_PORT_RANGE
+        self.log_lines_per_heartbeat = log_lines_per_heartbeat
         self.client = client
         self.hardware = hardware
         self.store = store
@@ -127,6 +138,13 @@ class Runner:
             log.warning("%s: the server reports a hardware mismatch: %s", self.name, body["hardware_mismatch"])
         if body.get("benchmark_flag"):
             log.warning("%s: benchmark flagged: %s", self.name, body["benchmark_flag"])
+        port_range = body.get("port_range")
+        if isinstance(port_range, list) and len(port_range) == 2 and all(isinstance(p, int) for p in port_range):
+            self.port_range = (int(port_range[0]), int(port_range[1]))
+            if self.check_ports:
+                unbound = ports_unbindable(self.port_range)
+                if unbound:
+                    log.warning("%s: cannot bind host ports %s: %s", self.name, self.port_range, unbound)
         self.store.save(self.state)
         self.registered = True
         self.answer_challenge(body)
@@ -166,25 +184,84 @@ class Runner:
         return outcome
 
     def poll(self) -> None:
-        """Notice workloads that ended, and stop those whose lease is over."""
+        """Follow each launched workload through its phases; stop those whose lease is over."""
         now = int(self.clock())
         changed = False
         for rec in self.state.leases.values():
-            if not rec.running:
+            if not rec.live:
                 continue
-            assert rec.run_started is not None
-            ended = self.executor.ended_at(rec)
+            changed |= self._advance(rec, now)
             lease_end = parse_time(rec.ends_at) if rec.ends_at else None
-            if ended is None and lease_end is not None and now >= lease_end:
+            if rec.live and lease_end is not None and now >= lease_end:
                 self.executor.stop(rec)
-                ended, rec.stop_reason = lease_end, "lease ended"
-            if ended is not None:
-                rec.run_ended = max(rec.run_started, min(ended, now))
-                rec.stop_reason = rec.stop_reason or "exited"
-                log.info("%s: lease %s ended (%s)", self.name, rec.lease_id, rec.stop_reason)
+                self._ended(rec, at=lease_end, now=now, reason="lease_ended", detail="lease ended")
                 changed = True
         if changed:
             self.store.save(self.state)
+
+    def _set_phase(self, rec: LeaseRecord, phase: str, at: int) -> None:
+        if rec.phase == phase:
+            return
+        rec.phase = phase
+        event: dict[str, Any] = {"lease_id": _wire_id(rec.lease_id), "phase": phase, "at": iso(at)}
+        if phase == "running" and rec.port_map:
+            event["ports"] = rec.port_map
+        rec.events.append(event)
+
+    def _advance(self, rec: LeaseRecord, now: int) -> bool:
+        """Ask the executor where the workload is; record a new phase, its start or its exit. True if changed."""
+        before = (rec.phase, rec.run_started, rec.run_ended)
+        status = self.executor.status(rec)
+        launched = rec.launched_at if rec.launched_at is not None else now
+        if status.phase in ("starting", "running", "exited") and rec.phase in ("", "pulling"):
+            self._set_phase(rec, "starting", min(now, max(launched, status.started_at or now)))
+        if status.phase in ("running", "exited") and status.started_at is not None and rec.run_started is None:
+            rec.run_started = min(now, max(launched, status.started_at))
+            self._set_phase(rec, "running", rec.run_started)
+        elif status.phase == "running" and rec.run_started is None:
+            rec.run_started = now
+            self._set_phase(rec, "running", now)
+        if status.phase == "exited":
+            at = status.ended_at if status.ended_at is not None else now
+            self._ended(rec, at=at, now=now, reason=status.reason or "exited", detail=status.detail)
+            rec.exit_code = status.exit_code
+        return before != (rec.phase, rec.run_started, rec.run_ended)
+
+    def _ended(self, rec: LeaseRecord, *, at: int, now: int, reason: str, detail: str = "") -> None:
+        if rec.run_started is None:  # never ran (pull failed, stopped while pulling): no usage
+            rec.run_started = min(now, max(rec.launched_at or now, at))
+        rec.run_ended = max(rec.run_started, min(at, now))
+        rec.exit_reason = rec.exit_reason or reason
+        rec.stop_reason = rec.stop_reason or detail or reason
+        rec.phase = "exited"
+        log.info("%s: lease %s ended (%s)", self.name, rec.lease_id, rec.stop_reason)
+
+    def _read_logs(self, budget: int) -> list[dict[str, Any]]:
+        """Up to `budget` new log lines over the launched leases, each numbered once (per lease)."""
+        lines: list[dict[str, Any]] = []
+        for lease_id in sorted(self.state.leases):
+            rec = self.state.leases[lease_id]
+            if rec.run_started is None or rec.logs_drained or rec.final_reported:
+                continue
+            room = budget - len(lines)
+            if room <= 0:
+                break
+            got = self.executor.logs(rec, limit=room)
+            for line in got:
+                rec.log_seq += 1
+                text = line.text[:MAX_LOG_LINE_CHARS]
+                lines.append(
+                    {
+                        "lease_id": _wire_id(lease_id),
+                        "seq": rec.log_seq,
+                        "at": iso(line.at),
+                        "stream": line.stream,
+                        "text": text,
+                    }
+                )
+            if rec.run_ended is not None and len(got) < room:
+                rec.logs_drained = True
+        return lines
 
     def build_heartbeat(self) -> dict[str, Any]:
         now = int(self.clock())
@@ -192,10 +269,16 @@ class Runner:
         gpus = self.sampler(busy)
         util_by_index = {g["index"]: float(g.get("utilisation") or 0.0) for g in gpus}
         reports = []
+        logs = self._read_logs(self.log_lines_per_heartbeat)
+        events = [event for rec in self.state.leases.values() for event in rec.events]
+        for rec in self.state.leases.values():
+            rec.events = []
         for lease_id in sorted(self.state.leases):
             rec = self.state.leases[lease_id]
             if rec.run_started is None or rec.final_reported:
                 continue
+            if rec.run_ended is not None and not rec.logs_drained:
+                continue  # the exit is reported with the workload's last lines, in a later heartbeat
             start = rec.reported_until if rec.reported_until is not None else rec.run_started
             end = max(start, rec.run_ended if rec.run_ended is not None else now)
             slots = rec.gpu_slots or [0]
@@ -203,19 +286,29 @@ class Runner:
             rec.reported_until = end
             exited = rec.run_ended is not None
             rec.final_reported = exited
-            reports.append(
-                {
-                    "lease_id": _wire_id(lease_id),
-                    "seq": rec.seq,
-                    "gpu_seconds": (end - start) * len(slots),
-                    "utilisation": round(sum(util_by_index.get(s, 0.0) for s in slots) / len(slots), 3),
-                    "interval_start": iso(start),
-                    "interval_end": iso(end),
-                    "state": "exited" if exited else "running",
+            report: dict[str, Any] = {
+                "lease_id": _wire_id(lease_id),
+                "seq": rec.seq,
+                "gpu_seconds": (end - start) * len(slots),
+                "utilisation": round(sum(util_by_index.get(s, 0.0) for s in slots) / len(slots), 3),
+                "interval_start": iso(start),
+                "interval_end": iso(end),
+                "state": "exited" if exited else "running",
+            }
+            if exited:
+                report |= {
+                    "exit_code": rec.exit_code,
+                    "reason": rec.exit_reason or "exited",
+                    "detail": rec.stop_reason[:300],
                 }
-            )
+            reports.append(report)
         self.state.seq += 1
-        return {"seq": self.state.seq, "status": "ok", "gpus": gpus, "leases": reports}
+        body: dict[str, Any] = {"seq": self.state.seq, "status": "ok", "gpus": gpus, "leases": reports}
+        if events:
+            body["events"] = events
+        if logs:
+            body["logs"] = logs
+        return body
 
     def heartbeat(self) -> dict[str, Any]:
         """Send the pending heartbeat (or build, save, then send a new one) and apply the acknowledgement."""
@@ -257,12 +350,12 @@ class Runner:
             rec = self.state.leases.get(str(item["lease_id"]))
             if rec is None or rec.run_ended is not None:
                 continue
-            if rec.running:
+            if rec.live:
                 self.executor.stop(rec)
-            else:  # never started: report it closed with no usage so the server frees the capacity
-                rec.run_started = now
-            rec.run_ended = now
-            rec.stop_reason = str(item.get("reason") or "stopped by the server")
+            # never started: reported closed with no usage so the server frees the capacity
+            self._ended(
+                rec, at=now, now=now, reason="stopped", detail=str(item.get("reason") or "stopped by the server")
+            )
             log.info("%s: lease %s stopped: %s", self.name, rec.lease_id, rec.stop_reason)
         for item in body.get("start", []):
             lease_id = str(item["lease_id"])
@@ -277,6 +370,8 @@ class Runner:
                 command=str(item.get("command") or ""),
                 env={str(k): str(v) for k, v in (item.get("env") or {}).items()},
                 ports=list(item.get("ports") or []),
+                ssh=bool(item.get("ssh")),
+                ssh_keys=[str(k) for k in item.get("ssh_keys") or []],
                 gpu_slots=[int(s) for s in item.get("gpu_slots") or []],
                 starts_at=str(item.get("starts_at") or ""),
                 ends_at=str(item.get("ends_at") or ""),
@@ -286,15 +381,39 @@ class Runner:
 
     def _start_due(self, now: int) -> None:
         for rec in self.state.leases.values():
-            if rec.run_started is not None or (rec.starts_at and parse_time(rec.starts_at) > now):
+            if rec.launched_at is not None or (rec.starts_at and parse_time(rec.starts_at) > now):
                 continue
-            rec.run_started = now
+            rec.launched_at = now
+            self._set_phase(rec, "pulling", now)
             try:
+                self._assign(rec)
                 rec.handle = self.executor.start(rec)
                 log.info("%s: started lease %s on GPUs %s (%s)", self.name, rec.lease_id, rec.gpu_slots, rec.handle)
             except Exception as exc:  # noqa: BLE001 — a workload that cannot start is reported as exited
-                rec.run_ended, rec.stop_reason = now, f"start failed: {exc}"[:300]
+                self._ended(rec, at=now, now=now, reason="start_failed", detail=f"start failed: {exc}"[:300])
                 log.error("%s: lease %s could not start: %s", self.name, rec.lease_id, exc)
+                continue
+            self._advance(rec, now)
+
+    def _assign(self, rec: LeaseRecord) -> None:
+        """The lease's share of the node (CPU, memory) and a host port from the node's range per container port."""
+        gpus = max(1, len(self.hardware.gpus))
+        share = max(1, len(rec.gpu_slots)) / gpus
+        rec.cpus = round(max(1.0, self.hardware.cpu_cores * share), 2)
+        rec.memory_gb = round(max(1.0, self.hardware.ram_gb * share * MEMORY_SHARE), 1)
+        wanted = [int(p) for p in rec.ports if str(p).isdigit()]
+        if rec.ssh and 22 not in wanted:
+            wanted.append(22)
+        used = {m["host"] for other in self.state.leases.values() if other.live for m in other.port_map}
+        low, high = self.port_range
+        free = (port for port in range(low, high + 1) if port not in used)
+        mapping = []
+        for container_port in wanted:
+            host = next(free, None)
+            if host is None:
+                raise RuntimeError(f"no free host port left in {low}-{high}")
+            mapping.append({"container": container_port, "host": host, "protocol": "tcp"})
+        rec.port_map = mapping
 
     # ------------------------------------------------------------------------------------------ loop
     def step(self) -> float:

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-STATE_VERSION = 1
+STATE_VERSION = 2
 FINISHED_KEPT = 500  # ids of closed leases remembered, so a stale start list cannot restart them
 
 
@@ -37,10 +37,35 @@ class LeaseRecord:
     reported_until: int | None = None  # usage up to here is already in a (sent or pending) heartbeat
     seq: int = 0  # last per-lease sequence number used
     final_reported: bool = False  # an "exited" report has been put into a heartbeat
+    # Phases, exit and connection (issue 14).
+    launched_at: int | None = None  # epoch seconds the agent began pulling the image
+    phase: str = ""  # pulling | starting | running | exited
+    events: list[dict[str, Any]] = field(default_factory=list)  # phase changes not yet put into a heartbeat
+    exit_code: int | None = None
+    exit_reason: str = ""  # exited | oom | image_pull_failed | start_failed | stopped | lease_ended
+    port_map: list[dict[str, Any]] = field(default_factory=list)  # [{container, host, protocol}]
+    ssh: bool = False
+    ssh_keys: list[str] = field(default_factory=list)
+    cpus: float | None = None  # the lease's share of the node's CPU cores
+    memory_gb: float | None = None  # …and of its memory
+    # Logs: the executor's position in the workload's output, and the last line number used.
+    log_cursor: str = ""
+    log_seq: int = 0
+    logs_drained: bool = False  # the workload ended and every line of it is in a heartbeat
+
+    def __post_init__(self) -> None:
+        if self.launched_at is None and self.run_started is not None:  # a state file from before phases
+            self.launched_at = self.run_started
+            self.phase = self.phase or "running"
 
     @property
     def running(self) -> bool:
         return self.run_started is not None and self.run_ended is None
+
+    @property
+    def live(self) -> bool:
+        """Launched (pulling, starting or running) and not ended."""
+        return self.launched_at is not None and self.run_ended is None
 
 
 @dataclass

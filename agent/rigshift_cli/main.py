@@ -14,9 +14,10 @@ import getpass
 import json
 import os
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
 import requests
 from rigshift_client import ApiClient, ApiError, display
@@ -231,7 +232,10 @@ PAYLOAD_OPTIONS: dict[str, str] = {
     "command": "command_line",
     "env": "env",
     "ports": "port",
+    "template": "template",
+    "ssh": "ssh",
 }
+TEMPLATES = ("pytorch-jupyter", "vllm-openai", "cuda-ssh")  # the server's catalog (broker/workload_templates.py)
 
 
 def job_payload(args: argparse.Namespace) -> dict[str, Any]:
@@ -438,6 +442,18 @@ def render_job(job: dict[str, Any], out: TextIO) -> None:
     ]
     if job.get("pending_reason"):
         pairs.append(("pending because", job["pending_reason"]))
+    if job.get("phase"):
+        pairs.append(("workload", job["phase"]))
+    if job.get("exit_code") is not None or job.get("end_reason"):
+        pairs.append(("exit code", job.get("exit_code")))
+        pairs.append(("ended because", display.label(job.get("end_reason"), "end_reason")))
+    connect = job.get("connect") or {}
+    if connect.get("ssh"):
+        pairs.append(("ssh", connect["ssh"]["command"]))
+    for url in connect.get("urls") or []:
+        pairs.append((str(url.get("name") or url.get("port")), url.get("url")))
+    if connect.get("note") and not connect.get("host"):
+        pairs.append(("connect", connect["note"]))
     if lease:
         pairs += [
             ("node", lease.get("node_name") or lease.get("node")),
@@ -463,6 +479,89 @@ def cmd_jobs_show(args: argparse.Namespace, out: TextIO) -> int:
         return 0
     render_job(body, out)
     return 0
+
+
+TERMINAL = {"completed", "failed", "cancelled"}
+
+
+def cmd_jobs_ssh(args: argparse.Namespace, out: TextIO) -> int:
+    """Run ssh with the job's connect details (or print the command with --print)."""
+    job = client_for(args).get(f"{API}/jobs/{args.id}/")
+    ssh = (job.get("connect") or {}).get("ssh")
+    if not ssh:
+        state = job.get("state")
+        raise UsageError(
+            f"job {args.id} ({state}) has no SSH to connect to yet: book it with --ssh and wait for it to run"
+        )
+    argv = ["ssh", *[str(a) for a in ssh["args"]], *args.ssh_args]
+    if args.print:
+        print(" ".join(argv), file=out)
+        return 0
+    out.flush()
+    os.execvp("ssh", argv)  # noqa: S606 — the user's own ssh, with the job's address
+    return 0  # not reached
+
+
+def cmd_keys_add(args: argparse.Namespace, out: TextIO) -> int:
+    try:
+        text = Path(args.file).expanduser().read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise UsageError(f"cannot read {args.file}: {exc}") from exc
+    body = client_for(args).post(f"{API}/ssh-keys/", json={"public_key": text, "name": args.name or ""})
+    if args.json:
+        emit_json(body, out)
+        return 0
+    print(f"Added SSH key {body.get('id')}: {body.get('fingerprint')} {body.get('name') or ''}".rstrip(), file=out)
+    return 0
+
+
+def cmd_keys_list(args: argparse.Namespace, out: TextIO) -> int:
+    body = client_for(args).get(f"{API}/ssh-keys/")
+    if args.json:
+        emit_json(body, out)
+        return 0
+    print_table(body or [], [col("ID", "id"), col("NAME", "name"), col("FINGERPRINT", "fingerprint")], out)
+    return 0
+
+
+def cmd_keys_delete(args: argparse.Namespace, out: TextIO) -> int:
+    client_for(args).request("DELETE", f"{API}/ssh-keys/{args.id}/")
+    print(f"Deleted SSH key {args.id}.", file=out)
+    return 0
+
+
+def _print_lines(lines: Sequence[dict[str, Any]], out: TextIO) -> None:
+    for line in lines:
+        prefix = "! " if line.get("stream") == "stderr" else ""
+        print(f"{prefix}{line.get('text', '')}", file=out, flush=True)
+
+
+def cmd_jobs_logs(args: argparse.Namespace, out: TextIO) -> int:
+    """Print the job's log; with --follow keep printing new lines until the job has ended and all is read."""
+    client = client_for(args)
+    after = args.after
+    ended, job = False, cast(dict[str, Any], {})
+    while True:
+        body = client.get(f"{API}/jobs/{args.id}/logs/", params={"after": after})
+        lines = body.get("lines") or []
+        if args.json:
+            for line in lines:
+                print(json.dumps(line), file=out, flush=True)
+        else:
+            _print_lines(lines, out)
+        after = int(body.get("next") or after)
+        if not args.follow:
+            return 0
+        if lines:
+            continue
+        if ended:  # the job had ended before this read: everything is printed
+            if job.get("exit_code") is not None:
+                print(f"[job {args.id} {job['state']}: exit code {job['exit_code']}]", file=sys.stderr)
+            return 0
+        job = client.get(f"{API}/jobs/{args.id}/")
+        ended = job.get("state") in TERMINAL  # then read once more: lines may have come in before it ended
+        if not ended:
+            time.sleep(args.poll)
 
 
 def cmd_jobs_cancel(args: argparse.Namespace, out: TextIO) -> int:
@@ -525,6 +624,52 @@ configuration: RIGSHIFT_SERVER and RIGSHIFT_TOKEN, or the file written by 'rigsh
 exit codes: 0 ok, 1 API or connection error (the API's message on stderr), 2 usage error."""
 
 
+def _add_job_connect_commands(jobs_sub: Any, common: argparse.ArgumentParser) -> None:
+    """`rigshift jobs logs` and `rigshift jobs ssh`."""
+    p = jobs_sub.add_parser("logs", parents=[common], help="the job's output (stdout; stderr lines start with '! ')")
+    p.add_argument("id", type=int)
+    p.add_argument("--follow", "-f", action="store_true", help="keep printing new lines until the job ends")
+    p.add_argument("--after", type=int, default=0, help="only lines after this seq")
+    p.add_argument("--poll", type=float, default=2.0, help="seconds between polls with --follow")
+    p.set_defaults(func=cmd_jobs_logs)
+    p = jobs_sub.add_parser("ssh", parents=[common], help="ssh into a running job booked with --ssh")
+    p.add_argument("id", type=int)
+    p.add_argument("--print", action="store_true", help="print the ssh command instead of running it")
+    p.add_argument(
+        "ssh_args", nargs="*", help="more arguments for ssh, after --: rigshift jobs ssh 5 -- -L 8888:localhost:8888"
+    )
+    p.set_defaults(func=cmd_jobs_ssh)
+
+
+def _add_keys_commands(sub: Any, common: argparse.ArgumentParser) -> None:
+    """`rigshift keys add|list|delete`."""
+    keys = sub.add_parser("keys", help="your public SSH keys (put into jobs booked with --ssh)")
+    keys_sub = keys.add_subparsers(dest="keys_cmd", metavar="ACTION", required=True)
+    p = keys_sub.add_parser(
+        "add", parents=[common], help="add a public key, e.g. 'rigshift keys add ~/.ssh/id_ed25519.pub'"
+    )
+    p.add_argument("file")
+    p.add_argument("--name")
+    p.set_defaults(func=cmd_keys_add)
+    p = keys_sub.add_parser("list", parents=[common], help="your keys")
+    p.set_defaults(func=cmd_keys_list)
+    p = keys_sub.add_parser("delete", parents=[common], help="delete a key")
+    p.add_argument("id", type=int)
+    p.set_defaults(func=cmd_keys_delete)
+
+
+def _add_wallet_commands(sub: Any, common: argparse.ArgumentParser) -> None:
+    """`rigshift wallet [topup AMOUNT]`."""
+    wallet = sub.add_parser("wallet", parents=[common], help="wallet balance and recent transactions")
+    wallet.set_defaults(func=cmd_wallet)
+    wallet_sub = wallet.add_subparsers(dest="wallet_cmd", metavar="ACTION")
+    p = wallet_sub.add_parser(
+        "topup", parents=[common], help="add money to the wallet, e.g. 'rigshift wallet topup 50'"
+    )
+    p.add_argument("amount", help="dollars, e.g. 50 or 12.50")
+    p.set_defaults(func=cmd_wallet_topup)
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON for scripts")
@@ -578,7 +723,9 @@ def build_parser() -> argparse.ArgumentParser:
     jobs_sub = jobs.add_subparsers(dest="jobs_cmd", metavar="ACTION", required=True)
     p = jobs_sub.add_parser("create", parents=[common], help="book a job (holds its maximum cost in escrow)")
     p.add_argument("--name", required=True)
-    p.add_argument("--image", required=True, help="container image")
+    p.add_argument("--template", choices=TEMPLATES, help="a curated workload: fills image, command, ports, SSH")
+    p.add_argument("--image", help="container image (required without --template)")
+    p.add_argument("--ssh", action="store_true", default=None, help="expose SSH with your account's keys")
     p.add_argument("--command", dest="command_line", help="command to run in the container")
     p.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="environment variable (repeatable)")
     p.add_argument("--port", action="append", type=int, default=[], help="port to expose (repeatable)")
@@ -590,18 +737,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = jobs_sub.add_parser("show", parents=[common], help="one job: state, timeline, lease, cost so far")
     p.add_argument("id", type=int)
     p.set_defaults(func=cmd_jobs_show)
+    _add_job_connect_commands(jobs_sub, common)
     p = jobs_sub.add_parser("cancel", parents=[common], help="cancel a job and release unused escrow")
     p.add_argument("id", type=int)
     p.set_defaults(func=cmd_jobs_cancel)
 
-    wallet = sub.add_parser("wallet", parents=[common], help="wallet balance and recent transactions")
-    wallet.set_defaults(func=cmd_wallet)
-    wallet_sub = wallet.add_subparsers(dest="wallet_cmd", metavar="ACTION")
-    p = wallet_sub.add_parser(
-        "topup", parents=[common], help="add money to the wallet, e.g. 'rigshift wallet topup 50'"
-    )
-    p.add_argument("amount", help="dollars, e.g. 50 or 12.50")
-    p.set_defaults(func=cmd_wallet_topup)
+    _add_keys_commands(sub, common)
+
+    _add_wallet_commands(sub, common)
     return parser
 
 

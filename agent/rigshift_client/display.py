@@ -34,6 +34,14 @@ LABELS: dict[str, dict[str, str]] = {
         "africa": "Africa",
     },
     "mode": {"on_demand": "On demand", "interruptible": "Interruptible", "reserved": "Reserved"},
+    "end_reason": {
+        "exited": "Exited",
+        "oom": "Out of memory",
+        "image_pull_failed": "Image pull failed",
+        "start_failed": "Could not start",
+        "stopped": "Stopped by the platform",
+        "lease_ended": "Booked time over",
+    },
 }
 
 

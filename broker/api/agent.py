@@ -100,6 +100,8 @@ class AgentRegisterView(AgentView):
             "heartbeat_interval_s": result.heartbeat_interval_s,
             "benchmark_flag": result.benchmark_flag,
             "challenge_pending": node_challenge_pending(node_id=result.node_id),
+            "public_host": result.public_host,
+            "port_range": list(result.port_range),
         }
         return Response(AgentRegisterOutputSerializer(body).data)
 
@@ -167,7 +169,11 @@ class AgentHeartbeatView(AgentView):
                 seq=data["seq"],
                 status=data["status"],
                 leases=data.get("leases") or [],
-                payload=data,  # validated; stored as JSON for support (datetimes and decimals as strings)
+                # validated; stored as JSON for support (datetimes and decimals as strings); the log lives in
+                # JobLogLine
+                payload={k: v for k, v in data.items() if k != "logs"},
+                events=data.get("events") or [],
+                logs=data.get("logs") or [],
                 token_hash=agent.token_hash,
             )
         except TokenRefused:

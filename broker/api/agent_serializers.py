@@ -9,6 +9,9 @@ from common.numbers import DecimalNumberField
 
 MAX_GPUS = 64
 MAX_LEASE_REPORTS = 256
+MAX_LOG_LINES = 500  # per heartbeat; the agent sends at most 200 and the rest in the next ones
+MAX_LOG_LINE_CHARS = 2000
+REASONS = ["exited", "oom", "image_pull_failed", "start_failed", "stopped", "lease_ended"]
 MAX_CANDIDATES = 8
 _HEX_ID = r"^0x[0-9a-fA-F]{1,8}$"
 
@@ -73,6 +76,10 @@ class AgentRegisterOutputSerializer(serializers.Serializer[Any]):
     heartbeat_interval_s = serializers.IntegerField()
     benchmark_flag = serializers.CharField(help_text="'' unless the benchmark is far from the catalog figure.")
     challenge_pending = serializers.BooleanField(help_text="A compute challenge waits: fetch /agent/challenge.")
+    public_host = serializers.CharField(help_text="The node's public address ('' until the provider sets it).")
+    port_range = serializers.ListField(
+        child=serializers.IntegerField(), help_text="[first, last] host port the agent maps container ports to."
+    )
 
 
 class AgentGpuTelemetrySerializer(serializers.Serializer[Any]):
@@ -104,12 +111,44 @@ class AgentLeaseReportSerializer(serializers.Serializer[Any]):
         help_text="Bytes the lease sent out during the interval; billed per GB when the listing prices it.",
     )
 
+    exit_code = serializers.IntegerField(
+        min_value=-(2**31), max_value=2**31 - 1, required=False, allow_null=True, help_text="On `exited`: the code."
+    )
+    reason = serializers.ChoiceField(
+        choices=REASONS,
+        required=False,
+        help_text="On `exited`: why it stopped. A non-zero exit, `oom`, `image_pull_failed` or `start_failed` "
+        "fails the job; a zero exit (or `lease_ended`) completes it.",
+    )
+    detail = serializers.CharField(max_length=300, required=False, allow_blank=True)
+
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if attrs["interval_end"] < attrs["interval_start"]:
             raise serializers.ValidationError(
                 f"lease {attrs['lease_id']} report {attrs['seq']}: interval_end is before interval_start."
             )
         return attrs
+
+
+class AgentPortSerializer(serializers.Serializer[Any]):
+    container = serializers.IntegerField(min_value=1, max_value=65535)
+    host = serializers.IntegerField(min_value=1, max_value=65535)
+    protocol = serializers.ChoiceField(choices=["tcp", "udp"], default="tcp")
+
+
+class AgentPhaseEventSerializer(serializers.Serializer[Any]):
+    lease_id = serializers.IntegerField(min_value=1)
+    phase = serializers.ChoiceField(choices=["pulling", "starting", "running"])
+    at = serializers.DateTimeField()
+    ports = AgentPortSerializer(many=True, required=False, help_text="On `running`: container port → host port.")
+
+
+class AgentLogLineSerializer(serializers.Serializer[Any]):
+    lease_id = serializers.IntegerField(min_value=1)
+    seq = serializers.IntegerField(min_value=1, max_value=2**31 - 1, help_text="Per-lease line number (kept once).")
+    at = serializers.DateTimeField()
+    stream = serializers.ChoiceField(choices=["stdout", "stderr"])
+    text = serializers.CharField(max_length=MAX_LOG_LINE_CHARS, allow_blank=True, trim_whitespace=False)
 
 
 class AgentHeartbeatInputSerializer(serializers.Serializer[Any]):
@@ -121,6 +160,18 @@ class AgentHeartbeatInputSerializer(serializers.Serializer[Any]):
     status = serializers.CharField(max_length=20, default="ok")
     gpus = serializers.ListField(child=AgentGpuTelemetrySerializer(), required=False, max_length=MAX_GPUS)
     leases = serializers.ListField(child=AgentLeaseReportSerializer(), required=False, max_length=MAX_LEASE_REPORTS)
+    events = serializers.ListField(
+        child=AgentPhaseEventSerializer(),
+        required=False,
+        max_length=MAX_LEASE_REPORTS,
+        help_text="Workload phase changes (pulling, starting, running with its port mapping).",
+    )
+    logs = serializers.ListField(
+        child=AgentLogLineSerializer(),
+        required=False,
+        max_length=MAX_LOG_LINES,
+        help_text=f"New workload output lines, at most {MAX_LOG_LINES} of at most {MAX_LOG_LINE_CHARS} characters.",
+    )
 
     def validate_leases(self, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
         keys = [(report["lease_id"], report["seq"]) for report in value]
@@ -152,6 +203,8 @@ class AgentHeartbeatOutputSerializer(serializers.Serializer[Any]):
 
 class AgentLeaseStartSerializer(serializers.Serializer[Any]):
     lease_id = serializers.IntegerField()
+    ssh = serializers.BooleanField(help_text="Expose port 22 and inject `ssh_keys` (PUBLIC_KEY, authorized_keys).")
+    ssh_keys = serializers.ListField(child=serializers.CharField(), help_text="The customer's public SSH keys.")
     job_id = serializers.IntegerField()
     image = serializers.CharField()
     command = serializers.CharField(allow_blank=True)

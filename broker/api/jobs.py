@@ -15,10 +15,12 @@ from broker.api.offers import OfferOut
 from broker.jobspec import FIELDS, QUOTE_FIELDS, Field, JobSpec, Need
 from broker.jobspec_kinds import Choice, Count, Env, Flag, Money, Names, Number, Ports, Text, When
 from broker.models import Job, JobState
+from broker.selectors.connect import job_connect
+from broker.selectors.job_logs import LOG_PAGE_MAX, job_for_reader, job_log_page, parse_after
 from broker.selectors.jobs import job_get, job_list, job_view
 from broker.services.jobs import job_book_ex, job_cancel
 from broker.services.quotes import Quote, job_quote
-from common.api import IsCustomer, Pagination
+from common.api import IsCustomer, IsStaff, Pagination
 from common.api_schema import error_responses, paginated
 from common.errors import ValidationFailed
 from common.money import from_micros
@@ -39,6 +41,7 @@ _REQUEST_DOC = "Job requirements, mode and price (shared by quotes and bookings)
 
 def _in_field(f: Field, *, booking: bool) -> serializers.Field[Any, Any, Any, Any]:  # noqa: C901 — to split into named steps
     kind, required = f.kind, f.need is Need.ALWAYS or (booking and f.need is Need.BOOKING)
+    required = required and f.part != "workload"  # a template may fill the workload; JobSpec checks it after
     opt: dict[str, Any] = {"required": required, **({"help_text": f.doc} if f.doc else {})}
     if isinstance(kind, Count):
         return serializers.IntegerField(min_value=kind.low, max_value=kind.high, **opt, allow_null=not required)
@@ -157,6 +160,28 @@ class LeaseOut(serializers.Serializer[dict[str, Any]]):
     ends_at = serializers.DateTimeField()
 
 
+class SshOut(serializers.Serializer[dict[str, Any]]):
+    command = serializers.CharField(help_text='e.g. "ssh -p 40022 root@203.0.113.5"')
+    args = serializers.ListField(child=serializers.CharField(), help_text="ssh's arguments")
+    user = serializers.CharField()
+    host = serializers.CharField()
+    port = serializers.IntegerField()
+
+
+class ConnectUrlOut(serializers.Serializer[dict[str, Any]]):
+    port = serializers.IntegerField(help_text="Container port")
+    host_port = serializers.IntegerField(help_text="Port on the node's public address")
+    name = serializers.CharField(help_text='What listens there, e.g. "Jupyter Lab"')
+    url = serializers.CharField()
+
+
+class ConnectOut(serializers.Serializer[dict[str, Any]]):
+    host = serializers.CharField(allow_null=True, help_text="The node's public address")
+    ssh = SshOut(allow_null=True)
+    urls = ConnectUrlOut(many=True)
+    note = serializers.CharField()
+
+
 def _out_field(f: Field) -> serializers.Field[Any, Any, Any, Any]:
     """A job's term as the API writes it (JobSpec.to_json)."""
     if isinstance(f.kind, Choice):
@@ -184,7 +209,19 @@ JobOut: type[serializers.Serializer[dict[str, Any]]] = type(
         "cost_so_far": serializers.CharField(help_text="Dollars charged so far (settled usage)"),
         "pending_reason": serializers.CharField(),
         "quarantine_reason": serializers.CharField(help_text="Why a match round set the job aside (quarantined)"),
+        "phase": serializers.CharField(
+            help_text="Workload phase the agent reports: pulling, starting, running, exited"
+        ),
+        "exit_code": serializers.IntegerField(allow_null=True, help_text="The workload's exit code, once it ended"),
+        "end_reason": serializers.CharField(
+            help_text="Why it stopped: exited, oom, image_pull_failed, start_failed, stopped, lease_ended"
+        ),
         "lease": LeaseOut(allow_null=True),
+        "connect": ConnectOut(
+            allow_null=True,
+            help_text="How to reach the running workload (SSH command, a URL per HTTP port); null until the agent "
+            "reports its ports",
+        ),
         "timeline": EventOut(many=True),
         "created_at": serializers.DateTimeField(),
         "updated_at": serializers.DateTimeField(),
@@ -208,6 +245,9 @@ def job_data(job: Job, *, cost_so_far_micros: int | None = None) -> dict[str, An
         "cost_so_far": _dollars(view.cost_so_far_micros),
         "pending_reason": job.pending_reason,
         "quarantine_reason": job.quarantine_reason,
+        "phase": job.phase,
+        "exit_code": job.exit_code,
+        "end_reason": job.end_reason,
         "lease": None
         if lease is None
         else {
@@ -224,6 +264,7 @@ def job_data(job: Job, *, cost_so_far_micros: int | None = None) -> dict[str, An
             "starts_at": lease.starts_at.isoformat(),
             "ends_at": lease.ends_at.isoformat(),
         },
+        "connect": job_connect(job=job, lease=lease),
         "timeline": [
             {"at": e.at.isoformat(), "from_state": e.from_state, "to_state": e.to_state, "note": e.note}
             for e in job.events.all()
@@ -334,3 +375,39 @@ class JobCancelView(APIView):
         customer = request.user.customer  # type: ignore[union-attr]
         job = job_cancel(job=job_get(customer=customer, job_id=job_id), customer=customer)
         return Response(job_data(job_get(customer=customer, job_id=job.pk)))
+
+
+class LogLineOut(serializers.Serializer[dict[str, Any]]):
+    seq = serializers.IntegerField(help_text="Order of the line in the job's log; read on with ?after=SEQ")
+    at = serializers.DateTimeField()
+    stream = serializers.ChoiceField(choices=["stdout", "stderr"])
+    text = serializers.CharField()
+
+
+class LogPageOut(serializers.Serializer[dict[str, Any]]):
+    lines = LogLineOut(many=True)
+    next = serializers.IntegerField(help_text="Pass as `after` for the lines that follow")
+
+
+class JobLogsView(APIView):
+    permission_classes = [IsCustomer | IsStaff]
+
+    @extend_schema(
+        operation_id="jobs_logs",
+        parameters=[
+            OpenApiParameter("after", OpenApiTypes.INT, description="Only lines after this seq (the last `next`)"),
+            OpenApiParameter("limit", OpenApiTypes.INT, description=f"At most this many lines (≤ {LOG_PAGE_MAX})"),
+        ],
+        responses={200: LogPageOut, **error_responses(400, 401, 403, 404)},
+        tags=["jobs"],
+        description=(
+            "The workload's stdout and stderr as the agent shipped them (the server keeps the last "
+            "RIGSHIFT_JOB_LOG_MAX_LINES lines of each job, 5,000 by default). Only the job's customer and staff "
+            "can read it; note that the provider's machine runs the workload and can see it."
+        ),
+    )
+    def get(self, request: Request, job_id: int) -> Response:
+        job = job_for_reader(user=request.user, job_id=job_id)
+        limit = parse_after(request.query_params.get("limit")) or LOG_PAGE_MAX
+        page = job_log_page(job=job, after=parse_after(request.query_params.get("after")), limit=limit)
+        return Response(LogPageOut({"lines": page.lines, "next": page.next}).data)

@@ -7,7 +7,8 @@ from typing import Any, NamedTuple
 from django.db.models import Q
 from django.utils import timezone
 
-from broker.models import Lease, LeaseState
+from broker.models import Job, Lease, LeaseState, SshKey
+from broker.workload_templates import TEMPLATE_BY_SLUG, template_token
 from marketplace.models import Node
 
 # A lease is handed to the agent this long before its period begins, so the image can be pulled.
@@ -33,20 +34,29 @@ def agent_leases(*, node: Node, now: datetime | None = None) -> dict[str, list[d
         .select_related("job")
         .order_by("starts_at", "id")
     )
+    rows = list(start_rows)
+    keys: dict[int, list[str]] = {}
+    ssh_customers = {lease.job.customer_id for lease in rows if lease.job.ssh}
+    for customer_id, key in SshKey.objects.filter(customer_id__in=ssh_customers).values_list(
+        "customer_id", "public_key"
+    ):
+        keys.setdefault(customer_id, []).append(key)
     start = [
         {
             "lease_id": lease.pk,
             "job_id": lease.job_id,
             "image": lease.job.image,
             "command": lease.job.command,
-            "env": lease.job.env or {},
+            "env": _lease_env(lease.job),
             "ports": lease.job.ports or [],
+            "ssh": lease.job.ssh,
+            "ssh_keys": keys.get(lease.job.customer_id, []) if lease.job.ssh else [],
             "gpu_slots": list(lease.gpu_slots or []),
             "starts_at": lease.starts_at,
             "ends_at": lease.ends_at,
             "state": lease.state,
         }
-        for lease in start_rows
+        for lease in rows
     ]
     stop_rows = (
         Lease.objects.filter(node_id=node.pk)
@@ -63,6 +73,15 @@ def agent_leases(*, node: Node, now: datetime | None = None) -> dict[str, list[d
         for row in stop_rows
     ]
     return {"start": start, "stop": stop}
+
+
+def _lease_env(job: Job) -> dict[str, str]:
+    """The job's environment, plus the access token its template's service expects (derived per job)."""
+    env = dict(job.env or {})
+    template = TEMPLATE_BY_SLUG.get(job.template)
+    if template is not None and template.token_env and template.token_env not in env:
+        env[template.token_env] = template_token(job_id=job.pk)
+    return env
 
 
 def _default_reason(*, state: str, ends_at: datetime, now: datetime) -> str:

@@ -25,7 +25,8 @@ from billing.services.metering import (
 )
 from broker.models import LeaseState
 from broker.selectors.agent import OwnedLease, agent_node_leases
-from broker.services.leases import lease_activate, lease_end
+from broker.services.agent_workload import lease_logs_append, lease_phases_apply
+from broker.services.leases import lease_activate, lease_exit
 from common.errors import ValidationFailed
 from marketplace.models import Node, NodeStatus
 from marketplace.services.heartbeats import HeartbeatRecord, node_heartbeat_record
@@ -44,6 +45,8 @@ class RegisterResult:
     hardware_mismatch: str
     benchmark_flag: str
     heartbeat_interval_s: int
+    public_host: str = ""
+    port_range: tuple[int, int] = (40000, 40999)
 
 
 def agent_register(*, node: Node, report: dict[str, Any]) -> RegisterResult:
@@ -59,6 +62,8 @@ def agent_register(*, node: Node, report: dict[str, Any]) -> RegisterResult:
         hardware_mismatch=result.hardware_mismatch,
         benchmark_flag=result.benchmark_flag,
         heartbeat_interval_s=settings.RIGSHIFT_HEARTBEAT_INTERVAL_S,
+        public_host=result.node.public_host,
+        port_range=(result.node.port_range_start, result.node.port_range_end),
     )
 
 
@@ -128,12 +133,39 @@ def _check_reports(
             raise _Refused(message=message, code=code, lease_id=report["lease_id"], job_id=lease.job_id)
 
 
+def _ignored(
+    *,
+    leases: Sequence[dict[str, Any]],
+    events: Sequence[dict[str, Any]],
+    logs: Sequence[dict[str, Any]],
+    owned: dict[int, OwnedLease],
+) -> list[dict[str, Any]]:
+    """What the heartbeat said about leases that are not this node's (nothing of it is applied)."""
+    ignored = [
+        {"lease_id": r["lease_id"], "seq": r["seq"], "reason": "not a lease of this node"}
+        for r in leases
+        if r["lease_id"] not in owned
+    ]
+    foreign_logs = sorted({x["lease_id"] for x in logs if x["lease_id"] not in owned})
+    ignored += [{"lease_id": i, "seq": 0, "reason": "log lines for a lease of another node"} for i in foreign_logs]
+    foreign_events = sorted({e["lease_id"] for e in events if e["lease_id"] not in owned})
+    ignored += [{"lease_id": i, "seq": 0, "reason": "phase for a lease of another node"} for i in foreign_events]
+    return ignored
+
+
 def _apply_reports(
-    *, node: Node, leases: Sequence[dict[str, Any]], now: datetime
+    *,
+    node: Node,
+    leases: Sequence[dict[str, Any]],
+    now: datetime,
+    events: Sequence[dict[str, Any]] = (),
+    logs: Sequence[dict[str, Any]] = (),
 ) -> tuple[list[int], list[int], list[dict[str, Any]]]:
-    """Inside the heartbeat's transaction: check the node's own reports (raises _Refused), activate the leases
-    they start, record the usage, end the leases whose workload exited. Returns (activated, ended, ignored)."""
-    owned = agent_node_leases(node=node, lease_ids=[report["lease_id"] for report in leases])
+    """Inside the heartbeat's transaction: check the node's own reports (raises _Refused), record workload
+    phases, activate the leases they start, record the usage and the log lines, end the leases whose workload
+    exited (completing or failing the job by its exit code). Returns (activated, ended, ignored)."""
+    mentioned = [item["lease_id"] for item in [*leases, *events, *logs]]
+    owned = agent_node_leases(node=node, lease_ids=mentioned)
     own_reports = [report for report in leases if report["lease_id"] in owned]
     if own_reports and node.get_deferred_fields() & {"disk_gb", "inet_up_mbps"}:
         # the agent API's node holds only its id (cached token lookup): the report caps need two of its fields,
@@ -141,11 +173,8 @@ def _apply_reports(
         first = owned[own_reports[0]["lease_id"]]
         node.disk_gb, node.inet_up_mbps = first.node_disk_gb, first.node_inet_up_mbps
     _check_reports(node=node, reports=own_reports, owned=owned, now=now)
-    ignored = [
-        {"lease_id": report["lease_id"], "seq": report["seq"], "reason": "not a lease of this node"}
-        for report in leases
-        if report["lease_id"] not in owned
-    ]
+    ignored = _ignored(leases=leases, events=events, logs=logs, owned=owned)
+    lease_phases_apply(events=events, owned=owned)
     # a lease starts on a report of it running or of usage; a zero-usage "exited" report is the agent
     # closing a lease it never started (e.g. withdrawn before it began): that must not activate it
     started = {r["lease_id"] for r in own_reports if r["state"] == "running" or r["gpu_seconds"] > 0}
@@ -156,14 +185,19 @@ def _apply_reports(
     ]
     if own_reports:
         usage_ingest(node_id=node.pk, reports=own_reports)
-    exit_at = {r["lease_id"]: r["interval_end"] for r in own_reports if r["state"] == "exited"}
+    lease_logs_append(lines=logs, owned=owned)
+    exits = {r["lease_id"]: r for r in own_reports if r["state"] == "exited"}
     # the workload is over: free the GPUs now and settle, so no capacity is held after it closed; the exit
     # report may only shorten the billed time (the broker clock stops at its end)
     ended = [
         lease_id
-        for lease_id in sorted(exit_at)
-        if lease_end(
-            lease_id=lease_id, reason="workload exited", complete_job=True, billed_until=min(exit_at[lease_id], now)
+        for lease_id in sorted(exits)
+        if lease_exit(
+            lease_id=lease_id,
+            exit_code=exits[lease_id].get("exit_code"),
+            reason=exits[lease_id].get("reason") or "exited",
+            detail=exits[lease_id].get("detail") or "",
+            billed_until=min(exits[lease_id]["interval_end"], now),
         )
     ]
     return activated, ended, ignored
@@ -178,6 +212,8 @@ def agent_heartbeat(
     payload: dict[str, Any] | None = None,
     now: datetime | None = None,
     token_hash: str | None = None,
+    events: Sequence[dict[str, Any]] = (),
+    logs: Sequence[dict[str, Any]] = (),
 ) -> HeartbeatResult:
     """Apply heartbeat `seq` of `node` once, in one transaction.
 
@@ -187,15 +223,25 @@ def agent_heartbeat(
     utilisation, interval_start, interval_end (datetimes), state}). Reports for leases that are not this node's
     are ignored and returned in `ignored_leases`; a report the lease cannot have produced refuses the whole
     heartbeat (400, nothing recorded, a UsageAnomaly for staff); the rest go to billing's `usage_ingest` (one bulk
-    insert), and a reported lease that is still reserved becomes active. A repeated `seq` returns
-    `duplicate=True` and writes nothing. With `token_hash` (the agent API), a token the node row no longer carries
+    insert), and a reported lease that is still reserved becomes active; an `exited` report ends the lease and
+    completes or fails the job (`lease_exit`). `events` (workload phases) and `logs` (output lines) of the node's
+    own leases are recorded (broker.services.agent_workload). A repeated `seq` returns `duplicate=True` and
+    writes nothing. With `token_hash` (the agent API), a token the node row no longer carries
     (revoked, rotated) raises `TokenRefused` and writes nothing.
     """
     now = now or timezone.now()
     interval = settings.RIGSHIFT_HEARTBEAT_INTERVAL_S
     try:
         record, (activated, ended, ignored) = _heartbeat_apply(
-            node=node, seq=seq, status=status, leases=leases, payload=payload, now=now, token_hash=token_hash
+            node=node,
+            seq=seq,
+            status=status,
+            leases=leases,
+            events=events,
+            logs=logs,
+            payload=payload,
+            now=now,
+            token_hash=token_hash,
         )
     except _Refused as refused:
         _refusal_record(node=node, refused=refused)
@@ -231,6 +277,8 @@ def _heartbeat_apply(
     seq: int,
     status: str,
     leases: Sequence[dict[str, Any]],
+    events: Sequence[dict[str, Any]],
+    logs: Sequence[dict[str, Any]],
     payload: dict[str, Any] | None,
     now: datetime,
     token_hash: str | None,
@@ -248,7 +296,9 @@ def _heartbeat_apply(
         # the broker clock of the node's running leases (billing/services/metering.py, THE RULE), atomic with the
         # heartbeat: a clock left behind the node's previous heartbeat would stay stopped for good
         lease_clock_advance(node_id=node.pk, seen_at=record.seen_at, previous=record.previous)
-        return record, _apply_reports(node=node, leases=leases, now=now) if leases else ([], [], [])
+        if not (leases or events or logs):
+            return record, ([], [], [])
+        return record, _apply_reports(node=node, leases=leases, now=now, events=events, logs=logs)
 
 
 def _refusal_record(*, node: Node, refused: _Refused) -> None:

@@ -14,6 +14,7 @@ from broker.jobspec import JobSpec
 from broker.models import TERMINAL_JOB_STATES, Job, JobEvent, JobState, Lease, LeaseState
 from broker.selectors.jobs import job_cost_so_far, job_relations_known
 from broker.selectors.requirements import pinned_node_check, requirements_check_possible
+from broker.services.job_notify import job_events_notify
 from broker.services.jobs_state import job_transition
 from broker.services.leases import lease_end
 from common.errors import Conflict, NotFound, PaymentRequired, ValidationFailed
@@ -99,6 +100,7 @@ def job_book_ex(
                 to_state=JobState.PENDING,
                 note=f"booked; {format_usd(micros=hold)} held in escrow",
             )
+            job_events_notify(events=[event])
             # what the caller shows next is known: no need to read the job back
             job_relations_known(job=job, gpu_models=models, events=[event], leases=[])
             dispatch.match_round_soon()  # after commit; the beat round runs anyway

@@ -6,6 +6,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from broker.models import Job, JobEvent, JobState
+from broker.services.job_notify import job_events_notify
 
 
 def job_transition(
@@ -26,5 +27,6 @@ def job_transition(
         )
         if not updated:
             return False
-        JobEvent.objects.create(job_id=job_id, from_state=current, to_state=str(to_state), note=note[:500])
+        event = JobEvent.objects.create(job_id=job_id, from_state=current, to_state=str(to_state), note=note[:500])
+        job_events_notify(events=[event])
         return True

@@ -396,6 +396,52 @@ def lease_end(
     return True
 
 
+FAILED_REASONS = frozenset({"oom", "image_pull_failed", "start_failed"})
+
+
+def exit_note(*, exit_code: int | None, reason: str, detail: str = "") -> str:
+    """Words for the timeline: "exited with code 3", "out of memory (exit code 137)", "image pull failed: …"."""
+    words = {
+        "oom": "out of memory",
+        "image_pull_failed": "image pull failed",
+        "start_failed": "could not start",
+        "stopped": "stopped by the platform",
+        "lease_ended": "booked time over",
+    }.get(reason, "exited")
+    text = (
+        words
+        if exit_code is None
+        else (f"exited with code {exit_code}" if reason == "exited" else f"{words} (exit code {exit_code})")
+    )
+    return f"{text}: {detail}" if detail and detail not in (reason, words) else text
+
+
+def lease_exit(
+    *, lease_id: int, exit_code: int | None, reason: str, detail: str = "", billed_until: datetime | None = None
+) -> bool:
+    """The agent reports the workload ended: the lease ends (GPUs free from now) and the job completes on a
+    zero exit (or the booked time running out), or fails on a non-zero exit, out of memory, a failed image
+    pull or start, keeping the exit code and reason. The customer pays for what ran either way (the lease is
+    settled and the unused escrow released). A lease already closed (expired, cancelled, preempted) only gets
+    the exit code recorded on its job when none is."""
+    failed = reason in FAILED_REASONS or (exit_code not in (None, 0) and reason != "lease_ended")
+    note = exit_note(exit_code=exit_code, reason=reason, detail=detail)
+    outcome = {"exit_code": exit_code, "end_reason": reason, "phase": "exited"}
+    now = timezone.now()
+    with transaction.atomic():
+        lease = _close(lease_id=lease_id, to_state=LeaseState.ENDED, reason=f"workload {note}", now=now)
+        if lease is None:
+            job_ids = Lease.objects.filter(pk=lease_id).values_list("job_id", flat=True)
+            Job.objects.filter(pk__in=job_ids, exit_code__isnull=True, end_reason="").update(**outcome)
+            return False
+        to_state = JobState.FAILED if failed else JobState.COMPLETED
+        done = job_transition(job_id=lease.job_id, from_states=LIVE_JOB_STATES, to_state=to_state, note=note, **outcome)
+        if done:  # the exit report may only shorten the billed time, never lengthen it
+            ended_at = min(billed_until, now) if billed_until is not None else now
+            _lease_close_money(lease=lease, job_terminal=True, failed=False, ended_at=ended_at)
+    return True
+
+
 def lease_fail(*, lease_id: int, reason: str = "node failed") -> bool:
     """reserved/active → failed (node failure). The job goes back to pending with retries+1, or to
     failed when its retry budget is spent (then its unused escrow is released). Billing's SLA credit

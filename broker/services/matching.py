@@ -29,6 +29,7 @@ from broker.engine.scarcity import forecast_groups
 from broker.jobspec import SNAPSHOT_COLUMNS
 from broker.locks import shard_lock
 from broker.models import Job, JobEvent, JobMode, JobState, Lease, LeaseSlot, MatchRound, Placement
+from broker.services.job_notify import job_steps_notify
 from broker.services.jobs_state import job_transition
 from broker.services.leases import (
     HOLDING_STATES,
@@ -815,7 +816,12 @@ def _jobs_claim(*, job_ids: list[int], now: datetime) -> set[int]:
 
 
 def _events_insert(*, rows: list[tuple[int, str]], now: datetime) -> None:
-    """JobEvents pending → matched for the round (COPY on PostgreSQL)."""
+    """JobEvents pending → matched for the round (COPY on PostgreSQL); their customers are told."""
+    _events_write(rows=rows, now=now)
+    job_steps_notify(job_ids=[job_id for job_id, _ in rows], to_state=JobState.MATCHED, at=now)
+
+
+def _events_write(*, rows: list[tuple[int, str]], now: datetime) -> None:
     connection = transaction.get_connection()
     if connection.vendor == "postgresql" and rows:
         with (

@@ -14,15 +14,20 @@ from django.views.decorators.http import require_http_methods, require_POST
 from broker.forms import JobBookingForm, form_add_domain_errors, form_errors_text, form_initial_from_query
 from broker.jobspec import PAYLOAD_KEYS, QUOTE_KEYS
 from broker.models import TERMINAL_JOB_STATES, Job
+from broker.selectors.connect import job_connect
 from broker.selectors.customer_portal import wallet_low_balance
+from broker.selectors.job_logs import job_log_page, parse_after
 from broker.selectors.jobs import job_get, job_list, job_view
 from broker.services.explain import job_explanation_text
 from broker.services.jobs import job_book, job_cancel
 from broker.services.quotes import job_quote
 from broker.views.app import customer_of, customer_required
+from broker.workload_templates import TEMPLATES
 from common.errors import DomainError, NotFound
 
 POLL_SECONDS = 5
+LOG_POLL_SECONDS = 2
+LOG_PAGE_SHOWN = 500
 
 
 def _own_job(request: HttpRequest, job_id: int) -> Job:
@@ -57,6 +62,7 @@ def job_new(request: HttpRequest) -> HttpResponse:
             "quote": None,
             "idempotency_key": request.POST.get("idempotency_key", ""),
             "low_balance": wallet_low_balance(customer=customer_of(request)),
+            "templates": TEMPLATES,
         }
         return render(request, "app/job_new.html", context, status=400)
     # GET: prefill from the search page's "Book" links (?gpu_models=…&gpu_count=…).
@@ -70,6 +76,7 @@ def job_new(request: HttpRequest) -> HttpResponse:
         "quote": None,
         "idempotency_key": uuid.uuid4().hex,
         "low_balance": wallet_low_balance(customer=customer_of(request)),
+        "templates": TEMPLATES,
     }
     return render(request, "app/job_new.html", context)
 
@@ -95,6 +102,7 @@ def _job_context(job: Job) -> dict[str, Any]:
     return {
         "job": job,
         "lease": view.lease,
+        "connect": job_connect(job=job, lease=view.lease),
         "cost_so_far_micros": view.cost_so_far_micros,
         "explanation": job_explanation_text(job=job),
         "events": list(job.events.all()),
@@ -114,6 +122,20 @@ def job_status_partial(request: HttpRequest, job_id: int) -> HttpResponse:
     """The job page's live part (state, lease, cost, timeline), polled by htmx until the job ends."""
     job = _own_job(request, job_id)
     return render(request, "app/_job_status.html", _job_context(job))
+
+
+@customer_required
+def job_logs_partial(request: HttpRequest, job_id: int) -> HttpResponse:
+    """The job page's log: the lines after `?after=`, then the poller that asks for the next ones (htmx)."""
+    job = _own_job(request, job_id)
+    try:
+        after = parse_after(request.GET.get("after"))
+    except DomainError as exc:
+        return HttpResponse(exc.message, status=400)
+    page = job_log_page(job=job, after=after, limit=LOG_PAGE_SHOWN)
+    context = {"job": job, "lines": page.lines, "next": page.next, "follow": job.state not in TERMINAL_JOB_STATES}
+    context["follow"] = context["follow"] or len(page.lines) == LOG_PAGE_SHOWN
+    return render(request, "app/_job_log.html", {**context, "poll_seconds": LOG_POLL_SECONDS})
 
 
 @customer_required

@@ -2,7 +2,7 @@
 
 from django.urls import URLPattern, URLResolver, path
 
-from broker.views import app, app_jobs, app_search
+from broker.views import app, app_jobs, app_keys, app_search
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path("", app.dashboard, name="dashboard"),
@@ -14,8 +14,11 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("jobs/quote/", app_jobs.job_quote_partial, name="job_quote"),
     path("jobs/<int:job_id>/", app_jobs.job_detail, name="job_detail"),
     path("jobs/<int:job_id>/status/", app_jobs.job_status_partial, name="job_status"),
+    path("jobs/<int:job_id>/logs/", app_jobs.job_logs_partial, name="job_logs"),
     path("jobs/<int:job_id>/cancel/", app_jobs.job_cancel_view, name="job_cancel"),
     path("wallet/", app.wallet, name="wallet"),
+    path("keys/", app_keys.ssh_keys, name="ssh_keys"),
+    path("keys/<int:key_id>/delete/", app_keys.ssh_key_delete_view, name="ssh_key_delete"),
     path("tokens/", app.tokens, name="tokens"),
     path("tokens/<int:token_id>/revoke/", app.token_revoke, name="token_revoke"),
 ]

@@ -1,5 +1,7 @@
 """Nodes, provider side: registration, the per-node agent token, and the listing (prices, availability)."""
 
+import ipaddress
+import re
 from datetime import datetime
 
 from django.db import IntegrityError, transaction
@@ -255,4 +257,39 @@ def node_update_listing(
         )
     for field in fields:
         setattr(node, field, getattr(locked, field))
+    return node
+
+
+PORT_MIN, PORT_MAX, PORT_RANGE_MAX = 1024, 65535, 10_000
+_HOST = re.compile(r"^(?=.{1,253}$)(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*$")
+
+
+def _host_ok(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return bool(_HOST.match(host))
+    return True
+
+
+def node_connection_update(*, node: Node, public_host: str, port_range_start: int, port_range_end: int) -> Node:
+    """Set where customers reach this node's workloads: its public address (IP or DNS name, no scheme or
+    port) and the host port range the agent maps container ports to (1024–65535, at most 10,000 ports).
+    The agent checks at start that it can bind the range (and `rigshift-agent doctor` says how to fix it)."""
+    host = public_host.strip()
+    errors: dict[str, list[str]] = {}
+    if host and not _host_ok(host):
+        errors["public_host"] = ["An IP address or a DNS name, without http:// or a port (e.g. 203.0.113.5)."]
+    low, high = port_range_start, port_range_end
+    if not PORT_MIN <= low <= PORT_MAX or not PORT_MIN <= high <= PORT_MAX:
+        errors["port_range_start"] = [f"Ports must be between {PORT_MIN} and {PORT_MAX}."]
+    elif high < low:
+        errors["port_range_end"] = ["The end of the range must not be below its start."]
+    elif high - low + 1 > PORT_RANGE_MAX:
+        errors["port_range_end"] = [f"At most {PORT_RANGE_MAX:,} ports."]
+    _raise_if(errors)
+    Node.objects.filter(pk=node.pk).update(
+        public_host=host, port_range_start=low, port_range_end=high, updated_at=timezone.now()
+    )
+    node.public_host, node.port_range_start, node.port_range_end = host, low, high
     return node

@@ -15,7 +15,13 @@ from django.views.decorators.http import require_http_methods, require_POST
 from common.decorators import role_required
 from common.errors import NotFound, ValidationFailed
 from common.money import from_micros, to_micros
-from marketplace.forms import NodeListingForm, NodeRegisterForm, ProviderSignupForm, form_add_domain_errors
+from marketplace.forms import (
+    NodeConnectionForm,
+    NodeListingForm,
+    NodeRegisterForm,
+    ProviderSignupForm,
+    form_add_domain_errors,
+)
 from marketplace.models import Node, Provider
 from marketplace.selectors.challenges import node_challenges
 from marketplace.selectors.nodes import (
@@ -26,7 +32,13 @@ from marketplace.selectors.nodes import (
     node_spec_comparison,
 )
 from marketplace.selectors.onboarding import onboarding_checklist
-from marketplace.services.nodes import node_register, node_token_revoke, node_token_rotate, node_update_listing
+from marketplace.services.nodes import (
+    node_connection_update,
+    node_register,
+    node_token_revoke,
+    node_token_rotate,
+    node_update_listing,
+)
 from marketplace.services.providers import provider_payout_account_connect, provider_signup
 
 provider_required = role_required(
@@ -55,6 +67,10 @@ def _token_page(request: HttpRequest, *, node: Node, raw_token: str, rotated: bo
             "agent_token": raw_token,
             "agent_command": node_agent_command(server_url=request.build_absolute_uri("/"), token=raw_token),
             "agent_install": AGENT_INSTALL_COMMAND,
+            "install_command": (
+                f"curl -fsSL {request.build_absolute_uri('/agent/install.sh')} "
+                f"| sudo RIGSHIFT_NODE_TOKEN={raw_token} bash"
+            ),
             "rotated": rotated,
         },
     )
@@ -171,16 +187,68 @@ def node_detail(request: HttpRequest, node_id: int) -> HttpResponse:
                 "listed": node.listed,
             }
         )
+    return _node_page(request, node=node, form=form)
+
+
+def _node_page(
+    request: HttpRequest,
+    *,
+    node: Node,
+    form: NodeListingForm | None = None,
+    connection: NodeConnectionForm | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    if form is None:
+        form = NodeListingForm(
+            initial={
+                "price_per_gpu_hour": _dollars(node.price_micros),
+                "min_bid_per_gpu_hour": _dollars(node.min_bid_micros),
+                "storage_price_per_gb_month": _dollars(node.storage_price_micros),
+                "egress_price_per_gb": _dollars(node.egress_price_micros),
+                "available_from": node.available_from,
+                "available_until": node.available_until,
+                "listed": node.listed,
+            }
+        )
+    if connection is None:
+        connection = NodeConnectionForm(
+            initial={
+                "public_host": node.public_host,
+                "port_range_start": node.port_range_start,
+                "port_range_end": node.port_range_end,
+            }
+        )
     return render(
         request,
         "provider/node_detail.html",
         {
             "node": node,
             "form": form,
+            "connection_form": connection,
             "comparison": node_spec_comparison(node=node),
             "challenges": node_challenges(node=node),
         },
+        status=status,
     )
+
+
+@provider_required
+@require_POST
+def node_connection(request: HttpRequest, node_id: int) -> HttpResponse:
+    """The node's public address and host port range (where customers reach their workloads)."""
+    node = _own_node(request, node_id)
+    form = NodeConnectionForm(request.POST)
+    if form.is_valid():
+        try:
+            node_connection_update(node=node, **form.cleaned_data)
+        except ValidationFailed as exc:
+            form_add_domain_errors(form, exc)
+        else:
+            messages.success(
+                request, f"Connection settings for {node.name} saved; the agent uses them at its next start."
+            )
+            return redirect("provider:node-detail", node_id=node.pk)
+    return _node_page(request, node=node, connection=form, status=400)
 
 
 def _micros_or_none(amount: Decimal | None) -> int | None:

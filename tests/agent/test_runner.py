@@ -193,12 +193,12 @@ def test_a_rejected_heartbeat_is_dropped_not_resent_forever(setup) -> None:
 
 
 def test_docker_run_gets_exactly_the_leased_gpus() -> None:
-    from rigshift_agent.executor import DockerExecutor
+    from rigshift_agent.docker_executor import DockerExecutor
     from rigshift_agent.state import LeaseRecord
 
     lease = LeaseRecord(lease_id="7", image="pytorch/pytorch", command="python t.py", env={"A": "1"}, gpu_slots=[2, 3])
     args = DockerExecutor().run_args(lease)
-    assert args[:3] == ["docker", "run", "-d"]
+    assert args[:2] == ["docker", "create"]
     assert args[args.index("--gpus") + 1] == '"device=2,3"'
     assert args[args.index("-e") : args.index("-e") + 2] == ["-e", "A=1"]
     assert args[-4:] == ["pytorch/pytorch", "sh", "-c", "python t.py"]

@@ -129,6 +129,8 @@ def test_register_happy_path_stores_report_and_sets_node_online() -> None:
         "heartbeat_interval_s": 15,
         "benchmark_flag": "",
         "challenge_pending": True,  # registration issues a compute challenge
+        "public_host": "",
+        "port_range": [40000, 40999],
     }
     node.refresh_from_db()
     assert node.status == NodeStatus.ONLINE

@@ -54,8 +54,10 @@ def test_book_holds_max_cost_and_records_the_timeline(market: Any, customer: Any
         "command": "python train.py",
         "env": {"EPOCHS": "3"},
         "ports": [8888],
+        "template": "",
+        "ssh": False,
     }
-    assert body["lease"] is None
+    assert body["lease"] is None and body["connect"] is None
     assert body["cost_so_far"] == "0.000000"
     assert [e["to_state"] for e in body["timeline"]] == ["pending"]
     assert "booked" in body["timeline"][0]["note"]

@@ -57,6 +57,8 @@ FULL = {
     "command": "python train.py",
     "env": {"A": "1"},
     "ports": [8888, 22, 8888],
+    "template": "cuda-ssh",
+    "ssh": True,
 }
 
 
@@ -94,7 +96,8 @@ def test_fingerprint_is_the_one_bookings_had_before_jobspec(catalog: None, monke
     # still gets its job back. The clock is set a month before that window (inside the booking horizon).
     monkeypatch.setattr("broker.jobspec.timezone.now", lambda: datetime(2029, 12, 1, tzinfo=UTC))
     window = {"earliest_start": "2030-01-01T00:00:00Z", "latest_start": "2030-01-02T00:00:00Z"}
-    payload = {k: v for k, v in {**FULL, **window}.items() if k not in ("bid", "placement")}
+    # template and ssh were added later
+    payload = {k: v for k, v in {**FULL, **window}.items() if k not in ("bid", "placement", "template", "ssh")}
     assert JobSpec.from_payload(payload, booking=True).fingerprint() == (
         "6514629ac41f6d086a072bb6687e57e807bcbeb2a3dcecbc28a5bc1f72ada6dc"
     )
@@ -121,7 +124,7 @@ def test_spec_is_frozen(catalog: None) -> None:
         ({"env": {"1BAD": "x"}}, "env", "variable names"),
         ({"ports": "80, 99999"}, "ports", "not a port number"),
         ({"image": "has space"}, "image", "no spaces"),
-        ({"image": ""}, "image", "required"),
+        ({"image": "", "template": ""}, "image", "required"),
         ({"duration_hours": "721"}, "duration_hours", "<= 720"),
         ({"duration_hours": None}, "duration_hours", "required"),
         ({"max_price": None}, "max_price", "needs a max_price"),
@@ -215,7 +218,8 @@ def _cli_spec() -> JobSpec:
         "--region eu --region us --min-reliability 0.9 --any-node --min-inet-down 100 --min-cpu-cores-per-gpu 4 "
         "--min-ram-per-gpu 16 --min-disk-per-gpu 50 --mode reserved --placement reliable --max-price 1.25 --bid 0.5 "
         f"--earliest-start {EARLIEST} --latest-start {LATEST} --hours 1.5 --name train "
-        "--image pytorch/pytorch:latest --command 'python train.py' --env A=1 --port 8888 --port 22"
+        "--image pytorch/pytorch:latest --command 'python train.py' --env A=1 --port 8888 --port 22 "
+        "--template cuda-ssh --ssh"
     )
     payload = job_payload(build_parser().parse_args(argv))
     assert set(payload) | NOT_IN_FULL == set(PAYLOAD_KEYS)  # every key can be given on the command line

@@ -4,7 +4,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 from rigshift_client import display
 
-from broker.models import JobMode
+from broker.models import EndReason, JobMode
 from common.labels import enum_label
 from common.money import format_money, format_price, format_rate, from_micros
 from marketplace.models import Region, Tier
@@ -45,7 +45,7 @@ def test_reliability_agrees(ratio: float) -> None:
 
 
 def test_enumeration_labels_agree() -> None:
-    for field, choices in (("tier", Tier), ("region", Region), ("mode", JobMode)):
+    for field, choices in (("tier", Tier), ("region", Region), ("mode", JobMode), ("end_reason", EndReason)):
         for value, label in choices.choices:
             assert display.label(value, field) == enum_label(value, field=field) == label
     assert display.label("not_a_gpu") == enum_label("not_a_gpu") == "Not a GPU"

@@ -1,5 +1,5 @@
-"""The dependency rule (docs/architecture.md): common ← marketplace ← billing ← financing ← broker ← {demo,
-simulator}. An app imports only apps to its left; common, the ground, imports none. Every import counts, also
+"""The dependency rule (docs/architecture.md): common ← notify ← marketplace ← billing ← financing ← broker ←
+{demo, simulator}. An app imports only apps to its left; common, the ground, imports none. Every import counts, also
 the lazy ones inside functions."""
 
 import ast
@@ -8,7 +8,16 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-LAYER = {"common": 0, "marketplace": 1, "billing": 2, "financing": 3, "broker": 4, "demo": 5, "simulator": 5}
+LAYER = {
+    "common": 0,
+    "notify": 1,
+    "marketplace": 2,
+    "billing": 3,
+    "financing": 4,
+    "broker": 5,
+    "demo": 6,
+    "simulator": 6,
+}
 
 
 def imported_modules(path: Path) -> list[tuple[int, str]]:

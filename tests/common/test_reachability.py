@@ -16,7 +16,7 @@ pytestmark = pytest.mark.django_db
 HREF = re.compile(r'href="(/[^"#?]*)(?:\?[^"#]*)?(?:#[^"]*)?"')
 # Routes that are not pages a person navigates to: machine endpoints, htmx partials, the auth forms themselves.
 NOT_PAGES = re.compile(
-    r"^(api/|admin/|metrics|healthz|favicon|webhooks/|accounts/)|/(table|rows|status|quote|results)/$"
+    r"^(api/|admin/|metrics|healthz|favicon|webhooks/|accounts/|agent/)|/(table|rows|status|quote|results|logs)/$"
 )
 LIMIT = 400
 

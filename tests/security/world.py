@@ -9,7 +9,7 @@ from django.test import Client
 from django.utils import timezone
 
 from billing.models import Invoice, InvoiceKind
-from broker.models import Job, MatchRound, PriceOffer
+from broker.models import Job, MatchRound, PriceOffer, SshKey
 from common.models import ApiToken
 from common.services import api_token_create
 from financing.models import Advance, AdvanceApplication, ContractDemand
@@ -45,6 +45,7 @@ class World:
     application_a: AdvanceApplication | None = None
     advance_a: Advance | None = None
     demand_a: ContractDemand | None = None
+    ssh_key_a: SshKey | None = None
     offer_a: PriceOffer | None = None
 
     def kwargs(self) -> dict[str, Any]:
@@ -62,6 +63,9 @@ class World:
             "demand_id": self.demand_a.pk if self.demand_a else 0,
             "offer_id": self.offer_a.pk if self.offer_a else 0,
             "slug": "rtx-4090",
+            "key_id": self.ssh_key_a.pk if self.ssh_key_a else 0,
+            "filename": "not-the-agent.whl",
+            "endpoint_id": 999_999,
         }
 
     def client(self, role: str, *, enforce_csrf: bool = False) -> Client:
@@ -101,6 +105,9 @@ def world_build() -> World:
     world.node_a, world.node_b = node_a, node_b
     world.tokens["node_a"] = node_token_rotate(node=node_a)
     world.job_a = cast(Job, JobFactory(customer=customer_a, name="a-job", gpu_count=1, duration_seconds=600))
+    world.ssh_key_a = SshKey.objects.create(
+        customer=customer_a, name="a", public_key="ssh-ed25519 AAAA", fingerprint="x"
+    )
     # staff's below-ask offer to provider A for customer A's pending job
     world.offer_a = PriceOffer.objects.create(job=world.job_a, node=node_a, price_micros=1, floor_micros=2)
     gpu_model = GPUModelFactory()

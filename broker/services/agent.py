@@ -215,20 +215,14 @@ def agent_heartbeat(
     events: Sequence[dict[str, Any]] = (),
     logs: Sequence[dict[str, Any]] = (),
 ) -> HeartbeatResult:
-    """Apply heartbeat `seq` of `node` once, in one transaction.
-
-    The node's part (heartbeat row, online, uptime, reliability) is `node_heartbeat_record`, one statement on
-    PostgreSQL; then the broker clock of the node's running leases moves to the heartbeat (`lease_clock_advance`,
-    THE RULE in billing/services/metering.py). `leases` are validated usage reports ({lease_id, seq, gpu_seconds,
-    utilisation, interval_start, interval_end (datetimes), state}). Reports for leases that are not this node's
-    are ignored and returned in `ignored_leases`; a report the lease cannot have produced refuses the whole
-    heartbeat (400, nothing recorded, a UsageAnomaly for staff); the rest go to billing's `usage_ingest` (one bulk
-    insert), and a reported lease that is still reserved becomes active; an `exited` report ends the lease and
-    completes or fails the job (`lease_exit`). `events` (workload phases) and `logs` (output lines) of the node's
-    own leases are recorded (broker.services.agent_workload). A repeated `seq` returns `duplicate=True` and
-    writes nothing. With `token_hash` (the agent API), a token the node row no longer carries
-    (revoked, rotated) raises `TokenRefused` and writes nothing.
-    """
+    """Apply heartbeat `seq` of `node` once, in one transaction (`_heartbeat_apply`): the node's part (one
+    statement on PostgreSQL), the broker clock of its running leases (THE RULE, billing/services/metering.py),
+    then `leases` (validated usage reports: {lease_id, seq, gpu_seconds, utilisation, interval_start, interval_end
+    (datetimes), state}), `events` (workload phases) and `logs` (output lines). Reports for other nodes' leases are
+    ignored (`ignored_leases`); one the lease cannot have produced refuses the whole heartbeat (400, nothing
+    recorded, a UsageAnomaly for staff); the rest are metered (`usage_ingest`), activate a reserved lease, and an
+    `exited` one ends the lease (`lease_exit`). A repeated `seq` answers `duplicate=True` and writes nothing; with
+    `token_hash` (the agent API), a token the node row no longer carries raises `TokenRefused`, writing nothing."""
     now = now or timezone.now()
     interval = settings.RIGSHIFT_HEARTBEAT_INTERVAL_S
     try:

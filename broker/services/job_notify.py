@@ -1,6 +1,6 @@
 """Job state changes told to the job's customer (notify: e-mail and webhooks), once per timeline step."""
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from django.contrib.auth.models import User
@@ -12,13 +12,15 @@ from notify.services.events import notify_event, users_listening
 _STATES = {s.value for s in JobState}
 
 
-def job_events_notify(*, events: Sequence[JobEvent]) -> None:
+def job_events_notify(*, events: Sequence[JobEvent], owners: Mapping[int, int] | None = None) -> None:
     """For each state-change step in `events` (workload phases are not state changes), tell the job's customer.
-    The step's id is the event key, so a step is told once."""
+    The step's id is the event key, so a step is told once. `owners` ({job id: customer user id}), when the caller
+    knows them (the booking), saves their lookup."""
     steps = [e for e in events if e.to_state in _STATES and e.pk is not None]
     if not steps:
         return
-    owners = dict(Job.objects.filter(pk__in={e.job_id for e in steps}).values_list("pk", "customer__user_id"))
+    if owners is None:
+        owners = dict(Job.objects.filter(pk__in={e.job_id for e in steps}).values_list("pk", "customer__user_id"))
     listening = users_listening(user_ids=set(owners.values()))
     if not listening:
         return

@@ -100,7 +100,7 @@ def job_book_ex(
                 to_state=JobState.PENDING,
                 note=f"booked; {format_usd(micros=hold)} held in escrow",
             )
-            job_events_notify(events=[event])
+            job_events_notify(events=[event], owners={job.pk: customer.user_id})
             # what the caller shows next is known: no need to read the job back
             job_relations_known(job=job, gpu_models=models, events=[event], leases=[])
             dispatch.match_round_soon()  # after commit; the beat round runs anyway

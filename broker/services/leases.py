@@ -200,7 +200,7 @@ def _copy_leases(*, plans: Sequence[LeasePlan], now: datetime) -> list[int]:
         raw = cursor.cursor  # the psycopg cursor
         with raw.copy(
             "COPY broker_lease (id, job_id, node_id, gpu_slots, gpu_count, cpu_cores, ram_gb, disk_gb, "
-            "placement_note, price_micros, starts_at, ends_at, state, end_reason, created_at) FROM STDIN"
+            "placement_note, price_micros, starts_at, ends_at, state, end_reason, port_map, created_at) FROM STDIN"
         ) as copy:
             for lease_id, p in zip(ids, plans, strict=True):
                 copy.write_row(
@@ -219,6 +219,7 @@ def _copy_leases(*, plans: Sequence[LeasePlan], now: datetime) -> list[int]:
                         p.ends_at,
                         LeaseState.RESERVED.value,
                         "",
+                        "[]",  # port_map: the agent publishes it later (every NOT NULL column is named here)
                         now,
                     )
                 )

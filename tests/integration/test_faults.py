@@ -105,6 +105,7 @@ def stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
     try:
         yield s
     finally:
+        print(s.logs())  # pytest shows it when the test failed
         for proc in reversed(s.procs):
             proc.stop()
         if s.redis.proc is not None:

@@ -219,7 +219,7 @@ def _copy_leases(*, plans: Sequence[LeasePlan], now: datetime) -> list[int]:
                         p.ends_at,
                         LeaseState.RESERVED.value,
                         "",
-                        "[]",  # port_map: the agent publishes it later (every NOT NULL column is named here)
+                        "[]",  # port_map: none published yet
                         now,
                     )
                 )

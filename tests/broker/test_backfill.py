@@ -50,7 +50,7 @@ def test_a_72_second_job_runs_before_a_reservation_four_minutes_away():
         job_id=reserved.pk,
         node_id=node.pk,
         gpu_slots=[0],
-        price_micros=1,
+        price_micros=node.price_micros,
         starts_at=now + timedelta(minutes=4),
         ends_at=now + timedelta(minutes=64),
     )

@@ -151,8 +151,8 @@ def test_bulk_insert_rechecks_overlap_within_batch_on_sqlite():
     node = NodeFactory()
     a, b = pending_job(), pending_job()
     now = timezone.now()
-    plans = [LeasePlan(j.pk, node.pk, [0], 1, now, now + timedelta(hours=1)) for j in (a, b)]
-    with pytest.raises(Conflict), transaction.atomic():
+    plans = [LeasePlan(j.pk, node.pk, [0], node.price_micros, now, now + timedelta(hours=1)) for j in (a, b)]
+    with pytest.raises(Conflict, match="already leased"), transaction.atomic():
         leases_create_bulk(plans=plans)
 
 
@@ -173,7 +173,7 @@ def test_postgres_exclusion_constraint_refuses_overlapping_slots():
     # The bulk path (COPY) is guarded the same way.
     job = pending_job()
     with pytest.raises(IntegrityError), transaction.atomic():
-        leases_create_bulk(plans=[LeasePlan(job.pk, node.pk, [0], 1, now, now + timedelta(hours=1))])
+        leases_create_bulk(plans=[LeasePlan(job.pk, node.pk, [0], node.price_micros, now, now + timedelta(hours=1))])
 
 
 def test_activated_lease_end_closes_billing_account_and_returns_unused_hold():

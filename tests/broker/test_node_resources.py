@@ -144,7 +144,12 @@ def test_commit_check_refuses_a_plan_that_would_overcommit():
     now = timezone.now()
     held = _job(c, min_cpu_cores_per_gpu=10)
     lease_create(
-        job_id=held.pk, node_id=node.pk, gpu_slots=[0], price_micros=1, starts_at=now, ends_at=now + timedelta(hours=1)
+        job_id=held.pk,
+        node_id=node.pk,
+        gpu_slots=[0],
+        price_micros=node.price_micros,
+        starts_at=now,
+        ends_at=now + timedelta(hours=1),
     )
     plan = LeasePlan(0, node.pk, [1], 1, now + timedelta(minutes=30), now + timedelta(hours=2), cpu_cores=8)
     later = LeasePlan(0, node.pk, [2], 1, now + timedelta(hours=1), now + timedelta(hours=2), cpu_cores=6)
@@ -157,7 +162,7 @@ def test_commit_check_refuses_a_plan_that_would_overcommit():
             job_id=other.pk,
             node_id=node.pk,
             gpu_slots=[1],
-            price_micros=1,
+            price_micros=node.price_micros,
             starts_at=now,
             ends_at=now + timedelta(hours=1),
         )

@@ -146,7 +146,7 @@ def test_pinned_node_taken_after_booking_waits_with_a_reason(offers: Any, custom
         job_id=other.pk,
         node_id=offers["cheap"].pk,
         gpu_slots=[0, 1],
-        price_micros=1,
+        price_micros=offers["cheap"].price_micros,
         starts_at=now,
         ends_at=now + timedelta(hours=2),
     )

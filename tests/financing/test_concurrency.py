@@ -69,10 +69,19 @@ def test_concurrent_settlers_withhold_exactly() -> None:
         assert advance.status == AdvanceStatus.ACTIVE
         advances.append(advance)
         nodes.append(node)
-    # Leases alternate between the two providers, so batches touch both advances in either order.
+    # Leases alternate between the two providers, so batches touch both advances in either order. Each lease has
+    # 8 GPUs the broker observed running for 300,000 s (its clock, THE RULE): 2.4M GPU-s, all that is reported below.
     for i, ref in enumerate(LEASES):
         node = nodes[i % 2]
-        open_lease(lease_ref=ref, price_micros=3_600_000, hold=10**10, node_id=node.pk, provider=node.provider.user)
+        open_lease(
+            lease_ref=ref,
+            price_micros=3_600_000,
+            gpu_count=8,
+            observed_s=300_000,
+            hold=10**10,
+            node_id=node.pk,
+            provider=node.provider.user,
+        )
     for seq in range(40):
         for i, ref in enumerate(LEASES):
             usage_ingest(node_id=nodes[i % 2].pk, reports=[{"lease_id": ref, "seq": seq, "gpu_seconds": 60_000}])

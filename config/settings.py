@@ -68,6 +68,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "common.db_unavailable.DatabaseUnavailableMiddleware",  # last: a lost DB connection → 503 + Retry-After
 ]
 
 ROOT_URLCONF = "config.urls"

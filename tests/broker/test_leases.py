@@ -130,6 +130,21 @@ def test_expiry_ends_leases_past_their_end():
     assert leases_expire(now=timezone.now() + timedelta(hours=2)) == 0
 
 
+def test_bulk_insert_writes_every_column_its_model_defaults():
+    """The PostgreSQL path is a COPY naming its columns: a NOT NULL column it forgot (port_map, once) fails every
+    round there. Both paths give the model's defaults."""
+    node = NodeFactory()
+    jobs = [pending_job(), pending_job()]
+    now = timezone.now()
+    end = now + timedelta(hours=1)
+    plans = [LeasePlan(j.pk, node.pk, [i], node.price_micros, now, end) for i, j in enumerate(jobs)]
+    with transaction.atomic():
+        ids = leases_create_bulk(plans=plans)
+    leases = list(Lease.objects.filter(pk__in=ids).order_by("pk"))
+    assert [lease.job_id for lease in leases] == [j.pk for j in jobs]
+    assert all(lease.port_map == [] and lease.state == LeaseState.RESERVED for lease in leases)
+
+
 def test_bulk_insert_rechecks_overlap_within_batch_on_sqlite():
     if connection.vendor == "postgresql":
         pytest.skip("PostgreSQL relies on the exclusion constraint (tested below)")

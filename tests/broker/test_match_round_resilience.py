@@ -165,6 +165,11 @@ def test_a_failed_round_is_recorded_and_healthz_and_the_metric_say_matching_is_s
     assert body["status"] == "degraded" and body["matching"]["ok"] is False
     assert "stalled" in body["matching"]["detail"] and "snapshot exploded" in body["matching"]["detail"]
     assert "rigshift_match_stalled 1.0" in client.get("/metrics").content.decode()
+    # An operator's pause is intended: not degraded (a 503 would pull every web server from its load balancer).
+    matching.matching_pause_set(paused=True)
+    health = client.get("/healthz")
+    assert health.status_code == 200 and "paused by an operator" in health.json()["matching"]["detail"]
+    matching.matching_pause_set(paused=False)
     # The console lists the failed round with its error.
     monkeypatch.undo()
     settings.RIGSHIFT_MATCH_STALL_S = 60

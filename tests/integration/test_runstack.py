@@ -173,7 +173,7 @@ def test_runstack_serves_runs_tasks_keeps_demo_nodes_online_and_stops_everything
         "duration_hours": "0.05",
     }
     status, job = _http(f"{base}/api/v1/jobs/", job_body, token=tokens["demo-customer"])
-    assert status == 201, (status, job)
+    assert status == 201, (status, job, log.read_text(errors="replace")[-4000:])
     booked_at = time.monotonic()
 
     def job_state(*states: str) -> bool:

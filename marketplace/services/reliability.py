@@ -33,6 +33,8 @@ from django.utils import timezone
 
 from marketplace.models import Node, NodeHeartbeat, NodeStatus, NodeUptime
 from marketplace.signals import node_went_offline
+from notify.models import EventKind
+from notify.services.events import notify_event, users_listening
 
 logger = logging.getLogger(__name__)
 
@@ -196,6 +198,22 @@ def _send_offline(node_ids: Iterable[int]) -> None:
                 )
 
 
+def _notify_offline(*, node_ids: list[int], now: datetime) -> None:
+    """Tell each node's provider (webhook/e-mail, after commit) once per offline event (key: node and time)."""
+    nodes = list(Node.objects.filter(pk__in=node_ids).select_related("provider__user"))
+    listening = users_listening(user_ids={n.provider.user_id for n in nodes})
+    for node in nodes:
+        if node.provider.user_id not in listening:
+            continue
+        notify_event(
+            user=node.provider.user,
+            kind=EventKind.NODE_OFFLINE,
+            key=f"node-offline:{node.pk}:{now.isoformat()}",
+            subject=f"Node {node.name} went offline",
+            payload={"node_id": node.pk, "node": node.name, "offline_at": now.isoformat()},
+        )
+
+
 def nodes_mark_offline(*, now: datetime | None = None) -> list[int]:
     """Mark online nodes whose last heartbeat is older than `RIGSHIFT_NODE_OFFLINE_AFTER_S` offline.
 
@@ -215,6 +233,7 @@ def nodes_mark_offline(*, now: datetime | None = None) -> list[int]:
         if not ids:
             return []
         Node.objects.filter(stale, pk__in=ids).update(status=NodeStatus.OFFLINE, updated_at=now)
+        _notify_offline(node_ids=ids, now=now)
         transaction.on_commit(partial(_send_offline, ids))
     logger.info("marked %d node(s) offline: %s", len(ids), ids[:20])
     return ids

@@ -24,6 +24,8 @@ from billing.models import Account, AccountKind, Payout, PayoutStatus
 from billing.services.ledger import account_get, ledger_transfer
 from common.errors import Conflict, NotFound, ValidationFailed
 from common.money import format_usd
+from notify.models import EventKind
+from notify.services.events import notify_event
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +33,22 @@ CENT = 10_000
 PAYOUT_MINIMUM_MICROS = 1_000_000  # $1: below this a weekly payout waits
 PAYOUT_THRESHOLD_MICROS = 100_000_000  # $100: at or above this, paid without waiting for the weekly day
 PAYOUT_WEEKDAY = 0  # Monday
+
+
+def _notify(payout: Payout) -> None:
+    """Tell the provider (webhook/e-mail, after commit) once per payout status (key: payout id and status)."""
+    notify_event(
+        user=payout.provider,
+        kind=EventKind.PAYOUT,
+        key=f"payout:{payout.pk}:{payout.status}",
+        subject=f"Payout {payout.pk} of {format_usd(micros=payout.amount_micros)}: {payout.status}",
+        payload={
+            "payout_id": payout.pk,
+            "amount_micros": payout.amount_micros,
+            "status": str(payout.status),
+            "failure_reason": payout.failure_reason,
+        },
+    )
 
 
 def _send(payout: Payout) -> tuple[PayoutStatus, str, str]:
@@ -69,6 +87,7 @@ def payout_create(*, provider_user: User, amount_micros: int | None = None) -> P
             metadata={"payout_id": payout.pk},
         )
         payout.save(update_fields=["ledger_transaction"])
+        _notify(payout)
         return payout
 
 
@@ -90,6 +109,7 @@ def payout_send(*, payout_id: int) -> Payout:
             return _return_to_payable(payout=payout, amount_micros=payout.amount_micros, reason=reason)
         payout.status, payout.gateway_ref = status, ref
         payout.save(update_fields=["status", "gateway_ref", "updated_at"])
+        _notify(payout)
         return payout
 
 
@@ -106,6 +126,7 @@ def _return_to_payable(*, payout: Payout, amount_micros: int, reason: str) -> Pa
     payout.status = PayoutStatus.FAILED
     payout.failure_reason = reason[:300] or "failed"
     payout.save(update_fields=["status", "failure_reason", "reversal_transaction", "updated_at"])
+    _notify(payout)
     return payout
 
 

@@ -8,6 +8,9 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
+from billing.models import AccountKind
+from billing.services.ledger import account_get, ledger_transfer
+from billing.services.payouts import payout_create
 from marketplace.services.reliability import nodes_mark_offline
 from notify.models import WebhookDelivery
 from notify.services.events import endpoint_add, preference_set, webhooks_retry_due
@@ -51,3 +54,28 @@ def test_node_offline_is_sent_once_to_its_provider(
     body = _assert_one(mine, other, endpoint.secret, "node.offline")
     assert body["data"]["node_id"] == node.pk
     assert WebhookDelivery.objects.count() == 1
+
+
+def test_payout_created_is_sent_once_to_its_provider(
+    receivers: tuple[Receiver, Receiver], django_capture_on_commit_callbacks
+) -> None:
+    mine, other = receivers
+    provider: Any = ProviderFactory()
+    stranger: Any = ProviderFactory()
+    endpoint = endpoint_add(user=provider.user, url=mine.url)
+    endpoint_add(user=stranger.user, url=other.url)
+    ledger_transfer(
+        key="test-fund-payable",
+        kind="test",
+        legs=[
+            (account_get(kind=AccountKind.GATEWAY_CLEARING), -5_000_000),
+            (account_get(kind=AccountKind.PROVIDER_PAYABLE, user=provider.user), 5_000_000),
+        ],
+        memo="test",
+        metadata={},
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        payout = payout_create(provider_user=provider.user)
+    body = _assert_one(mine, other, endpoint.secret, "payout.updated")
+    assert body["data"]["payout_id"] == payout.pk and body["data"]["status"] == "pending"
+    assert body["data"]["amount_micros"] == 5_000_000

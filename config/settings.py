@@ -266,6 +266,9 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 WHITENOISE_USE_FINDERS = DEV_MODE
 WHITENOISE_AUTOREFRESH = DEV_MODE
 
+# notify: a wallet debit (an escrow hold) that takes the balance below this tells the customer (wallet.low_balance).
+RIGSHIFT_LOW_BALANCE_USD = env.float("RIGSHIFT_LOW_BALANCE_USD", default=10.0)
+
 # Uploads: fleet CSVs are small; anything above this is refused with 413 before parsing.
 RIGSHIFT_MAX_UPLOAD_BYTES = env.int("RIGSHIFT_MAX_UPLOAD_BYTES", default=1_000_000)
 DATA_UPLOAD_MAX_MEMORY_SIZE = RIGSHIFT_MAX_UPLOAD_BYTES + 100_000

@@ -11,10 +11,11 @@ from django.utils import timezone
 from billing.models import AccountKind
 from billing.services.ledger import account_get, ledger_transfer
 from billing.services.payouts import payout_create
+from billing.services.wallet import escrow_hold, wallet_credit
 from marketplace.services.reliability import nodes_mark_offline
 from notify.models import WebhookDelivery
 from notify.services.events import endpoint_add, preference_set, webhooks_retry_due
-from tests.factories import NodeFactory, ProviderFactory
+from tests.factories import CustomerFactory, NodeFactory, ProviderFactory
 from tests.notify.test_webhooks import Receiver, verify
 
 pytestmark = pytest.mark.django_db
@@ -79,3 +80,23 @@ def test_payout_created_is_sent_once_to_its_provider(
     body = _assert_one(mine, other, endpoint.secret, "payout.updated")
     assert body["data"]["payout_id"] == payout.pk and body["data"]["status"] == "pending"
     assert body["data"]["amount_micros"] == 5_000_000
+
+
+def test_wallet_low_balance_is_sent_once_when_a_debit_crosses_the_threshold(
+    receivers: tuple[Receiver, Receiver], django_capture_on_commit_callbacks, settings: Any
+) -> None:
+    settings.RIGSHIFT_LOW_BALANCE_USD = 10.0
+    mine, other = receivers
+    customer: Any = CustomerFactory()
+    stranger: Any = CustomerFactory()
+    endpoint = endpoint_add(user=customer.user, url=mine.url)
+    endpoint_add(user=stranger.user, url=other.url)
+    wallet_credit(user=customer.user, amount_micros=15_000_000, key="test-topup")
+    wallet_credit(user=stranger.user, amount_micros=15_000_000, key="test-topup-2")
+    with django_capture_on_commit_callbacks(execute=True):
+        escrow_hold(user=customer.user, amount_micros=3_000_000, key="h1")  # $12 left: above
+        escrow_hold(user=customer.user, amount_micros=5_000_000, key="h2")  # $7 left: crossed
+        escrow_hold(user=customer.user, amount_micros=5_000_000, key="h2")  # replayed key: nothing new
+        escrow_hold(user=customer.user, amount_micros=1_000_000, key="h3")  # $6: still low, no new event
+    body = _assert_one(mine, other, endpoint.secret, "wallet.low_balance")
+    assert body["data"] == {"balance_micros": 7_000_000, "threshold_micros": 10_000_000}

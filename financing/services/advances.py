@@ -52,6 +52,7 @@ from financing.models import (
     Collateral,
     RepaymentKind,
 )
+from financing.services.advance_notify import advance_notify
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +71,7 @@ def _event(advance: Advance, kind: str, message: str, *, actor: User | None = No
     AdvanceEvent.objects.create(
         advance=advance, kind=kind, message=message[:500], data=data, actor=actor, created_at=timezone.now()
     )
+    advance_notify(advance=advance, step=kind, message=message)
 
 
 def _notify(advance: Advance, subject: str, body: str) -> None:

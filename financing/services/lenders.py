@@ -33,6 +33,7 @@ from financing.models import (
     LenderPreference,
 )
 from financing.selectors.lenders import advances_offered_to_lender, funding_mode_auto_lenders, lender_balances
+from financing.services.advance_notify import advance_notify
 from marketplace.models import Lender, Tier
 
 MAX_COMMITMENT_MICROS = 10_000_000 * MICROS
@@ -195,6 +196,10 @@ def _pledge(*, advance: Advance, lender_user: User, amount_micros: int) -> Advan
         actor=lender_user,
         created_at=advance.approved_at if advance.approved_at else funding.created_at,
     )
+    if advance.funded_micros == advance.principal_micros:
+        advance_notify(
+            advance=advance, step="funded", message=f"Fully funded: {format_usd(micros=advance.principal_micros)}."
+        )
     return funding
 
 

@@ -12,10 +12,15 @@ from billing.models import AccountKind
 from billing.services.ledger import account_get, ledger_transfer
 from billing.services.payouts import payout_create
 from billing.services.wallet import escrow_hold, wallet_credit
+from common.money import MICROS
+from financing.services.advances import advance_staff_action
+from financing.services.applications import advance_application_approve, advance_application_submit
+from financing.services.lenders import advance_fund
 from marketplace.services.reliability import nodes_mark_offline
 from notify.models import WebhookDelivery
 from notify.services.events import endpoint_add, preference_set, webhooks_retry_due
-from tests.factories import CustomerFactory, NodeFactory, ProviderFactory
+from tests.factories import CustomerFactory, GPUModelFactory, NodeFactory, ProviderFactory
+from tests.financing.support import earn, lender, season, staff_user
 from tests.notify.test_webhooks import Receiver, verify
 
 pytestmark = pytest.mark.django_db
@@ -100,3 +105,27 @@ def test_wallet_low_balance_is_sent_once_when_a_debit_crosses_the_threshold(
         escrow_hold(user=customer.user, amount_micros=1_000_000, key="h3")  # $6: still low, no new event
     body = _assert_one(mine, other, endpoint.secret, "wallet.low_balance")
     assert body["data"] == {"balance_micros": 7_000_000, "threshold_micros": 10_000_000}
+
+
+def test_financing_funded_disbursed_and_defaulted_are_sent_once_each_to_the_provider(
+    receivers: tuple[Receiver, Receiver], django_capture_on_commit_callbacks
+) -> None:
+    mine, other = receivers
+    node = season(NodeFactory(gpu_model=GPUModelFactory()))
+    for _ in range(3):
+        earn(provider_user=node.provider.user, node_id=node.pk, charge_micros=3_000 * MICROS)
+    app = advance_application_submit(provider_user=node.provider.user, gpu_model_slug="rtx-4090", count=1)
+    advance = advance_application_approve(staff_user=staff_user(), application_id=app.pk)
+    endpoint = endpoint_add(user=node.provider.user, url=mine.url)
+    funder = lender(capital_micros=5_000 * MICROS)
+    endpoint_add(user=funder, url=other.url)  # a funder is another user: the provider's events are not its own
+    with django_capture_on_commit_callbacks(execute=True):
+        advance = advance_fund(lender_user=funder, advance_id=advance.pk)
+    assert advance.status == "active"
+    with django_capture_on_commit_callbacks(execute=True):
+        advance_staff_action(staff_user=staff_user(), advance_id=advance.pk, action="default", note="test")
+    webhooks_retry_due(now=timezone.now() + timedelta(days=1))
+    bodies = [verify(endpoint.secret, r) for r in mine.requests]
+    assert [b["data"]["event"] for b in bodies] == ["funded", "disbursed", "defaulted"]
+    assert {r["headers"]["X-RigShift-Event"] for r in mine.requests} == {"financing.updated"}
+    assert other.requests == []

@@ -3,7 +3,6 @@
 from decimal import Decimal
 from typing import Any, cast
 
-from django.conf import settings
 from django.contrib.auth.models import User
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
@@ -14,16 +13,13 @@ from rest_framework.views import APIView
 from billing.models import Entry, TopUp
 from billing.selectors.wallet import wallet_balance, wallet_entries
 from billing.services.topups import MAX_TOPUP_MICROS, topup_create
+from billing.services.wallet import low_balance_threshold_micros
 from common.api import IsCustomer
 from common.api_schema import error_responses
 from common.money import from_micros
 from common.numbers import MoneyField
 
 RECENT_TRANSACTIONS = 20
-
-
-def low_balance_threshold_micros() -> int:
-    return int(getattr(settings, "RIGSHIFT_LOW_BALANCE_MICROS", 10_000_000))
 
 
 def _dollars(micros: int) -> str:

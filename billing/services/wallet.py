@@ -10,6 +10,11 @@ from notify.models import EventKind
 from notify.services.events import notify_event
 
 
+def low_balance_threshold_micros() -> int:
+    """Below this a wallet is low (the wallet API flag, the wallet.low_balance notice): RIGSHIFT_LOW_BALANCE_USD."""
+    return int(settings.RIGSHIFT_LOW_BALANCE_USD * 1_000_000)
+
+
 def wallet_credit(*, user: User, amount_micros: int, key: str, memo: str = "Wallet top-up") -> LedgerTransaction:
     """Money arrived from outside (a settled top-up): gateway clearing → customer wallet."""
     if amount_micros <= 0:
@@ -27,7 +32,7 @@ def escrow_hold(*, user: User, amount_micros: int, key: str, memo: str = "") -> 
         key=key, kind="escrow_hold", legs=[(wallet, -amount_micros), (escrow, amount_micros)], memo=memo
     )
     wallet.refresh_from_db(fields=["balance"])
-    threshold = int(settings.RIGSHIFT_LOW_BALANCE_USD * 1_000_000)
+    threshold = low_balance_threshold_micros()
     if wallet.balance < threshold <= wallet.balance + amount_micros:  # this debit crossed the threshold
         notify_event(
             user=user,

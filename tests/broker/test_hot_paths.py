@@ -182,8 +182,9 @@ def test_provider_node_list_query_count_does_not_grow_with_nodes(market: list[No
 # Steady-state bounds (PostgreSQL and SQLite): token auth with the role rows (+ its last-used stamp), the work.
 SEARCH_QUERIES = 2  # auth, one filtered and ordered query for the page
 # no read-back of the booked job; SQLite: the ledger row by row. Issue 14 (notify) adds two: whether the customer
-# has an active webhook or an e-mail preference for job state changes (the owner is known: no lookup).
-BOOKING_QUERIES = 18 if POSTGRES else 21
+# has an active webhook or an e-mail preference for job state changes (the owner is known: no lookup), and one more:
+# the wallet's balance after the escrow hold, to tell the customer once when it falls below the low-balance line.
+BOOKING_QUERIES = 19 if POSTGRES else 22
 JOB_DETAIL_QUERIES = 5  # auth, the job with its cost so far, models, events, leases
 PROVIDER_NODES_QUERIES = 4  # auth, last-used stamp (once a minute), count, the page
 
